@@ -1,0 +1,82 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Upcoming features every Swift target opts into.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "EngineRuntime",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "engine-runtime", targets: ["EngineRuntimeCLI"]),
+        // The in-tree drivers ship as shared libraries loaded at run time through the C ABI.
+        .library(name: "EngineVLLM", type: .dynamic, targets: ["EngineVLLM"]),
+        .library(name: "EngineSGLang", type: .dynamic, targets: ["EngineSGLang"]),
+    ],
+    dependencies: [
+        // `traits: []` drops full Foundation and swift-configuration from Hummingbird:
+        // faster start-up and a smaller resident set (see docs/operators.md).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The driver ABI: a pure C11 header plus a file of layout assertions.
+        .target(name: "PluginABI", path: "Sources/PluginABI"),
+        .systemLibrary(
+            name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(
+            name: "CFFI", path: "Sources/CFFI", pkgConfig: "libffi",
+            providers: [.apt(["libffi-dev"])]),
+
+        // The host: driver loading, host services, engines, HTTP facade.
+        .target(
+            name: "Host",
+            dependencies: [
+                "PluginABI", "CCurl", "CFFI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Host",
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "EngineRuntimeCLI",
+            dependencies: [
+                "Host",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/EngineRuntimeCLI",
+            swiftSettings: swiftSettings),
+
+        // What Swift drivers share: C-ABI plumbing behind a Swift protocol. Linked statically
+        // into each driver; the host never links it.
+        .target(
+            name: "EngineDriverKit", dependencies: ["PluginABI"], path: "Sources/EngineDriverKit",
+            swiftSettings: swiftSettings),
+        .target(
+            name: "EngineVLLM", dependencies: ["EngineDriverKit", "PluginABI"],
+            path: "Sources/EngineVLLM", swiftSettings: swiftSettings),
+        .target(
+            name: "EngineSGLang", dependencies: ["EngineDriverKit", "PluginABI"],
+            path: "Sources/EngineSGLang", swiftSettings: swiftSettings),
+
+        .testTarget(
+            name: "HostTests",
+            dependencies: [
+                "Host", "PluginABI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/HostTests",
+            swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,188 @@
+import PluginABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Turns a Swift driver into the C ABI: builds the descriptor once, and provides the entry,
+/// create, destroy and operation functions. A driver declares one `static let` of it and
+/// exports the entry symbol (see EngineVLLM for the three lines it takes).
+///
+/// The descriptor memory is allocated once and never freed: the host never unloads drivers
+/// and keeps pointers into it for the life of the process. Immutable after `init`.
+public final class DriverExport: @unchecked Sendable {
+    private let descriptor: UnsafeMutablePointer<ert_driver_descriptor>
+
+    /// `create` must be a C function that calls `DriverExport.createInstance(of:...)` with
+    /// the driver's instance type (a C function cannot be generic, so each driver writes it).
+    public init(info: DriverInfo, create: ert_create_instance_fn) {
+        func keep(_ text: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(text)!) }
+        let kinds = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: info.engineKinds.count + 1)
+        for (index, kind) in info.engineKinds.enumerated() { kinds[index] = keep(kind) }
+        kinds[info.engineKinds.count] = nil
+
+        var table = ert_operations()
+        table.struct_size = UInt32(MemoryLayout<ert_operations>.size)
+        let thunks = OperationThunks.self
+        func pick(_ operation: DriverOperation, _ thunk: ert_operation_fn) -> ert_operation_fn? {
+            info.operations.contains(operation) ? thunk : nil
+        }
+        table.health = pick(.health, thunks.health)
+        table.readiness = pick(.readiness, thunks.readiness)
+        table.engine_info = pick(.engineInfo, thunks.engineInfo)
+        table.list_models = pick(.listModels, thunks.listModels)
+        table.load_lora_adapter = pick(.loadLoRAAdapter, thunks.loadLoRAAdapter)
+        table.unload_lora_adapter = pick(.unloadLoRAAdapter, thunks.unloadLoRAAdapter)
+        table.load_model = pick(.loadModel, thunks.loadModel)
+        table.unload_model = pick(.unloadModel, thunks.unloadModel)
+        table.sleep = pick(.sleep, thunks.sleep)
+        table.wake = pick(.wake, thunks.wake)
+        table.reset_cache = pick(.resetCache, thunks.resetCache)
+        table.metrics = pick(.metrics, thunks.metrics)
+        let operations = UnsafeMutablePointer<ert_operations>.allocate(capacity: 1)
+        operations.initialize(to: table)
+
+        var descriptor = ert_driver_descriptor()
+        descriptor.struct_size = UInt32(MemoryLayout<ert_driver_descriptor>.size)
+        descriptor.magic = ERT_MAGIC
+        descriptor.abi_major = UInt16(ERT_ABI_VERSION_MAJOR)
+        descriptor.abi_minor = UInt16(ERT_ABI_VERSION_MINOR)
+        descriptor.min_host_abi_minor = 0
+        descriptor.name = keep(info.name)
+        descriptor.version = keep(info.version)
+        descriptor.description = keep(info.summary)
+        descriptor.engine_kinds = UnsafePointer(kinds)
+        descriptor.capabilities = info.capabilities
+        descriptor.config_schema_json = info.configSchemaJSON.map(keep)
+        descriptor.create_instance = create
+        descriptor.destroy_instance = { instance in
+            guard let instance else { return }
+            Unmanaged<InstanceBox>.fromOpaque(UnsafeRawPointer(instance)).release()
+        }
+        descriptor.operations = UnsafePointer(operations)
+        descriptor.extension_ops = nil
+        descriptor.extension_op_count = 0
+        self.descriptor = UnsafeMutablePointer.allocate(capacity: 1)
+        self.descriptor.initialize(to: descriptor)
+    }
+
+    /// The body of the driver's `ert_driver_entry_v1`.
+    public func entry(
+        host: UnsafePointer<ert_host_info>?, error: UnsafeMutablePointer<ert_error>?
+    ) -> UnsafePointer<ert_driver_descriptor>? {
+        guard let host, host.pointee.magic == ERT_MAGIC else {
+            error?.write(DriverFailure.invalidArgument("the host passed no ert_host_info or a bad magic"))
+            return nil
+        }
+        guard host.pointee.abi_major == ERT_ABI_VERSION_MAJOR else {
+            error?.write(DriverFailure.unsupported("host ABI major \(host.pointee.abi_major) is not \(ERT_ABI_VERSION_MAJOR)"))
+            return nil
+        }
+        return UnsafePointer(descriptor)
+    }
+
+    /// The body of the driver's `create_instance`.
+    public static func createInstance<Instance: EngineDriverInstance>(
+        of type: Instance.Type, config: UnsafePointer<ert_instance_config>?,
+        out: UnsafeMutablePointer<OpaquePointer?>?, error: UnsafeMutablePointer<ert_error>?
+    ) -> ert_status {
+        guard let config, let out, config.pointee.struct_size >= UInt32(MemoryLayout<ert_instance_config>.size),
+            let services = config.pointee.services
+        else {
+            error?.write(DriverFailure.invalidArgument("create_instance: config, out or services missing"))
+            return ERT_STATUS_INVALID_ARGUMENT
+        }
+        let c = config.pointee
+        func text(_ pointer: UnsafePointer<CChar>?) -> String? { pointer.map { String(cString: $0) } }
+        var endpoint = text(c.endpoint) ?? ""
+        while endpoint.hasSuffix("/") { endpoint.removeLast() }
+        guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+            error?.write(DriverFailure.invalidArgument("endpoint \"\(endpoint)\" must be an http:// or https:// URL"))
+            return ERT_STATUS_INVALID_ARGUMENT
+        }
+        let settings = InstanceSettings(
+            instanceName: text(c.instance_name) ?? "default", engineKind: text(c.engine_kind) ?? "",
+            endpoint: endpoint, apiKey: text(c.api_key).flatMap { $0.isEmpty ? nil : $0 },
+            engineVersion: text(c.engine_version), configJSON: text(c.config_json) ?? "{}")
+        let host = HostConnection(services: services, context: c.host_context)
+        do {
+            let instance = try Instance(settings: settings, host: host)
+            out.pointee = OpaquePointer(Unmanaged.passRetained(InstanceBox(instance, services: services)).toOpaque())
+            return ERT_STATUS_OK
+        } catch let failure {
+            error?.write(failure)
+            return failure.status
+        }
+    }
+}
+
+/// Keeps a Swift instance alive behind the `ert_instance *` the host holds.
+final class InstanceBox {
+    let instance: any EngineDriverInstance
+    let services: UnsafePointer<ert_host_services>
+    init(_ instance: any EngineDriverInstance, services: UnsafePointer<ert_host_services>) {
+        self.instance = instance
+        self.services = services
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == ert_error {
+    /// Fills a host-owned error record, respecting its declared size.
+    func write(_ failure: DriverFailure) {
+        guard pointee.struct_size >= UInt32(MemoryLayout<ert_error>.size) else { return }
+        pointee.status = failure.status
+        pointee.upstream_http_status = failure.upstreamHTTPStatus
+        withUnsafeMutableBytes(of: &pointee.message) { buffer in
+            let utf8 = Array(failure.message.utf8)
+            var end = min(utf8.count, buffer.count - 1)
+            if end < utf8.count { while end > 0, utf8[end] & 0xC0 == 0x80 { end -= 1 } }
+            buffer.copyBytes(from: utf8[..<end])
+            buffer[end] = 0
+        }
+    }
+}
+
+/// One C function per operation, each forwarding to the instance's `perform`.
+enum OperationThunks {
+    static func run(
+        _ operation: DriverOperation, _ instance: OpaquePointer?, _ call: UnsafePointer<ert_call>?,
+        _ request: UnsafePointer<CChar>?, _ length: Int, _ response: UnsafePointer<ert_sink>?,
+        _ error: UnsafeMutablePointer<ert_error>?
+    ) -> ert_status {
+        guard let instance, let call, let response else {
+            error?.write(.invalidArgument("instance, call or response is NULL"))
+            return ERT_STATUS_INVALID_ARGUMENT
+        }
+        let box = Unmanaged<InstanceBox>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
+        let bytes = request.map { pointer in
+            pointer.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+        } ?? []
+        let host = HostConnection(services: box.services, context: call.pointee.host_context)
+        do {
+            let answer = try box.instance.perform(operation, request: DriverRequest(bytes: bytes), call: CallScope(host: host))
+            let accepted = answer.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { response.pointee.write?(response.pointee.context, $0.baseAddress, $0.count) ?? false }
+            }
+            guard accepted || answer.isEmpty else {
+                error?.write(.internalError("the host refused the answer (too large)"))
+                return ERT_STATUS_INTERNAL
+            }
+            return ERT_STATUS_OK
+        } catch let failure {
+            error?.write(failure)
+            return failure.status
+        }
+    }
+
+    static let health: ert_operation_fn = { run(.health, $0, $1, $2, $3, $4, $5) }
+    static let readiness: ert_operation_fn = { run(.readiness, $0, $1, $2, $3, $4, $5) }
+    static let engineInfo: ert_operation_fn = { run(.engineInfo, $0, $1, $2, $3, $4, $5) }
+    static let listModels: ert_operation_fn = { run(.listModels, $0, $1, $2, $3, $4, $5) }
+    static let loadLoRAAdapter: ert_operation_fn = { run(.loadLoRAAdapter, $0, $1, $2, $3, $4, $5) }
+    static let unloadLoRAAdapter: ert_operation_fn = { run(.unloadLoRAAdapter, $0, $1, $2, $3, $4, $5) }
+    static let loadModel: ert_operation_fn = { run(.loadModel, $0, $1, $2, $3, $4, $5) }
+    static let unloadModel: ert_operation_fn = { run(.unloadModel, $0, $1, $2, $3, $4, $5) }
+    static let sleep: ert_operation_fn = { run(.sleep, $0, $1, $2, $3, $4, $5) }
+    static let wake: ert_operation_fn = { run(.wake, $0, $1, $2, $3, $4, $5) }
+    static let resetCache: ert_operation_fn = { run(.resetCache, $0, $1, $2, $3, $4, $5) }
+    static let metrics: ert_operation_fn = { run(.metrics, $0, $1, $2, $3, $4, $5) }
+}

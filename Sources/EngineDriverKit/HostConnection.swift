@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import PluginABI
+
+/// The host's services, bound to a context (an instance's or a call's).
+public struct HostConnection: @unchecked Sendable {
+    let services: UnsafePointer<ert_host_services>
+    let context: UnsafeMutableRawPointer?
+
+    public enum LogLevel: Int32 { case trace = 0, debug, info, warning, error }
+
+    public func log(_ level: LogLevel, _ message: String) {
+        guard let log = services.pointee.log else { return }
+        log(context, level.rawValue, message)
+    }
+}
+
+/// What a driver may do while answering one operation: HTTP through the host, logging,
+/// deadline checks. Valid only during that operation.
+public struct CallScope {
+    public let host: HostConnection
+
+    public var isCancelled: Bool { host.services.pointee.is_cancelled?(host.context) ?? false }
+
+    public func log(_ level: HostConnection.LogLevel, _ message: String) { host.log(level, message) }
+
+    /// An HTTP answer from the engine.
+    public struct Reply: Sendable {
+        public var status: Int
+        public var contentType: String
+        public var body: [UInt8]
+
+        /// Decodes the body as JSON.
+        public func decode<T: Decodable>(_ type: T.Type) -> T? {
+            try? JSONDecoder().decode(type, from: Data(body))
+        }
+
+        public var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// Sends a request through the host's HTTP client. Transport failures (engine unreachable,
+    /// timeout, cancelled) throw with the host's status; any HTTP answer is returned.
+    public func http(
+        _ method: String, _ url: String, headers: [String] = [], body: [UInt8] = [], timeoutMilliseconds: UInt32 = 0,
+        idempotent: Bool = false, maxResponseBytes: UInt64 = 0
+    ) throws(DriverFailure) -> Reply {
+        guard let send = host.services.pointee.http_request else {
+            throw DriverFailure.internalError("the host offers no HTTP service")
+        }
+        let collector = BytesCollector()
+        var response = ert_http_response()
+        response.struct_size = UInt32(MemoryLayout<ert_http_response>.size)
+        var error = ert_error()
+        error.struct_size = UInt32(MemoryLayout<ert_error>.size)
+        let cHeaders = headers.map { strdup($0) }
+        defer { cHeaders.forEach { free($0) } }
+        let status: ert_status = method.withCString { cMethod in
+            url.withCString { cURL in
+                cHeaders.map { $0.map { UnsafePointer<CChar>($0) } }.withUnsafeBufferPointer { headerLines in
+                    body.withUnsafeBufferPointer { bodyBytes in
+                        bodyBytes.withMemoryRebound(to: CChar.self) { bodyChars in
+                            var request = ert_http_request(
+                                struct_size: UInt32(MemoryLayout<ert_http_request>.size), method: cMethod, url: cURL,
+                                headers: headerLines.baseAddress, header_count: headerLines.count,
+                                body: bodyChars.baseAddress, body_length: bodyChars.count, timeout_ms: timeoutMilliseconds,
+                                flags: idempotent ? UInt32(ERT_HTTP_IDEMPOTENT) : 0, max_response_bytes: maxResponseBytes)
+                            return collector.withSink { sink in send(host.context, &request, &response, sink, &error) }
+                        }
+                    }
+                }
+            }
+        }
+        guard status == ERT_STATUS_OK else {
+            let message = withUnsafeBytes(of: error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            throw DriverFailure(status, message, upstreamHTTPStatus: error.upstream_http_status)
+        }
+        let contentType = withUnsafeBytes(of: response.content_type) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return Reply(status: Int(response.status), contentType: contentType, body: collector.bytes)
+    }
+}
+
+/// An `ert_sink` that collects into a Swift array (used on one thread).
+final class BytesCollector {
+    var bytes: [UInt8] = []
+
+    func withSink<R>(_ body: (UnsafePointer<ert_sink>) -> R) -> R {
+        var sink = ert_sink(
+            struct_size: UInt32(MemoryLayout<ert_sink>.size), context: Unmanaged.passUnretained(self).toOpaque(),
+            write: { context, data, length in
+                guard let context, let data else { return length == 0 }
+                let collector = Unmanaged<BytesCollector>.fromOpaque(context).takeUnretainedValue()
+                data.withMemoryRebound(to: UInt8.self, capacity: length) {
+                    collector.bytes.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+                }
+                return true
+            })
+        return withUnsafePointer(to: &sink) { body($0) }
+    }
+}

@@ -1,0 +1,186 @@
+import EngineDriverKit
+import PluginABI
+
+/// The SGLang driver: management through `sglang.launch_server`'s HTTP routes.
+///
+/// SGLang answers every LoRA failure with HTTP 400 and `{"success":false,"error_message"}`;
+/// the driver reads the message to tell "not found" and "already loaded" apart.
+final class SGLangInstance: EngineDriverInstance {
+    static let info = DriverInfo(
+        name: "sglang", version: "0.1.0", summary: "SGLang runtime server (sglang.launch_server)",
+        engineKinds: ["sglang"],
+        capabilities: UInt64(ERT_CAP_MULTI_INSTANCE | ERT_CAP_LORA_DYNAMIC | ERT_CAP_DEEP_HEALTH | ERT_CAP_PROMETHEUS),
+        configSchemaJSON: #"{"type":"object","additionalProperties":false,"properties":{}}"#,
+        operations: [.health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter])
+
+    private let engine: EngineClient
+
+    init(settings: InstanceSettings, host: HostConnection) throws(DriverFailure) {
+        engine = EngineClient(settings: settings)
+    }
+
+    func perform(_ operation: DriverOperation, request: DriverRequest, call: CallScope) throws(DriverFailure) -> [UInt8] {
+        switch operation {
+        case .health:
+            struct HealthRequest: Decodable { var deep: Bool? }
+            let deep = try request.decode(HealthRequest.self).deep ?? false
+            let (ok, reason) = try probe(deep ? "/health_generate" : "/health", call)
+            return try DriverJSON.encode(HealthAnswer(healthy: ok, reason: reason))
+        case .readiness:
+            _ = try request.decode(Empty.self)
+            let (ok, reason) = try probe("/health", call)
+            return try DriverJSON.encode(ReadinessAnswer(ready: ok, reason: reason))
+        case .engineInfo:
+            _ = try request.decode(Empty.self)
+            return try engineInfo(call)
+        case .listModels:
+            _ = try request.decode(Empty.self)
+            let reply = try engine.get("/v1/models", in: call)
+            guard reply.status == 200 else { throw failure(reply, doing: "list models") }
+            return try DriverJSON.validated(reply.body, what: "SGLang /v1/models", httpStatus: reply.status)
+        case .loadLoRAAdapter:
+            return try loadAdapter(try request.decode(LoadAdapterRequest.self), call)
+        case .unloadLoRAAdapter:
+            return try unloadAdapter(try request.decode(UnloadAdapterRequest.self), call)
+        default:
+            throw .unsupported("the SGLang driver does not implement this operation")
+        }
+    }
+
+    private struct Empty: Decodable {}
+    private struct HealthAnswer: Encodable {
+        var healthy: Bool
+        var reason: String?
+    }
+    private struct ReadinessAnswer: Encodable {
+        var ready: Bool
+        var reason: String?
+    }
+    private struct MessageAnswer: Encodable { var message: String }
+
+    /// SGLang's `/health` is 503 while the server starts and 200 once a one-token generation
+    /// went through (or at once when health generation is disabled).
+    private func probe(_ path: String, _ call: CallScope) throws(DriverFailure) -> (Bool, String?) {
+        let reply: CallScope.Reply
+        do {
+            reply = try engine.get(path, in: call)
+        } catch where error.status == ERT_STATUS_UNAVAILABLE {
+            return (false, "SGLang is not accepting connections yet (starting up or down): \(error.message)")
+        }
+        if reply.status == 200 { return (true, nil) }
+        return (false, "SGLang \(path) answered HTTP \(reply.status): \(EngineClient.errorMessage(reply))")
+    }
+
+    private func engineInfo(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        struct ServerInfo: Decodable { var version: String? }
+        struct ModelInfo: Decodable {
+            var model_path: String?
+            var is_generation: Bool?
+        }
+        struct Answer: Encodable {
+            var engine = "sglang"
+            var version: String?
+            var model_path: String?
+            var is_generation: Bool?
+            var endpoint: String
+        }
+        let server = try engine.get("/get_server_info", in: call)
+        guard server.status == 200 else { throw failure(server, doing: "read server info") }
+        let model = try engine.get("/get_model_info", in: call)
+        guard model.status == 200 else { throw failure(model, doing: "read model info") }
+        let modelInfo = model.decode(ModelInfo.self)
+        return try DriverJSON.encode(
+            Answer(
+                version: server.decode(ServerInfo.self)?.version, model_path: modelInfo?.model_path,
+                is_generation: modelInfo?.is_generation, endpoint: engine.endpoint))
+    }
+
+    private struct LoadAdapterRequest: Codable {
+        var lora_name: String
+        var lora_path: String
+        var pinned: Bool?
+    }
+
+    private struct UnloadAdapterRequest: Codable { var lora_name: String }
+
+    private struct LoRAUpdateOutput: Decodable {
+        var success: Bool?
+        var error_message: String?
+        var loaded_adapters: [String: LoRARef]?
+        struct LoRARef: Decodable { var lora_path: String? }
+    }
+
+    private func loadAdapter(_ request: LoadAdapterRequest, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        guard !request.lora_name.isEmpty, !request.lora_path.isEmpty else {
+            throw .invalidArgument("lora_name and lora_path must not be empty")
+        }
+        let reply = try engine.post("/load_lora_adapter", json: request, in: call)
+        let output = reply.decode(LoRAUpdateOutput.self)
+        if reply.status == 200, output?.success != false {
+            return try DriverJSON.encode(MessageAnswer(message: "LoRA adapter '\(request.lora_name)' loaded from '\(request.lora_path)'"))
+        }
+        let message = output?.error_message ?? EngineClient.errorMessage(reply)
+        let lowered = message.lowercased()
+        if lowered.contains("already") {
+            if output?.loaded_adapters?[request.lora_name]?.lora_path == request.lora_path {
+                return try DriverJSON.encode(
+                    MessageAnswer(message: "LoRA adapter '\(request.lora_name)' is already loaded from '\(request.lora_path)'"))
+            }
+            throw .conflict(message, upstream: Int32(reply.status))
+        }
+        if reply.status == 400 {
+            if lowered.contains("not found") || lowered.contains("does not exist") || lowered.contains("no such file") {
+                throw .notFound(message, upstream: 400)
+            }
+            throw DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: 400)
+        }
+        throw failure(reply, doing: "load LoRA adapter '\(request.lora_name)'")
+    }
+
+    private func unloadAdapter(_ request: UnloadAdapterRequest, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        guard !request.lora_name.isEmpty else { throw .invalidArgument("lora_name must not be empty") }
+        let reply = try engine.post("/unload_lora_adapter", json: request, in: call)
+        let output = reply.decode(LoRAUpdateOutput.self)
+        if reply.status == 200, output?.success != false {
+            return try DriverJSON.encode(MessageAnswer(message: "LoRA adapter '\(request.lora_name)' unloaded"))
+        }
+        let message = output?.error_message ?? EngineClient.errorMessage(reply)
+        let lowered = message.lowercased()
+        if reply.status == 400, lowered.contains("not") && (lowered.contains("loaded") || lowered.contains("found") || lowered.contains("exist")) {
+            throw .notFound(message, upstream: 400)
+        }
+        if reply.status == 400 { throw DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: 400) }
+        throw failure(reply, doing: "unload LoRA adapter '\(request.lora_name)'")
+    }
+
+    private func failure(_ reply: CallScope.Reply, doing what: String) -> DriverFailure {
+        let upstream = Int32(reply.status)
+        let message = EngineClient.errorMessage(reply)
+        switch reply.status {
+        case 400, 422: return DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: upstream)
+        case 401, 403:
+            return .upstream("SGLang refused the credentials (set INFERENCE_ENGINE_API_KEY): \(message)", status: upstream)
+        case 404 where EngineClient.isMissingRoute(reply):
+            return .unsupported("this SGLang build has no route to \(what)", upstream: upstream)
+        case 404: return .notFound(message, upstream: upstream)
+        case 503: return DriverFailure(ERT_STATUS_UNAVAILABLE, message, upstreamHTTPStatus: upstream)
+        default: return .upstream("SGLang could not \(what): \(message)", status: upstream)
+        }
+    }
+}
+
+// MARK: C ABI export
+
+let sglangExport = DriverExport(info: SGLangInstance.info) { config, out, error in
+    DriverExport.createInstance(of: SGLangInstance.self, config: config, out: out, error: error)
+}
+
+@_cdecl("ert_driver_entry_v1")
+public func ert_driver_entry_v1(
+    _ host: UnsafePointer<ert_host_info>?, _ error: UnsafeMutablePointer<ert_error>?
+) -> UnsafePointer<ert_driver_descriptor>? {
+    sglangExport.entry(host: host, error: error)
+}
+
+/// Fails to compile if the exported function drifts from the header's typedef.
+private let entrySignatureCheck: ert_driver_entry_v1_fn = ert_driver_entry_v1

@@ -1,0 +1,182 @@
+import EngineDriverKit
+import PluginABI
+
+/// The vLLM driver: management through vLLM's OpenAI-compatible server.
+///
+/// Routes and status codes follow vLLM's own server (see docs/drivers.md and the engine
+/// reference): `/health`, `/version`, `/v1/models`, `/v1/load_lora_adapter`,
+/// `/v1/unload_lora_adapter`.
+final class VLLMInstance: EngineDriverInstance {
+    static let info = DriverInfo(
+        name: "vllm", version: "0.1.0", summary: "vLLM OpenAI-compatible server",
+        engineKinds: ["vllm"],
+        capabilities: UInt64(ERT_CAP_MULTI_INSTANCE | ERT_CAP_LORA_DYNAMIC | ERT_CAP_PROMETHEUS),
+        configSchemaJSON: #"{"type":"object","additionalProperties":false,"properties":{}}"#,
+        operations: [.health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter])
+
+    private let engine: EngineClient
+
+    init(settings: InstanceSettings, host: HostConnection) throws(DriverFailure) {
+        engine = EngineClient(settings: settings)
+    }
+
+    func perform(_ operation: DriverOperation, request: DriverRequest, call: CallScope) throws(DriverFailure) -> [UInt8] {
+        switch operation {
+        case .health: return try health(call)
+        case .readiness: return try readiness(call)
+        case .engineInfo: return try engineInfo(call)
+        case .listModels: return try listModels(call)
+        case .loadLoRAAdapter: return try loadAdapter(try request.decode(LoadAdapterRequest.self), call)
+        case .unloadLoRAAdapter: return try unloadAdapter(try request.decode(UnloadAdapterRequest.self), call)
+        default: throw .unsupported("the vLLM driver does not implement this operation")
+        }
+    }
+
+    // MARK: Health
+
+    private struct HealthAnswer: Encodable {
+        var healthy: Bool
+        var reason: String?
+    }
+
+    private struct ReadinessAnswer: Encodable {
+        var ready: Bool
+        var reason: String?
+    }
+
+    /// vLLM's `/health` is 200 with an empty body when the engine loop is alive, 503 when it
+    /// died. Refused connections mean the server is not listening yet (still loading).
+    private func probe(_ call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
+        let reply: CallScope.Reply
+        do {
+            reply = try engine.get("/health", in: call)
+        } catch where error.status == ERT_STATUS_UNAVAILABLE {
+            return (false, "vLLM is not accepting connections yet (starting up or down): \(error.message)")
+        }
+        if reply.status == 200 { return (true, nil) }
+        return (false, "vLLM /health answered HTTP \(reply.status): \(EngineClient.errorMessage(reply))")
+    }
+
+    private func health(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        let (ok, reason) = try probe(call)
+        return try DriverJSON.encode(HealthAnswer(healthy: ok, reason: reason))
+    }
+
+    private func readiness(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        let (ok, reason) = try probe(call)
+        return try DriverJSON.encode(ReadinessAnswer(ready: ok, reason: reason))
+    }
+
+    private func engineInfo(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        struct Version: Decodable { var version: String }
+        struct Answer: Encodable {
+            var engine = "vllm"
+            var version: String?
+            var endpoint: String
+        }
+        let reply = try engine.get("/version", in: call)
+        guard reply.status == 200, let version = reply.decode(Version.self) else {
+            throw .upstream("vLLM /version answered HTTP \(reply.status): \(EngineClient.errorMessage(reply))", status: Int32(reply.status))
+        }
+        return try DriverJSON.encode(Answer(version: version.version, endpoint: engine.endpoint))
+    }
+
+    private func listModels(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        let reply = try engine.get("/v1/models", in: call)
+        guard reply.status == 200 else { throw failure(reply, doing: "list models") }
+        return try DriverJSON.validated(reply.body, what: "vLLM /v1/models", httpStatus: reply.status)
+    }
+
+    // MARK: LoRA adapters
+
+    private struct LoadAdapterRequest: Codable {
+        var lora_name: String
+        var lora_path: String
+        var load_inplace: Bool?
+    }
+
+    private struct UnloadAdapterRequest: Codable {
+        var lora_name: String
+        var lora_int_id: Int?
+    }
+
+    private struct MessageAnswer: Encodable { var message: String }
+
+    private func loadAdapter(_ request: LoadAdapterRequest, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        guard !request.lora_name.isEmpty, !request.lora_path.isEmpty else {
+            throw .invalidArgument("lora_name and lora_path must not be empty")
+        }
+        let reply = try engine.post("/v1/load_lora_adapter", json: request, in: call)
+        if reply.status == 200 { return try DriverJSON.encode(MessageAnswer(message: reply.text)) }
+        let message = EngineClient.errorMessage(reply)
+        if reply.status == 400, message.contains("already been loaded") {
+            // A repeat of the same load is success; the same name with another path is a conflict.
+            if try loadedAdapterPath(named: request.lora_name, call) == request.lora_path {
+                return try DriverJSON.encode(
+                    MessageAnswer(message: "LoRA adapter '\(request.lora_name)' is already loaded from '\(request.lora_path)'"))
+            }
+            throw .conflict(message, upstream: 400)
+        }
+        throw failure(reply, doing: "load LoRA adapter '\(request.lora_name)'")
+    }
+
+    private func unloadAdapter(_ request: UnloadAdapterRequest, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        guard !request.lora_name.isEmpty else { throw .invalidArgument("lora_name must not be empty") }
+        let reply = try engine.post("/v1/unload_lora_adapter", json: request, in: call)
+        if reply.status == 200 { return try DriverJSON.encode(MessageAnswer(message: reply.text)) }
+        throw failure(reply, doing: "unload LoRA adapter '\(request.lora_name)'")
+    }
+
+    /// The path an adapter was loaded from, per the LoRA cards of `/v1/models`.
+    private func loadedAdapterPath(named name: String, _ call: CallScope) throws(DriverFailure) -> String? {
+        struct Models: Decodable {
+            struct Card: Decodable {
+                var id: String
+                var root: String?
+                var parent: String?
+            }
+            var data: [Card]
+        }
+        let reply = try engine.get("/v1/models", in: call)
+        guard reply.status == 200, let models = reply.decode(Models.self) else { return nil }
+        return models.data.first { $0.id == name && $0.parent != nil }?.root
+    }
+
+    /// Maps a failed vLLM answer to a status, keeping vLLM's message.
+    private func failure(_ reply: CallScope.Reply, doing what: String) -> DriverFailure {
+        let upstream = Int32(reply.status)
+        if EngineClient.isMissingRoute(reply) {
+            return .unsupported(
+                "vLLM has no route to \(what): start vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True",
+                upstream: upstream)
+        }
+        let message = EngineClient.errorMessage(reply)
+        switch reply.status {
+        case 400, 422: return DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: upstream)
+        case 401, 403:
+            return DriverFailure(
+                ERT_STATUS_UPSTREAM, "vLLM refused the credentials (set INFERENCE_ENGINE_API_KEY): \(message)",
+                upstreamHTTPStatus: upstream)
+        case 404: return .notFound(message, upstream: upstream)
+        case 409: return .conflict(message, upstream: upstream)
+        case 503: return DriverFailure(ERT_STATUS_UNAVAILABLE, message, upstreamHTTPStatus: upstream)
+        default: return .upstream("vLLM could not \(what): \(message)", status: upstream)
+        }
+    }
+}
+
+// MARK: C ABI export
+
+let vllmExport = DriverExport(info: VLLMInstance.info) { config, out, error in
+    DriverExport.createInstance(of: VLLMInstance.self, config: config, out: out, error: error)
+}
+
+@_cdecl("ert_driver_entry_v1")
+public func ert_driver_entry_v1(
+    _ host: UnsafePointer<ert_host_info>?, _ error: UnsafeMutablePointer<ert_error>?
+) -> UnsafePointer<ert_driver_descriptor>? {
+    vllmExport.entry(host: host, error: error)
+}
+
+/// Fails to compile if the exported function drifts from the header's typedef.
+private let entrySignatureCheck: ert_driver_entry_v1_fn = ert_driver_entry_v1

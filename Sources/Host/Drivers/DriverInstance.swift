@@ -1,0 +1,276 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PluginABI
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How an operator configures one engine instance.
+public struct InstanceConfiguration: Sendable {
+    public var name: String
+    public var engineKind: String
+    public var endpoint: String
+    public var apiKey: String?
+    public var engineVersion: String?
+    /// Driver-specific options, a JSON object.
+    public var configJSON: String
+
+    public init(
+        name: String, engineKind: String, endpoint: String, apiKey: String? = nil, engineVersion: String? = nil,
+        configJSON: String = "{}"
+    ) {
+        self.name = name
+        self.engineKind = engineKind
+        self.endpoint = endpoint
+        self.apiKey = apiKey
+        self.engineVersion = engineVersion
+        self.configJSON = configJSON
+    }
+}
+
+/// One live driver instance: the engine it manages and the rules for calling it.
+///
+/// Every driver call runs on the `NIOThreadPool` it was given, never on an event loop. Mutating
+/// operations are serialized (all operations when the driver asks for it). A call that outlives
+/// its deadline answers `timeout` at once; the driver's thread finishes in the background and
+/// the serialization gate stays closed until it does, so the engine never sees overlapping
+/// mutations.
+public final class DriverInstance: @unchecked Sendable {
+    public let name: String
+    public let engineKind: String
+    public let driver: LoadedDriver
+
+    private let handle: InstanceHandle
+    private let context: HostContext
+    private let pool: NIOThreadPool
+    private let logger: Logger
+    private let mutatingGate = AsyncSerialGate()
+    private let inFlight = Mutex<Int>(0)
+    private let destroyed = Atomic<Bool>(false)
+
+    /// The most bytes of JSON a driver may answer with (metrics text excluded).
+    public static let maximumResponseBytes = 32 << 20
+    /// Extra time past a deadline before the host stops waiting for a driver that ignores it.
+    static let deadlineGrace = TimeAmount.milliseconds(200)
+
+    private init(
+        name: String, engineKind: String, driver: LoadedDriver, handle: InstanceHandle, context: HostContext,
+        pool: NIOThreadPool, logger: Logger
+    ) {
+        self.name = name
+        self.engineKind = engineKind
+        self.driver = driver
+        self.handle = handle
+        self.context = context
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// Creates an instance through the driver's `create_instance`.
+    public static func create(
+        driver: LoadedDriver, configuration: InstanceConfiguration, pool: NIOThreadPool, httpClient: CurlHTTPClient,
+        logger baseLogger: Logger
+    ) async throws(DriverCallError) -> DriverInstance {
+        guard driver.engineKinds.contains(configuration.engineKind) else {
+            throw DriverCallError(
+                .invalidArgument,
+                "driver \(driver.name) does not drive engine kind \"\(configuration.engineKind)\" (it drives: \(driver.engineKinds.joined(separator: ", ")))"
+            )
+        }
+        var logger = baseLogger
+        logger[metadataKey: "driver"] = "\(driver.name)"
+        logger[metadataKey: "instance"] = "\(configuration.name)"
+        let context = HostContext(logger: logger, httpClient: httpClient)
+        let result: Result<InstanceHandle, DriverCallError> = await runOnPool(pool) {
+            CStringArena.with { arena in
+                var config = ert_instance_config(
+                    struct_size: UInt32(MemoryLayout<ert_instance_config>.size),
+                    instance_name: arena.copy(configuration.name),
+                    engine_kind: arena.copy(configuration.engineKind),
+                    endpoint: arena.copy(configuration.endpoint),
+                    api_key: configuration.apiKey.map { arena.copy($0) },
+                    engine_version: configuration.engineVersion.map { arena.copy($0) },
+                    config_json: arena.copy(configuration.configJSON),
+                    host_context: context.opaque,
+                    services: HostABI.shared.services)
+                var error = ert_error.empty()
+                var instance: OpaquePointer? = nil
+                let status = driver.createInstance(&config, &instance, &error)
+                guard status == ERT_STATUS_OK else { return .failure(error.callError(returned: status)) }
+                guard let instance else {
+                    return .failure(DriverCallError(.internalError, "create_instance returned OK but no instance"))
+                }
+                return .success(InstanceHandle(pointer: instance))
+            }
+        }
+        let handle = try result.get()
+        logger.debug("driver instance created", metadata: ["engine_kind": "\(configuration.engineKind)"])
+        return DriverInstance(
+            name: configuration.name, engineKind: configuration.engineKind, driver: driver, handle: handle,
+            context: context, pool: pool, logger: logger)
+    }
+
+    public func supports(_ operation: DriverOperation) -> Bool { operation.function(in: driver.operations) != nil }
+
+    /// Calls a JSON operation; returns what the driver wrote (JSON, or Prometheus text for
+    /// `metrics`). Unsupported operations fail with `unsupported` without a call.
+    public func invoke(_ operation: DriverOperation, request: [UInt8], timeout: TimeAmount) async throws(DriverCallError)
+        -> [UInt8]
+    {
+        guard let function = operation.function(in: driver.operations) else {
+            throw DriverCallError(.unsupported, "driver \(driver.name) does not support \(operation.rawValue)")
+        }
+        let mutating = operation.isMutating || driver.capabilities.contains(.serializeAll)
+        let handle = self.handle
+        return try await call(label: operation.rawValue, mutating: mutating, timeout: timeout) { callPointer in
+            let sink = ByteSink(limit: Self.maximumResponseBytes)
+            var error = ert_error.empty()
+            // The ABI promises a NUL-terminated request.
+            let status = (request + [0]).withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { text in
+                    sink.withCSink { function(handle.pointer, callPointer, text.baseAddress, request.count, $0, &error) }
+                }
+            }
+            guard status == ERT_STATUS_OK else { return .failure(error.callError(returned: status)) }
+            if sink.overflowed {
+                return .failure(
+                    DriverCallError(.internalError, "\(operation.rawValue) answered more than \(Self.maximumResponseBytes) bytes"))
+            }
+            return .success(sink.bytes)
+        }
+    }
+
+    /// Validates `argumentsJSON` against the declaration, then calls the extension operation.
+    public func invokeExtension(named name: String, argumentsJSON: [UInt8], timeout: TimeAmount) async throws(DriverCallError)
+        -> JSONValue
+    {
+        guard let operation = driver.extensionOperation(named: name) else {
+            throw DriverCallError(.notFound, "driver \(driver.name) has no extension operation \"\(name)\"")
+        }
+        let arguments = try operation.validateArguments(json: argumentsJSON)
+        let mutating = operation.isMutating || driver.capabilities.contains(.serializeAll)
+        let handle = self.handle
+        return try await call(label: "extension:\(name)", mutating: mutating, timeout: timeout) { callPointer in
+            operation.invoke(instance: handle, call: callPointer, arguments: arguments)
+        }
+    }
+
+    /// Destroys the instance once no call is running. Calls after this fail with `unavailable`.
+    public func shutdown() async {
+        guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // The gate is taken by every mutating call, and read calls are counted.
+        await mutatingGate.acquire()
+        while inFlight.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        let handle = self.handle
+        let destroy = driver.destroyInstance
+        let _: Result<Void, DriverCallError> = await Self.runOnPool(pool) {
+            destroy(handle.pointer)
+            return .success(())
+        }
+        logger.debug("driver instance destroyed")
+    }
+
+    // MARK: Plumbing
+
+    private func call<T: Sendable>(
+        label: String, mutating: Bool, timeout: TimeAmount,
+        _ body: @escaping @Sendable (UnsafePointer<ert_call>) -> Result<T, DriverCallError>
+    ) async throws(DriverCallError) -> T {
+        guard !destroyed.load(ordering: .acquiring) else {
+            throw DriverCallError(.unavailable, "instance \(name) is shutting down")
+        }
+        if mutating { await mutatingGate.acquire() }
+        inFlight.withLock { $0 += 1 }
+        var callLogger = logger
+        callLogger[metadataKey: "operation"] = "\(label)"
+        let deadline = NIODeadline.now() + timeout
+        let callContext = HostContext(logger: callLogger, httpClient: context.httpClient, deadline: deadline)
+        let finish: @Sendable () -> Void = { [self] in
+            inFlight.withLock { $0 -= 1 }
+            if mutating { mutatingGate.release() }
+        }
+        let result = await Self.runOnPool(pool, giveUpAt: deadline + Self.deadlineGrace, onGiveUp: { callContext.cancel() }) {
+            defer { finish() }
+            var call = ert_call(struct_size: UInt32(MemoryLayout<ert_call>.size), host_context: callContext.opaque)
+            return withExtendedLifetime(callContext) { withUnsafePointer(to: &call) { body($0) } }
+        }
+        if case .failure(let error) = result, error.status == .timeout || error.status == .cancelled {
+            callLogger.warning("driver call ended early", metadata: ["reason": "\(error.message)"])
+        }
+        return try result.get()
+    }
+
+    /// Runs blocking `work` on `pool`. With `giveUpAt`, answers `timeout` at that time if the
+    /// work is still running (the work itself carries on; `onGiveUp` asks it to stop).
+    static func runOnPool<T: Sendable>(
+        _ pool: NIOThreadPool, giveUpAt: NIODeadline? = nil, onGiveUp: (@Sendable () -> Void)? = nil,
+        _ work: @escaping @Sendable () -> Result<T, DriverCallError>
+    ) async -> Result<T, DriverCallError> {
+        let once = OnceResume<Result<T, DriverCallError>>()
+        return await withCheckedContinuation { continuation in
+            once.set(continuation)
+            pool.submit { state in
+                guard case .active = state else {
+                    once.resume(with: .failure(DriverCallError(.unavailable, "the driver call pool is shut down")))
+                    return
+                }
+                once.resume(with: work())
+            }
+            if let giveUpAt {
+                let delay = giveUpAt - .now()
+                Task {
+                    try? await Task.sleep(nanoseconds: UInt64(max(0, delay.nanoseconds)))
+                    if once.resume(with: .failure(DriverCallError(.timeout, "the driver did not answer before the deadline"))) {
+                        onGiveUp?()
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Resumes a continuation exactly once, from whichever side gets there first.
+final class OnceResume<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, resumed: Bool)>((nil, false))
+
+    func set(_ continuation: CheckedContinuation<T, Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    /// Returns true if this call resumed the continuation.
+    @discardableResult
+    func resume(with value: T) -> Bool {
+        let continuation = state.withLock { state -> CheckedContinuation<T, Never>? in
+            guard !state.resumed, let continuation = state.continuation else { return nil }
+            state.resumed = true
+            return continuation
+        }
+        continuation?.resume(returning: value)
+        return continuation != nil
+    }
+}
+
+/// C strings that live until the end of a scope.
+final class CStringArena {
+    private var pointers: [UnsafeMutablePointer<CChar>] = []
+
+    static func with<R>(_ body: (CStringArena) -> R) -> R {
+        let arena = CStringArena()
+        defer { arena.pointers.forEach { free($0) } }
+        return body(arena)
+    }
+
+    func copy(_ text: String) -> UnsafePointer<CChar> {
+        let pointer = strdup(text)!
+        pointers.append(pointer)
+        return UnsafePointer(pointer)
+    }
+}
+
+/// The driver's `ert_instance *`. The ABI lets the host call an instance from any thread (within
+/// the serialization rules `DriverInstance` enforces), so the pointer may cross threads.
+struct InstanceHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}

@@ -1,0 +1,114 @@
+import PluginABI
+
+/// A driver that passed every load-time check: its validated descriptor, read once.
+/// Immutable; safe to share between threads.
+public final class LoadedDriver: @unchecked Sendable {
+    public let path: String
+    public let name: String
+    public let version: String
+    public let summary: String?
+    public let engineKinds: [String]
+    public let capabilities: DriverCapabilities
+    public let configSchemaJSON: String?
+    /// The ABI version the driver was built with.
+    public let abiMajor: Int
+    public let abiMinor: Int
+    public let supportedOperations: [DriverOperation]
+    public let extensionOperations: [ExtensionOperation]
+
+    let operations: ert_operations
+    let createInstance: ert_create_instance_fn
+    let destroyInstance: ert_destroy_instance_fn
+
+    /// Validates a descriptor returned by a driver's entry function.
+    init(path: String, descriptor pointer: UnsafePointer<ert_driver_descriptor>) throws(DriverLoadError) {
+        let rawSize = GrowableStruct.declaredSize(at: pointer)
+        // Magic and versions come before any size-dependent reading.
+        if rawSize >= 8 {
+            let magic = UnsafeRawPointer(pointer).load(fromByteOffset: 4, as: UInt32.self)
+            guard magic == ERT_MAGIC else { throw .badMagic(magic) }
+        }
+        let minimum = ABIMinimumSize.driverDescriptor
+        guard let descriptor = GrowableStruct.read(ert_driver_descriptor.self, at: pointer, minimumSize: minimum)?.value else {
+            throw .structTooSmall(structName: "ert_driver_descriptor", size: rawSize, minimum: minimum)
+        }
+        guard descriptor.abi_major == ERT_ABI_VERSION_MAJOR else {
+            throw .abiMajorMismatch(driver: Int(descriptor.abi_major), host: Int(ERT_ABI_VERSION_MAJOR))
+        }
+        guard descriptor.min_host_abi_minor <= ERT_ABI_VERSION_MINOR else {
+            throw .needsNewerHostMinor(required: Int(descriptor.min_host_abi_minor), host: Int(ERT_ABI_VERSION_MINOR))
+        }
+        guard let namePointer = descriptor.name else { throw .missingRequiredField("name") }
+        guard let versionPointer = descriptor.version else { throw .missingRequiredField("version") }
+        guard let kindsPointer = descriptor.engine_kinds else { throw .missingRequiredField("engine_kinds") }
+        guard let create = descriptor.create_instance else { throw .missingRequiredField("create_instance") }
+        guard let destroy = descriptor.destroy_instance else { throw .missingRequiredField("destroy_instance") }
+        guard let operationsPointer = descriptor.operations else { throw .missingRequiredField("operations") }
+
+        let name = String(cString: namePointer)
+        guard Self.isValidName(name) else { throw .invalidName(field: "driver name", value: name) }
+        var kinds: [String] = []
+        var index = 0
+        while let kind = kindsPointer[index], index < 64 {
+            let text = String(cString: kind)
+            guard Self.isValidName(text) else { throw .invalidName(field: "engine kind", value: text) }
+            kinds.append(text)
+            index += 1
+        }
+        guard !kinds.isEmpty else { throw .missingRequiredField("engine_kinds[0]") }
+
+        let operationsMinimum = ABIMinimumSize.operations
+        guard let operations = GrowableStruct.read(ert_operations.self, at: operationsPointer, minimumSize: operationsMinimum)?.value
+        else {
+            throw .structTooSmall(
+                structName: "ert_operations", size: GrowableStruct.declaredSize(at: operationsPointer), minimum: operationsMinimum)
+        }
+
+        var extensions: [ExtensionOperation] = []
+        if descriptor.extension_op_count > 0 {
+            guard let declarations = descriptor.extension_ops else {
+                throw .missingRequiredField("extension_ops (extension_op_count is \(descriptor.extension_op_count))")
+            }
+            guard descriptor.extension_op_count <= 256 else {
+                throw .invalidExtension(operation: "*", reason: "\(descriptor.extension_op_count) operations declared; at most 256")
+            }
+            for position in 0..<descriptor.extension_op_count {
+                guard let declaration = declarations[position] else {
+                    throw .invalidExtension(operation: "#\(position)", reason: "the declaration pointer is NULL")
+                }
+                let operation = try ExtensionOperation(declaration: declaration)
+                guard !extensions.contains(where: { $0.name == operation.name }) else {
+                    throw .invalidExtension(operation: operation.name, reason: "declared twice")
+                }
+                extensions.append(operation)
+            }
+        }
+
+        self.path = path
+        self.name = name
+        self.version = String(cString: versionPointer)
+        self.summary = descriptor.description.map { String(cString: $0) }
+        self.engineKinds = kinds
+        self.capabilities = DriverCapabilities(rawValue: descriptor.capabilities)
+        self.configSchemaJSON = descriptor.config_schema_json.map { String(cString: $0) }
+        self.abiMajor = Int(descriptor.abi_major)
+        self.abiMinor = Int(descriptor.abi_minor)
+        self.operations = operations
+        self.supportedOperations = DriverOperation.allCases.filter { $0.function(in: operations) != nil }
+        self.extensionOperations = extensions
+        self.createInstance = create
+        self.destroyInstance = destroy
+    }
+
+    /// Driver names and engine kinds: `[a-z0-9][a-z0-9_-]{0,62}`.
+    static func isValidName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, bytes.count <= 63 else { return false }
+        func isLowerAlnum(_ byte: UInt8) -> Bool { (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) }
+        return isLowerAlnum(first) && bytes.allSatisfy { isLowerAlnum($0) || $0 == 0x5F || $0 == 0x2D }
+    }
+
+    public func extensionOperation(named name: String) -> ExtensionOperation? {
+        extensionOperations.first { $0.name == name }
+    }
+}

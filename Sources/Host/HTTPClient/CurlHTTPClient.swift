@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurl
+import Logging
+import NIOCore
+import Synchronization
+
+/// One HTTP request for `CurlHTTPClient`.
+public struct HTTPClientRequest: Sendable {
+    public var method: String
+    public var url: String
+    /// "Name: value" lines.
+    public var headers: [String]
+    public var body: [UInt8]
+    /// Per-attempt timeout; clamped to the deadline.
+    public var timeout: TimeAmount
+    /// May be sent again after a transport failure or a 502/503/504 answer.
+    public var idempotent: Bool
+    public var maxResponseBytes: Int
+
+    public init(
+        method: String, url: String, headers: [String] = [], body: [UInt8] = [],
+        timeout: TimeAmount = CurlHTTPClient.defaultTimeout, idempotent: Bool = false,
+        maxResponseBytes: Int = CurlHTTPClient.defaultMaxResponseBytes
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+        self.idempotent = idempotent
+        self.maxResponseBytes = maxResponseBytes
+    }
+}
+
+/// What came back.
+public struct HTTPClientResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+}
+
+/// The host's HTTP client on libcurl, shared with drivers through the ABI.
+///
+/// Easy handles are pooled and reused, so each keeps its connections open to the engine
+/// (connection reuse without a share lock). Calls block the calling thread: run them on a
+/// worker thread. Thread-safe.
+public final class CurlHTTPClient: Sendable {
+    public static let defaultTimeout = TimeAmount.seconds(30)
+    public static let defaultMaxResponseBytes = 16 << 20
+    /// Attempts for idempotent requests (first try included).
+    static let maximumAttempts = 3
+
+    private let idleHandles = Mutex<[CurlEasyHandle]>([])
+    private let maximumIdleHandles: Int
+    private let logger: Logger
+
+    public init(maximumIdleHandles: Int = 32, logger: Logger = Logger(label: "engine-runtime.http-client")) {
+        CurlGlobal.initializeOnce()
+        self.maximumIdleHandles = maximumIdleHandles
+        self.logger = logger
+    }
+
+    /// Performs `request`, retrying idempotent ones with a short backoff while the deadline
+    /// allows. `isCancelled` is polled during the transfer.
+    public func perform(
+        _ request: HTTPClientRequest, deadline: NIODeadline? = nil, isCancelled: @escaping () -> Bool = { false }
+    ) -> Result<HTTPClientResponse, DriverCallError> {
+        guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://") else {
+            return .failure(DriverCallError(.invalidArgument, "URL must start with http:// or https://"))
+        }
+        guard ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"].contains(request.method) else {
+            return .failure(DriverCallError(.invalidArgument, "unsupported HTTP method \"\(request.method)\""))
+        }
+        if let bad = request.headers.first(where: { !$0.contains(":") || $0.contains("\r") || $0.contains("\n") }) {
+            return .failure(DriverCallError(.invalidArgument, "malformed header line \"\(bad.prefix(64))\""))
+        }
+        var attempt = 1
+        var backoff = TimeAmount.milliseconds(50)
+        while true {
+            let outcome = performOnce(request, deadline: deadline, isCancelled: isCancelled)
+            let result = outcome.mapError(\.error)
+            guard request.idempotent, attempt < Self.maximumAttempts, Self.isRetryable(outcome) else { return result }
+            if let deadline, deadline - .now() < backoff + .milliseconds(10) { return result }
+            if isCancelled() { return result }
+            logger.debug(
+                "retrying idempotent request",
+                metadata: ["method": "\(request.method)", "url": "\(Self.redacted(request.url))", "attempt": "\(attempt + 1)"])
+            usleep(UInt32(backoff.nanoseconds / 1000))
+            backoff = backoff * 2
+            attempt += 1
+        }
+    }
+
+    /// Transport faults that a second attempt can cure, and the gateway-style answers.
+    /// A refused connection is not among them: it is an answer ("nothing listens"), and
+    /// readiness probes need it fast.
+    static func isRetryable(_ outcome: Result<HTTPClientResponse, CurlEasyHandle.Failure>) -> Bool {
+        switch outcome {
+        case .success(let response): [502, 503, 504].contains(response.status)
+        case .failure(let failure): failure.transient
+        }
+    }
+
+    /// The URL without its query string, for logs (queries may carry tokens).
+    static func redacted(_ url: String) -> String {
+        url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? url
+    }
+
+    private func performOnce(
+        _ request: HTTPClientRequest, deadline: NIODeadline?, isCancelled: @escaping () -> Bool
+    ) -> Result<HTTPClientResponse, CurlEasyHandle.Failure> {
+        var timeout = request.timeout
+        if let deadline {
+            let left = deadline - .now()
+            if left <= .zero {
+                let error = DriverCallError(.timeout, "the deadline passed before the request was sent")
+                return .failure(CurlEasyHandle.Failure(error: error, transient: false))
+            }
+            timeout = min(timeout, left)
+        }
+        let handle = checkOut()
+        defer { checkIn(handle) }
+        return handle.perform(
+            request, timeoutMilliseconds: max(1, Int(timeout.nanoseconds / 1_000_000)), isCancelled: isCancelled)
+    }
+
+    private func checkOut() -> CurlEasyHandle {
+        idleHandles.withLock { $0.popLast() } ?? CurlEasyHandle()
+    }
+
+    private func checkIn(_ handle: CurlEasyHandle) {
+        let kept = idleHandles.withLock { handles -> Bool in
+            guard handles.count < maximumIdleHandles else { return false }
+            handles.append(handle)
+            return true
+        }
+        if !kept { handle.close() }
+    }
+}
+
+/// `curl_global_init` must run once before any other libcurl call, while single-threaded
+/// is best; a static let gives exactly-once, thread-safe initialization.
+enum CurlGlobal {
+    private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+    static func initializeOnce() { _ = initialized }
+}
