@@ -4,7 +4,6 @@ import PackageDescription
 // Upcoming features every Swift target opts into.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -54,6 +53,7 @@ let package = Package(
                 "Host",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/EngineRuntimeCLI",
             swiftSettings: swiftSettings),

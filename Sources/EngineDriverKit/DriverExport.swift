@@ -158,7 +158,10 @@ enum OperationThunks {
         } ?? []
         let host = HostConnection(services: box.services, context: call.pointee.host_context)
         do {
-            let answer = try box.instance.perform(operation, request: DriverRequest(bytes: bytes), call: CallScope(host: host))
+            // Every request is a JSON object; checking here spares each driver the check.
+            let request = DriverRequest(bytes: bytes)
+            _ = try request.decode([String: AnyJSON].self)
+            let answer = try box.instance.perform(operation, request: request, call: CallScope(host: host))
             let accepted = answer.withUnsafeBufferPointer { buffer in
                 buffer.withMemoryRebound(to: CChar.self) { response.pointee.write?(response.pointee.context, $0.baseAddress, $0.count) ?? false }
             }

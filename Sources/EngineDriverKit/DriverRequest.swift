@@ -11,6 +11,8 @@ public struct DriverRequest: Sendable {
             return try JSONDecoder().decode(type, from: Data(bytes.isEmpty ? Array("{}".utf8) : bytes))
         } catch let DecodingError.keyNotFound(key, _) {
             throw .invalidArgument("missing field \"\(key.stringValue)\"")
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            throw .invalidArgument("the request must be a JSON object")
         } catch let DecodingError.typeMismatch(_, context) {
             throw .invalidArgument("wrong type for \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\"")
         } catch let DecodingError.valueNotFound(_, context) {

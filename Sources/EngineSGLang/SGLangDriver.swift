@@ -27,14 +27,11 @@ final class SGLangInstance: EngineDriverInstance {
             let (ok, reason) = try probe(deep ? "/health_generate" : "/health", call)
             return try DriverJSON.encode(HealthAnswer(healthy: ok, reason: reason))
         case .readiness:
-            _ = try request.decode(Empty.self)
             let (ok, reason) = try probe("/health", call)
             return try DriverJSON.encode(ReadinessAnswer(ready: ok, reason: reason))
         case .engineInfo:
-            _ = try request.decode(Empty.self)
             return try engineInfo(call)
         case .listModels:
-            _ = try request.decode(Empty.self)
             let reply = try engine.get("/v1/models", in: call)
             guard reply.status == 200 else { throw failure(reply, doing: "list models") }
             return try DriverJSON.validated(reply.body, what: "SGLang /v1/models", httpStatus: reply.status)
@@ -47,7 +44,6 @@ final class SGLangInstance: EngineDriverInstance {
         }
     }
 
-    private struct Empty: Decodable {}
     private struct HealthAnswer: Encodable {
         var healthy: Bool
         var reason: String?

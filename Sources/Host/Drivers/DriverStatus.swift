@@ -67,6 +67,11 @@ public struct DriverCallError: Error, Sendable, Equatable, CustomStringConvertib
         self.upstreamHTTPStatus = upstreamHTTPStatus
     }
 
+    /// True when the driver broke the ABI in answering (an unknown status, or a failure
+    /// without a message); the host filled in the message.
+    public var isContractViolation: Bool { message.hasPrefix(Self.violationPrefix) }
+    static let violationPrefix = "driver returned "
+
     public var description: String {
         var text = "\(status.errorType): \(message)"
         if let upstreamHTTPStatus { text += " (engine answered HTTP \(upstreamHTTPStatus))" }
@@ -89,9 +94,9 @@ extension ert_error {
         let status = DriverStatus(raw: raw)
         let text: String
         if !DriverStatus.isKnown(raw) {
-            text = "driver returned unknown status \(raw)" + (message.isEmpty ? "" : ": \(message)")
+            text = DriverCallError.violationPrefix + "unknown status \(raw)" + (message.isEmpty ? "" : ": \(message)")
         } else {
-            text = message.isEmpty ? "driver returned \(status.errorType) without a message" : message
+            text = message.isEmpty ? DriverCallError.violationPrefix + "\(status.errorType) without a message" : message
         }
         let upstream = upstream_http_status > 0 ? Int(upstream_http_status) : nil
         return DriverCallError(status, text, upstreamHTTPStatus: upstream)

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Host
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads settings with the precedence flag > environment variable > default, and fails fast
+/// with one clear line on a bad value.
+enum Settings {
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+
+    static func string(_ flag: String?, env: String, default fallback: String) -> String {
+        flag ?? environment(env) ?? fallback
+    }
+
+    static func integer(_ flag: Int?, env: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
+        if let flag {
+            guard range.contains(flag) else { throw ValidationError("value \(flag) is outside \(range.lowerBound)...\(range.upperBound)") }
+            return flag
+        }
+        guard let text = environment(env) else { return fallback }
+        guard let value = Int(text), range.contains(value) else {
+            throw ValidationError("\(env)=\"\(text)\" must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    /// The directory of the running executable: the default driver directory.
+    static func executableDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return "." }
+        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return String(path[..<slash])
+    }
+}
+
+/// Options every subcommand that loads drivers shares.
+struct DriverOptions: ParsableArguments {
+    @Option(
+        name: .customLong("driver-dir"),
+        help: ArgumentHelp(
+            "Directory whose *.so files are loaded as drivers. Env: ENGINE_RUNTIME_DRIVER_DIR. Default: the directory of the engine-runtime executable.",
+            valueName: "dir"))
+    var driverDirectory: String?
+
+    @Option(
+        name: .customLong("driver"),
+        help: ArgumentHelp("Also load this driver file (repeatable).", valueName: "path"))
+    var extraDrivers: [String] = []
+
+    var resolvedDirectory: String {
+        Settings.string(driverDirectory, env: "ENGINE_RUNTIME_DRIVER_DIR", default: Settings.executableDirectory())
+    }
+
+    /// Loads the drivers, logging one line per file that failed.
+    func loadDrivers(logger: Logger) throws -> DriverRegistry {
+        var registry = DriverRegistry()
+        do {
+            try registry.loadDirectory(resolvedDirectory)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        for path in extraDrivers { registry.load(path: path) }
+        for failure in registry.failures {
+            logger.warning("driver not loaded: \(failure)")
+        }
+        for driver in registry.drivers {
+            logger.info(
+                "driver loaded",
+                metadata: ["driver": "\(driver.name)", "version": "\(driver.version)", "path": "\(driver.path)"])
+        }
+        return registry
+    }
+}
+
+/// Logging options and the process-wide logging set-up.
+struct LoggingOptions: ParsableArguments {
+    @Option(
+        name: .customLong("log-level"),
+        help: ArgumentHelp(
+            "trace, debug, info, notice, warning, error or critical. Env: ENGINE_RUNTIME_LOG_LEVEL. Default: info.",
+            valueName: "level"))
+    var logLevel: String?
+
+    func makeLogger(label: String = "engine-runtime") throws -> Logger {
+        let text = Settings.string(logLevel, env: "ENGINE_RUNTIME_LOG_LEVEL", default: "info")
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw ValidationError("unknown log level \"\(text)\" (use trace, debug, info, notice, warning, error or critical)")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: label)
+    }
+}

@@ -1,0 +1,223 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One verdict of a conformance run.
+public struct ConformanceCheck: Codable, Sendable, Equatable {
+    public var name: String
+    public var passed: Bool
+    public var detail: String
+}
+
+/// The verdicts for one driver file; `passed` only when every check passed.
+public struct ConformanceReport: Codable, Sendable {
+    public var path: String
+    public var driver: String?
+    public var passed: Bool { checks.allSatisfy(\.passed) }
+    public var checks: [ConformanceCheck] = []
+
+    /// Human-readable lines: one per check, then the verdict.
+    public var text: String {
+        var lines = checks.map { "\($0.passed ? "PASS" : "FAIL")  \($0.name)" + ($0.detail.isEmpty ? "" : ": \($0.detail)") }
+        let failed = checks.filter { !$0.passed }.count
+        lines.append(
+            passed
+                ? "\(path): conforms to driver ABI 1 (\(checks.count) checks passed)"
+                : "\(path): does NOT conform (\(failed) of \(checks.count) checks failed)")
+        return lines.joined(separator: "\n")
+    }
+
+    private enum CodingKeys: String, CodingKey { case path, driver, passed, checks }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(path, forKey: .path)
+        try container.encodeIfPresent(driver, forKey: .driver)
+        try container.encode(passed, forKey: .passed)
+        try container.encode(checks, forKey: .checks)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        path = try container.decode(String.self, forKey: .path)
+        driver = try container.decodeIfPresent(String.self, forKey: .driver)
+        checks = try container.decode([ConformanceCheck].self, forKey: .checks)
+    }
+
+    init(path: String) { self.path = path }
+
+    mutating func record(_ name: String, _ passed: Bool, _ detail: String = "") {
+        checks.append(ConformanceCheck(name: name, passed: passed, detail: detail))
+    }
+}
+
+/// The conformance run behind `engine-runtime drivers check`: what a vendor runs before
+/// shipping a driver. It exercises the handshake, the descriptor, instance creation, every
+/// operation the driver declares with a valid and with a malformed request, and every
+/// extension operation, against an engine endpoint where nothing listens (so no real engine
+/// is touched and every call must fail cleanly or answer).
+public enum DriverConformance {
+    /// Requests that are valid in shape for each operation.
+    static func validRequest(for operation: DriverOperation) -> String {
+        switch operation {
+        case .loadLoRAAdapter: #"{"lora_name":"conformance-check","lora_path":"/nonexistent/conformance-check"}"#
+        case .unloadLoRAAdapter: #"{"lora_name":"conformance-check"}"#
+        case .loadModel: #"{"model":"conformance-check","model_path":"/nonexistent/conformance-check"}"#
+        case .unloadModel: #"{"model":"conformance-check"}"#
+        case .sleep: #"{"level":1}"#
+        default: "{}"
+        }
+    }
+
+    static let malformedRequest = #"{"lora_name": "conformance-check", "#
+
+    /// Statuses a correct driver may answer when its engine cannot be reached.
+    static let acceptableStatuses: Set<DriverStatus> = [.ok, .invalidArgument, .notFound, .unsupported, .unavailable, .timeout, .upstream]
+
+    public static func run(
+        path: String, endpoint: String = "http://127.0.0.1:9", timeout: TimeAmount = .seconds(10), logger: Logger
+    ) async -> ConformanceReport {
+        var report = ConformanceReport(path: path)
+        let driver: LoadedDriver
+        switch DriverLoader.load(path: path) {
+        case .failure(let failure):
+            report.record("load and handshake", false, failure.error.description)
+            return report
+        case .success(let loaded):
+            driver = loaded
+        }
+        report.driver = driver.name
+        report.record("load and handshake", true, "driver \(driver.name) \(driver.version), ABI \(driver.abiMajor).\(driver.abiMinor)")
+        report.record("descriptor: name, version, engine kinds", !driver.version.isEmpty, driver.version.isEmpty ? "version is empty" : "engine kinds: \(driver.engineKinds.joined(separator: ", "))")
+        if let schema = driver.configSchemaJSON {
+            let valid = JSONCoding.isValidJSON(Array(schema.utf8))
+            report.record("descriptor: config schema is JSON", valid, valid ? "" : "config_schema_json is not valid JSON")
+        }
+        report.record(
+            "extension declarations", true,
+            driver.extensionOperations.isEmpty ? "none declared" : driver.extensionOperations.map(\.name).joined(separator: ", "))
+
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        await exerciseInstance(driver: driver, endpoint: endpoint, timeout: timeout, pool: pool, logger: logger, into: &report)
+        try? await pool.shutdownGracefully()
+        return report
+    }
+
+    private static func exerciseInstance(
+        driver: LoadedDriver, endpoint: String, timeout: TimeAmount, pool: NIOThreadPool, logger: Logger,
+        into report: inout ConformanceReport
+    ) async {
+        let client = CurlHTTPClient(logger: logger)
+        let configuration = InstanceConfiguration(
+            name: "conformance", engineKind: driver.engineKinds[0], endpoint: endpoint, engineVersion: nil)
+        let instance: DriverInstance
+        do {
+            instance = try await DriverInstance.create(
+                driver: driver, configuration: configuration, pool: pool, httpClient: client, logger: logger)
+            report.record("create_instance", true)
+        } catch {
+            report.record("create_instance", false, error.description)
+            return
+        }
+
+        for operation in driver.supportedOperations {
+            await checkOperation(operation, on: instance, timeout: timeout, into: &report)
+        }
+        for operation in driver.extensionOperations {
+            await checkExtension(operation, on: instance, timeout: timeout, into: &report)
+        }
+        if driver.capabilities.contains(.multiInstance) {
+            await checkSecondInstance(driver: driver, configuration: configuration, pool: pool, client: client, logger: logger, into: &report)
+        }
+        await instance.shutdown()
+        report.record("destroy_instance", true)
+    }
+
+    private static func checkOperation(
+        _ operation: DriverOperation, on instance: DriverInstance, timeout: TimeAmount, into report: inout ConformanceReport
+    ) async {
+        let name = operation.rawValue
+        do {
+            let answer = try await instance.invoke(operation, request: Array(validRequest(for: operation).utf8), timeout: timeout)
+            let problem = answerProblem(operation, answer)
+            report.record("\(name) (valid request)", problem == nil, problem ?? "answered OK")
+        } catch {
+            let passed = acceptableStatuses.contains(error.status) && !error.isContractViolation
+            report.record(
+                "\(name) (valid request)", passed,
+                passed ? "answered \(error.status.errorType): \(error.message)" : "bad failure: \(error.description)")
+        }
+        do {
+            _ = try await instance.invoke(operation, request: Array(malformedRequest.utf8), timeout: timeout)
+            report.record("\(name) (malformed JSON)", false, "answered OK to malformed JSON; expected invalid_argument")
+        } catch {
+            let passed = error.status == .invalidArgument && !error.isContractViolation
+            report.record(
+                "\(name) (malformed JSON)", passed,
+                passed ? "rejected: \(error.message)" : "expected invalid_argument with a message, got \(error.description)")
+        }
+    }
+
+    /// What is wrong with a successful answer, or nil.
+    static func answerProblem(_ operation: DriverOperation, _ answer: [UInt8]) -> String? {
+        guard operation.answersJSON else {
+            return String(validating: answer, as: UTF8.self) == nil ? "metrics text is not valid UTF-8" : nil
+        }
+        guard let value = try? JSONCoding.decode(JSONValue.self, from: answer) else {
+            return "the answer is not valid JSON: \(String(decoding: answer.prefix(80), as: UTF8.self))"
+        }
+        let requiredFlag: String? =
+            switch operation {
+            case .health: "healthy"
+            case .readiness: "ready"
+            default: nil
+            }
+        if let requiredFlag {
+            guard case .object(let object) = value, case .bool = object[requiredFlag] else {
+                return "the answer must be an object with a boolean \"\(requiredFlag)\""
+            }
+        }
+        return nil
+    }
+
+    private static func checkExtension(
+        _ operation: ExtensionOperation, on instance: DriverInstance, timeout: TimeAmount, into report: inout ConformanceReport
+    ) async {
+        var arguments: [String: JSONValue] = [:]
+        for parameter in operation.parameters {
+            arguments[parameter.name] =
+                switch parameter.type {
+                case .bool: .bool(false)
+                case .int64: .integer(0)
+                case .double: .number(0)
+                case .string, .void: .string("")
+                }
+        }
+        let body = (try? JSONCoding.encode(JSONValue.object(arguments))) ?? Array("{}".utf8)
+        let name = "extension \(operation.name)"
+        do {
+            let result = try await instance.invokeExtension(named: operation.name, argumentsJSON: body, timeout: timeout)
+            report.record("\(name) (zero arguments)", true, "returned \(result.typeName)")
+        } catch {
+            let passed = acceptableStatuses.contains(error.status) && !error.isContractViolation
+            report.record("\(name) (zero arguments)", passed, passed ? "answered \(error.status.errorType): \(error.message)" : "bad failure: \(error.description)")
+        }
+    }
+
+    private static func checkSecondInstance(
+        driver: LoadedDriver, configuration: InstanceConfiguration, pool: NIOThreadPool, client: CurlHTTPClient, logger: Logger,
+        into report: inout ConformanceReport
+    ) async {
+        var second = configuration
+        second.name = "conformance-2"
+        do {
+            let instance = try await DriverInstance.create(
+                driver: driver, configuration: second, pool: pool, httpClient: client, logger: logger)
+            await instance.shutdown()
+            report.record("second instance (multi_instance)", true)
+        } catch {
+            report.record("second instance (multi_instance)", false, error.description)
+        }
+    }
+}

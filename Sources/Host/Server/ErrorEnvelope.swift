@@ -1,0 +1,40 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The one error shape of the API (OpenAI style): `{"object":"error","message","type","code"}`.
+public struct ErrorEnvelope: Codable, Sendable, Equatable {
+    public var object = "error"
+    public var message: String
+    public var type: String
+    public var code: Int
+
+    public init(message: String, type: String, code: Int) {
+        self.message = message
+        self.type = type
+        self.code = code
+    }
+}
+
+/// An error a route throws; rendered as the envelope with its HTTP status.
+public struct APIError: Error, HTTPResponseError, Sendable {
+    public let status: HTTPResponse.Status
+    public let envelope: ErrorEnvelope
+
+    public init(_ status: HTTPResponse.Status, type: String, message: String) {
+        self.status = status
+        self.envelope = ErrorEnvelope(message: message, type: type, code: status.code)
+    }
+
+    public init(_ error: DriverCallError) {
+        self.init(HTTPResponse.Status(code: error.status.httpStatus), type: error.status.errorType, message: error.message)
+    }
+
+    public static func notFound(_ message: String) -> APIError { APIError(.notFound, type: "not_found", message: message) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = (try? JSONCoding.encode(envelope)) ?? Array(#"{"object":"error"}"#.utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

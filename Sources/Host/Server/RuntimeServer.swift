@@ -1,0 +1,62 @@
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Where and how the management API listens.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String = "0.0.0.0", port: Int = 8080) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// The HTTP facade: builds the routes over the runtime's parts and runs the server until
+/// SIGTERM or SIGINT (graceful shutdown through swift-service-lifecycle).
+public struct RuntimeServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let drivers: DriverRegistry
+    public let logger: Logger
+
+    public init(configuration: ServerConfiguration, drivers: DriverRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.drivers = drivers
+        self.logger = logger
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let drivers = self.drivers
+        // Liveness: never touches an engine or a driver.
+        router.get("/healthz") { _, _ in
+            JSONResponse.raw(Array(#"{"status":"ok"}"#.utf8))
+        }
+        router.get("/v1/drivers") { _, _ in
+            try JSONResponse.make(DriverList(drivers))
+        }
+        router.get("/v1/drivers/{name}") { _, context in
+            let name = try context.parameters.require("name")
+            guard let driver = drivers.driver(named: name) else { throw APIError.notFound("no driver named \"\(name)\"") }
+            return try JSONResponse.make(DriverDescription(driver))
+        }
+        return router
+    }
+
+    /// Runs until a termination signal. `onListening` receives the bound port (useful with
+    /// port 0).
+    public func run(onListening: (@Sendable (Int) async -> Void)? = nil) async throws {
+        let logger = self.logger
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? -1
+                logger.info("engine-runtime listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
+                await onListening?(port)
+            },
+            logger: logger)
+        try await app.runService()
+    }
+}
