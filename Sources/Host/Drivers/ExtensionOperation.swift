@@ -34,6 +34,11 @@ public enum ExtensionValueType: Int32, Sendable, Codable, CustomStringConvertibl
 public struct ExtensionParameter: Sendable, Codable, Equatable {
     public let name: String
     public let type: ExtensionValueType
+
+    public init(name: String, type: ExtensionValueType) {
+        self.name = name
+        self.type = type
+    }
 }
 
 /// A validated vendor operation with a typed C signature, called through libffi.

@@ -1,0 +1,203 @@
+/*
+ * A test driver whose every handshake and descriptor field can be broken with -D flags, so the
+ * tests can build one .so per failure the host must report. With no flags it is a correct
+ * driver whose health answer names it (to tell two drivers with the same entry symbol apart).
+ */
+#include "engine_runtime_driver.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Each -D variant leaves some of the definitions below unused. */
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+#pragma GCC diagnostic ignored "-Wunused-function"
+
+#ifndef DRIVER_NAME
+#define DRIVER_NAME "crafted"
+#endif
+#ifndef MAGIC
+#define MAGIC ERT_MAGIC
+#endif
+#ifndef ABI_MAJOR
+#define ABI_MAJOR ERT_ABI_VERSION_MAJOR
+#endif
+#ifndef MIN_HOST_MINOR
+#define MIN_HOST_MINOR 0
+#endif
+#ifndef DESCRIPTOR_SIZE
+#define DESCRIPTOR_SIZE sizeof(ert_driver_descriptor)
+#endif
+#ifndef OPERATIONS_SIZE
+#define OPERATIONS_SIZE sizeof(ert_operations)
+#endif
+#ifndef ENTRY_NAME
+#define ENTRY_NAME ert_driver_entry_v1
+#endif
+#ifndef EXT_VARIANT
+#define EXT_VARIANT 0
+#endif
+
+struct ert_instance {
+    int unused;
+};
+static struct ert_instance the_instance;
+
+static ert_status create_instance(const ert_instance_config *config, ert_instance **out, ert_error *error) {
+    (void)config;
+    (void)error;
+    *out = &the_instance;
+    return ERT_STATUS_OK;
+}
+
+static void destroy_instance(ert_instance *instance) { (void)instance; }
+
+static bool is_object(const char *request, size_t length) {
+    /* Enough for the tests: "{...}" with balanced quotes and a closing brace at the end. */
+    if (length < 2 || request[0] != '{' || request[length - 1] != '}') return false;
+    int quotes = 0;
+    for (size_t i = 0; i < length; i++)
+        if (request[i] == '"') quotes++;
+    return quotes % 2 == 0;
+}
+
+static ert_status op_health(ert_instance *instance, const ert_call *call, const char *request, size_t length,
+                            const ert_sink *response, ert_error *error) {
+    (void)instance;
+    (void)call;
+#ifdef BROKEN
+    (void)request;
+    (void)length;
+    (void)error;
+    const char *answer = "this is not json";
+#else
+    if (!is_object(request, length)) {
+        error->status = ERT_STATUS_INVALID_ARGUMENT;
+        snprintf(error->message, sizeof error->message, "the request must be a JSON object");
+        return ERT_STATUS_INVALID_ARGUMENT;
+    }
+    const char *answer = "{\"healthy\":true,\"driver\":\"" DRIVER_NAME "\"}";
+#endif
+    response->write(response->context, answer, strlen(answer));
+    return ERT_STATUS_OK;
+}
+
+static ert_status op_readiness(ert_instance *instance, const ert_call *call, const char *request, size_t length,
+                               const ert_sink *response, ert_error *error) {
+    (void)instance;
+    (void)call;
+    (void)response;
+#ifdef BROKEN
+    (void)request;
+    (void)length;
+    (void)error;
+    return 42; /* an unknown status and no message */
+#else
+    if (!is_object(request, length)) {
+        snprintf(error->message, sizeof error->message, "the request must be a JSON object");
+        return ERT_STATUS_INVALID_ARGUMENT;
+    }
+    const char *answer = "{\"ready\":true}";
+    response->write(response->context, answer, strlen(answer));
+    return ERT_STATUS_OK;
+#endif
+}
+
+static const ert_operations operations = {
+    .struct_size = OPERATIONS_SIZE,
+    .health = op_health,
+    .readiness = op_readiness,
+};
+
+static ert_status ext_add(ert_instance *instance, const ert_call *call, ert_error *error, int64_t a, int64_t b, int64_t *result) {
+    (void)instance;
+    (void)call;
+    (void)error;
+    *result = a + b;
+    return ERT_STATUS_OK;
+}
+
+static const char *const add_names[] = {"a", "b"};
+static const ert_value_type add_types[] = {ERT_TYPE_INT64, ERT_TYPE_INT64};
+static const char *const many_names[] = {"p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8",
+                                         "p9", "p10", "p11", "p12", "p13", "p14", "p15", "p16"};
+static const ert_value_type many_types[] = {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
+static const ert_value_type bad_types[] = {ERT_TYPE_INT64, 99};
+static const char *const bad_param_names[] = {"a", "B c"};
+
+#if EXT_VARIANT == 1
+#define EXT_NAME "Bad-Name"
+#else
+#define EXT_NAME "crafted.add"
+#endif
+#if EXT_VARIANT == 3
+#define EXT_TYPES bad_types
+#else
+#define EXT_TYPES add_types
+#endif
+#if EXT_VARIANT == 6
+#define EXT_PARAM_NAMES bad_param_names
+#else
+#define EXT_PARAM_NAMES add_names
+#endif
+#if EXT_VARIANT == 5
+#define EXT_FUNCTION NULL
+#else
+#define EXT_FUNCTION ((void (*)(void))ext_add)
+#endif
+
+static const ert_extension_op add_op = {sizeof(ert_extension_op), EXT_NAME, "Adds", ERT_TYPE_INT64, 0,
+                                        EXT_PARAM_NAMES, EXT_TYPES, 2, EXT_FUNCTION};
+static const ert_extension_op many_op = {sizeof(ert_extension_op), "crafted.many", NULL, ERT_TYPE_VOID, 0,
+                                         many_names, many_types, 17, (void (*)(void))ext_add};
+#if EXT_VARIANT == 2
+static const ert_extension_op *const extension_ops[] = {&add_op, &add_op};
+#elif EXT_VARIANT == 4
+static const ert_extension_op *const extension_ops[] = {&many_op};
+#else
+static const ert_extension_op *const extension_ops[] = {&add_op};
+#endif
+static const ert_extension_op *const unused_ops[] __attribute__((unused)) = {&many_op};
+
+static const char *const engine_kinds[] = {"crafted-engine", NULL};
+
+static const ert_driver_descriptor descriptor = {
+    .struct_size = DESCRIPTOR_SIZE,
+    .magic = MAGIC,
+    .abi_major = ABI_MAJOR,
+    .abi_minor = ERT_ABI_VERSION_MINOR,
+    .min_host_abi_minor = MIN_HOST_MINOR,
+#ifdef NULL_NAME
+    .name = NULL,
+#else
+    .name = DRIVER_NAME,
+#endif
+#ifdef NULL_VERSION
+    .version = NULL,
+#else
+    .version = "0.0.1",
+#endif
+    .description = "crafted test driver",
+    .engine_kinds = engine_kinds,
+    .capabilities = ERT_CAP_MULTI_INSTANCE,
+    .config_schema_json = NULL,
+    .create_instance = create_instance,
+#ifdef NULL_DESTROY
+    .destroy_instance = NULL,
+#else
+    .destroy_instance = destroy_instance,
+#endif
+    .operations = &operations,
+    .extension_ops = extension_ops,
+    .extension_op_count = sizeof extension_ops / sizeof extension_ops[0],
+};
+
+ERT_EXPORT const ert_driver_descriptor *ENTRY_NAME(const ert_host_info *host, ert_error *error) {
+    (void)host;
+#ifdef REFUSE
+    snprintf(error->message, sizeof error->message, "needs a GPU that is not there");
+    return NULL;
+#else
+    (void)error;
+    return &descriptor;
+#endif
+}
