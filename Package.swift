@@ -74,7 +74,9 @@ let package = Package(
             name: "HostTests",
             dependencies: [
                 "Host", "PluginABI",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/HostTests",
             swiftSettings: swiftSettings),

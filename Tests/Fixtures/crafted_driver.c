@@ -102,10 +102,31 @@ static ert_status op_readiness(ert_instance *instance, const ert_call *call, con
 #endif
 }
 
+#ifdef SLOW_MS
+#include <time.h>
+/* Sleeps SLOW_MS milliseconds without looking at the deadline: a driver that ignores it. */
+static ert_status op_engine_info(ert_instance *instance, const ert_call *call, const char *request, size_t length,
+                                 const ert_sink *response, ert_error *error) {
+    (void)instance;
+    (void)call;
+    (void)request;
+    (void)length;
+    (void)error;
+    struct timespec pause = {SLOW_MS / 1000, (SLOW_MS % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+    response->write(response->context, "{}", 2);
+    return ERT_STATUS_OK;
+}
+#endif
+
 static const ert_operations operations = {
     .struct_size = OPERATIONS_SIZE,
     .health = op_health,
     .readiness = op_readiness,
+#ifdef SLOW_MS
+    .engine_info = op_engine_info,
+    .sleep = op_engine_info, /* the same slow body as a mutating operation */
+#endif
 };
 
 static ert_status ext_add(ert_instance *instance, const ert_call *call, ert_error *error, int64_t a, int64_t b, int64_t *result) {

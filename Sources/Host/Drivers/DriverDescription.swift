@@ -43,6 +43,11 @@ public struct DriverList: Codable, Sendable {
     public struct Failure: Codable, Sendable, Equatable {
         public var path: String
         public var error: String
+
+        public init(path: String, error: String) {
+            self.path = path
+            self.error = error
+        }
     }
 
     public var object = "list"

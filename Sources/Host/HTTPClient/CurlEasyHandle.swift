@@ -112,8 +112,12 @@ final class CurlEasyHandle: @unchecked Sendable {
         _ = ert_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         var contentType: UnsafePointer<CChar>? = nil
         _ = ert_curl_getinfo_string(handle, CURLINFO_CONTENT_TYPE, &contentType)
+        var connects = 0
+        _ = ert_curl_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
         return .success(
-            HTTPClientResponse(status: status, contentType: contentType.map { String(cString: $0) } ?? "", body: transfer.body))
+            HTTPClientResponse(
+                status: status, contentType: contentType.map { String(cString: $0) } ?? "", body: transfer.body,
+                newConnections: connects))
     }
 
     private static func error(

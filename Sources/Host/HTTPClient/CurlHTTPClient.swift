@@ -39,6 +39,8 @@ public struct HTTPClientResponse: Sendable {
     public var status: Int
     public var contentType: String
     public var body: [UInt8]
+    /// Connections libcurl had to open for this answer (0 when a pooled one was reused).
+    public var newConnections: Int
 }
 
 /// The host's HTTP client on libcurl, shared with drivers through the ABI.
@@ -73,7 +75,10 @@ public final class CurlHTTPClient: Sendable {
         guard ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"].contains(request.method) else {
             return .failure(DriverCallError(.invalidArgument, "unsupported HTTP method \"\(request.method)\""))
         }
-        if let bad = request.headers.first(where: { !$0.contains(":") || $0.contains("\r") || $0.contains("\n") }) {
+        // Byte-level check: "\r\n" is one Character, so String.contains("\r") would miss it.
+        if let bad = request.headers.first(where: { line in
+            !line.utf8.contains(UInt8(ascii: ":")) || line.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 })
+        }) {
             return .failure(DriverCallError(.invalidArgument, "malformed header line \"\(bad.prefix(64))\""))
         }
         var attempt = 1

@@ -126,3 +126,12 @@ func makeInstance(
         configuration: InstanceConfiguration(name: "test", engineKind: engineKind, endpoint: endpoint, apiKey: apiKey),
         pool: pool, httpClient: CurlHTTPClient(), logger: .quiet)
 }
+
+/// A process-wide pool for blocking calls made directly by tests.
+enum TestThreadPool {
+    static let shared: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 8)
+        pool.start()
+        return pool
+    }()
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Host
+import Hummingbird
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Calls through the ABI: deadlines, serialization, and the host's HTTP service as drivers see it.
+@Suite struct DriverCallTests {
+    @Test func aDriverThatIgnoresTheDeadlineStillAnswersTimeoutOnTime() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "slow.so",
+            defines: ["DRIVER_NAME=\"slow\"", "SLOW_MS=1500", "_POSIX_C_SOURCE=200809L"])
+        let driver = try DriverLoader.load(path: path).get()
+        try await withThreadPool(threads: 4) { (pool: NIOThreadPool) async throws in
+            let instance = try await makeInstance(driver, engineKind: "crafted-engine", pool: pool)
+            await #expect(throws: DriverCallError(.timeout, "the driver did not answer before the deadline")) {
+                try await instance.invoke(.engineInfo, request: Array("{}".utf8), timeout: .milliseconds(100))
+            }
+            // Read operations are not held up by a slow one.
+            let health = try await instance.invoke(.health, request: Array("{}".utf8), timeout: .seconds(1))
+            #expect(String(decoding: health, as: UTF8.self).contains("\"healthy\":true"))
+            await instance.shutdown()
+        }
+    }
+
+    @Test func mutatingOperationsAreSerializedPerInstance() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "serial.so",
+            defines: ["DRIVER_NAME=\"serial\"", "SLOW_MS=300", "_POSIX_C_SOURCE=200809L"])
+        let driver = try DriverLoader.load(path: path).get()
+        try await withThreadPool(threads: 4) { (pool: NIOThreadPool) async throws in
+            let instance = try await makeInstance(driver, engineKind: "crafted-engine", pool: pool)
+            let start = NIODeadline.now()
+            async let first = instance.invoke(.sleep, request: Array("{}".utf8), timeout: .seconds(5))
+            async let second = instance.invoke(.sleep, request: Array("{}".utf8), timeout: .seconds(5))
+            _ = try await (first, second)
+            // Two 300 ms calls one after the other take at least 600 ms; in parallel they would not.
+            #expect(NIODeadline.now() - start >= .milliseconds(600))
+            await instance.shutdown()
+        }
+    }
+
+    /// The C template reaches the engine through the host's HTTP service, with the API key.
+    @Test func driversUseTheHostHTTPServiceWithTheAPIKey() async throws {
+        let router = Router()
+        router.get("/v1/models") { request, _ -> Response in
+            guard request.headers[.authorization] == "Bearer secret-key" else {
+                return Response(status: .unauthorized, body: .init(byteBuffer: ByteBuffer(string: #"{"error":"Unauthorized"}"#)))
+            }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: #"{"object":"list","data":[{"id":"m"}]}"#)))
+        }
+        router.get("/health") { _, _ in Response(status: .serviceUnavailable) }
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try CDriverCompiler.build(
+            TestPaths.templateSource, into: directory.path, name: "libhttp.so", defines: ["TEMPLATE_DRIVER_NAME=\"http\""])
+        let driver = try DriverLoader.load(path: path).get()
+        try await LoopbackServer.with(router) { port in
+            try await withThreadPool { (pool: NIOThreadPool) async throws in
+                let endpoint = "http://127.0.0.1:\(port)"
+                let keyed = try await makeInstance(driver, engineKind: "template-engine", endpoint: endpoint, apiKey: "secret-key", pool: pool)
+                let models = try await keyed.invoke(.listModels, request: Array("{}".utf8), timeout: .seconds(5))
+                #expect(String(decoding: models, as: UTF8.self) == #"{"object":"list","data":[{"id":"m"}]}"#)
+                let health = try await keyed.invoke(.health, request: Array("{}".utf8), timeout: .seconds(5))
+                #expect(String(decoding: health, as: UTF8.self) == #"{"healthy":false,"reason":"engine /health answered HTTP 503"}"#)
+                let anonymous = try await makeInstance(driver, engineKind: "template-engine", endpoint: endpoint, pool: pool)
+                let refused = await #expect(throws: DriverCallError.self) {
+                    try await anonymous.invoke(.listModels, request: Array("{}".utf8), timeout: .seconds(5))
+                }
+                #expect(refused?.status == .upstream)
+                #expect(refused?.upstreamHTTPStatus == 401)
+                await keyed.shutdown()
+                await anonymous.shutdown()
+            }
+        }
+    }
+}
