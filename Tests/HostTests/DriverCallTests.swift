@@ -3,6 +3,7 @@ import Host
 import Hummingbird
 import NIOCore
 import NIOPosix
+import Logging
 import Testing
 
 /// Calls through the ABI: deadlines, serialization, and the host's HTTP service as drivers see it.
@@ -78,5 +79,29 @@ import Testing
                 await anonymous.shutdown()
             }
         }
+    }
+}
+
+/// Driver log lines go into swift-log with the driver and instance as metadata.
+@Suite struct DriverLoggingTests {
+    @Test func driverLogsCarryDriverAndInstance() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try CDriverCompiler.build(
+            TestPaths.templateSource, into: directory.path, name: "liblog.so", defines: ["TEMPLATE_DRIVER_NAME=\"logger\""])
+        let driver = try DriverLoader.load(path: path).get()
+        let store = CapturingLogHandler.Store()
+        let logger = Logger(label: "test") { _ in CapturingLogHandler(store: store) }
+        try await withThreadPool { (pool: NIOThreadPool) async throws in
+            let instance = try await DriverInstance.create(
+                driver: driver,
+                configuration: InstanceConfiguration(name: "pod-engine", engineKind: "template-engine", endpoint: "http://127.0.0.1:9"),
+                pool: pool, httpClient: CurlHTTPClient(), logger: logger)
+            await instance.shutdown()
+        }
+        let record = try #require(store.all.first { $0.message == "template instance created" })
+        #expect(record.level == .debug)
+        #expect(record.metadata["driver"] == "logger")
+        #expect(record.metadata["instance"] == "pod-engine")
     }
 }

@@ -160,3 +160,19 @@ import Testing
         }
     }
 }
+
+/// Struct growth: a driver built against a later 1.x header declares larger structs; the host
+/// reads the fields it knows and ignores the rest.
+@Suite struct StructGrowthTests {
+    @Test func aNewerDriverWithLargerStructsLoads() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "newer.so",
+            defines: ["DRIVER_NAME=\"newer\"", "DESCRIPTOR_SIZE=(sizeof(ert_driver_descriptor)+64)", "OPERATIONS_SIZE=(sizeof(ert_operations)+8)"])
+        let driver = try DriverLoader.load(path: path).get()
+        #expect(driver.name == "newer")
+        #expect(driver.supportedOperations == [.health, .readiness])
+        #expect(driver.extensionOperations.map(\.name) == ["crafted.add"])
+    }
+}

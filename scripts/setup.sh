@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing engine-runtime needs on Debian 12 with the Swift toolchain.
+# Idempotent and quick when everything is present: apt runs only for missing packages.
+set -euo pipefail
+
+packages=(
+    libcurl4-openssl-dev  # the host's HTTP client and download engine
+    libffi-dev            # typed vendor extension operations
+    pkg-config            # SwiftPM finds libcurl and libffi through it
+    gcc g++               # tests compile C drivers and check the header as C11 and C++17
+    make                  # examples/driver-template-c
+    curl                  # the run and benchmark scripts probe the server
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    sudo_cmd=()
+    [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v swift >/dev/null || { echo "setup: the Swift toolchain (swift) is not on PATH" >&2; exit 1; }
