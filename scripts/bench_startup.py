@@ -33,12 +33,16 @@ def healthz_ok(port):
 
 
 def memory(pid):
+    """VmRSS and VmHWM from status; Pss and private (USS) from smaps_rollup, in MiB."""
     fields = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0]) / 1024
+    for name in ("status", "smaps_rollup"):
+        with open(f"/proc/{pid}/{name}") as source:
+            for line in source:
+                key, _, value = line.partition(":")
+                parts = value.split()
+                if len(parts) == 2 and parts[1] == "kB":
+                    fields[key] = int(parts[0]) / 1024
+    fields["USS"] = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
     return fields
 
 
@@ -75,7 +79,9 @@ def main():
 
     print(f"start-up to first /healthz 200 over {args.runs} runs: median {statistics.median(times):.1f} ms "
           f"(min {min(times):.1f}, max {max(times):.1f})")
-    print(f"idle RSS after 1 s: {idle['VmRSS']:.1f} MiB (peak {idle['VmHWM']:.1f} MiB)")
+    print(f"idle RSS after 1 s: {idle['VmRSS']:.1f} MiB (peak {idle['VmHWM']:.1f} MiB); "
+          f"anonymous {idle['RssAnon']:.1f} MiB, file-backed {idle['RssFile']:.1f} MiB; "
+          f"PSS {idle['Pss']:.1f} MiB; private (USS) {idle['USS']:.1f} MiB")
 
 
 if __name__ == "__main__":
