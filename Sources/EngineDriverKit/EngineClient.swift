@@ -1,13 +1,17 @@
 import FoundationEssentials
+import PluginABI
 
 /// HTTP calls to one engine's API with its base URL and bearer token: what every HTTP engine
 /// driver needs. Also reads the engines' error bodies.
 public struct EngineClient: Sendable {
     public let endpoint: String
+    /// The engine's name in messages ("vLLM", "SGLang").
+    public let engineName: String
     private let authorization: [String]
 
-    public init(settings: InstanceSettings) {
+    public init(settings: InstanceSettings, engineName: String) {
         endpoint = settings.endpoint
+        self.engineName = engineName
         authorization = settings.apiKey.map { ["Authorization: Bearer \($0)"] } ?? []
     }
 
@@ -55,4 +59,63 @@ public struct EngineClient: Sendable {
         struct Body: Decodable { var detail: String? }
         return reply.status == 404 && reply.decode(Body.self)?.detail == "Not Found"
     }
+}
+
+extension EngineClient {
+    /// Probes a health route: (true, nil) on 200, (false, reason) when the engine answers
+    /// otherwise or is not listening (a refused connection during start-up is "not ready yet",
+    /// not a driver error).
+    public func probe(_ path: String, in call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
+        let reply: CallScope.Reply
+        do {
+            reply = try get(path, in: call)
+        } catch where error.status == ERT_STATUS_UNAVAILABLE {
+            return (false, "\(engineName) is not accepting connections yet (starting up or down): \(error.message)")
+        }
+        if reply.status == 200 { return (true, nil) }
+        return (false, "\(engineName) \(path) answered HTTP \(reply.status): \(Self.errorMessage(reply))")
+    }
+
+    /// Maps a failed engine answer to a status, keeping the engine's message. `missingRoute`
+    /// explains a route the engine does not serve (usually an engine setting to turn on).
+    public func failure(_ reply: CallScope.Reply, doing what: String, missingRoute: String? = nil) -> DriverFailure {
+        let upstream = Int32(reply.status)
+        if Self.isMissingRoute(reply) {
+            return .unsupported(missingRoute ?? "this \(engineName) build has no route to \(what)", upstream: upstream)
+        }
+        let message = Self.errorMessage(reply)
+        switch reply.status {
+        case 400, 422: return DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: upstream)
+        case 401, 403:
+            return .upstream("\(engineName) refused the credentials (set INFERENCE_ENGINE_API_KEY): \(message)", status: upstream)
+        case 404: return .notFound(message, upstream: upstream)
+        case 409: return .conflict(message, upstream: upstream)
+        case 503: return DriverFailure(ERT_STATUS_UNAVAILABLE, message, upstreamHTTPStatus: upstream)
+        default: return .upstream("\(engineName) could not \(what): \(message)", status: upstream)
+        }
+    }
+}
+
+/// The answers every driver gives for health, readiness and state changes.
+public struct HealthAnswer: Encodable, Sendable {
+    public var healthy: Bool
+    public var reason: String?
+    public init(healthy: Bool, reason: String?) {
+        self.healthy = healthy
+        self.reason = reason
+    }
+}
+
+public struct ReadinessAnswer: Encodable, Sendable {
+    public var ready: Bool
+    public var reason: String?
+    public init(ready: Bool, reason: String?) {
+        self.ready = ready
+        self.reason = reason
+    }
+}
+
+public struct MessageAnswer: Encodable, Sendable {
+    public var message: String
+    public init(message: String) { self.message = message }
 }

@@ -16,7 +16,7 @@ final class SGLangInstance: EngineDriverInstance {
     private let engine: EngineClient
 
     init(settings: InstanceSettings, host: HostConnection) throws(DriverFailure) {
-        engine = EngineClient(settings: settings)
+        engine = EngineClient(settings: settings, engineName: "SGLang")
     }
 
     func perform(_ operation: DriverOperation, request: DriverRequest, call: CallScope) throws(DriverFailure) -> [UInt8] {
@@ -24,10 +24,10 @@ final class SGLangInstance: EngineDriverInstance {
         case .health:
             struct HealthRequest: Decodable { var deep: Bool? }
             let deep = try request.decode(HealthRequest.self).deep ?? false
-            let (ok, reason) = try probe(deep ? "/health_generate" : "/health", call)
+            let (ok, reason) = try engine.probe(deep ? "/health_generate" : "/health", in: call)
             return try DriverJSON.encode(HealthAnswer(healthy: ok, reason: reason))
         case .readiness:
-            let (ok, reason) = try probe("/health", call)
+            let (ok, reason) = try engine.probe("/health", in: call)
             return try DriverJSON.encode(ReadinessAnswer(ready: ok, reason: reason))
         case .engineInfo:
             return try engineInfo(call)
@@ -44,28 +44,8 @@ final class SGLangInstance: EngineDriverInstance {
         }
     }
 
-    private struct HealthAnswer: Encodable {
-        var healthy: Bool
-        var reason: String?
-    }
-    private struct ReadinessAnswer: Encodable {
-        var ready: Bool
-        var reason: String?
-    }
-    private struct MessageAnswer: Encodable { var message: String }
-
-    /// SGLang's `/health` is 503 while the server starts and 200 once a one-token generation
-    /// went through (or at once when health generation is disabled).
-    private func probe(_ path: String, _ call: CallScope) throws(DriverFailure) -> (Bool, String?) {
-        let reply: CallScope.Reply
-        do {
-            reply = try engine.get(path, in: call)
-        } catch where error.status == ERT_STATUS_UNAVAILABLE {
-            return (false, "SGLang is not accepting connections yet (starting up or down): \(error.message)")
-        }
-        if reply.status == 200 { return (true, nil) }
-        return (false, "SGLang \(path) answered HTTP \(reply.status): \(EngineClient.errorMessage(reply))")
-    }
+    // SGLang's `/health` is 503 while the server starts and 200 once a one-token generation
+    // went through (or at once when health generation is disabled).
 
     private func engineInfo(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
         struct ServerInfo: Decodable { var version: String? }
@@ -150,18 +130,7 @@ final class SGLangInstance: EngineDriverInstance {
     }
 
     private func failure(_ reply: CallScope.Reply, doing what: String) -> DriverFailure {
-        let upstream = Int32(reply.status)
-        let message = EngineClient.errorMessage(reply)
-        switch reply.status {
-        case 400, 422: return DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: upstream)
-        case 401, 403:
-            return .upstream("SGLang refused the credentials (set INFERENCE_ENGINE_API_KEY): \(message)", status: upstream)
-        case 404 where EngineClient.isMissingRoute(reply):
-            return .unsupported("this SGLang build has no route to \(what)", upstream: upstream)
-        case 404: return .notFound(message, upstream: upstream)
-        case 503: return DriverFailure(ERT_STATUS_UNAVAILABLE, message, upstreamHTTPStatus: upstream)
-        default: return .upstream("SGLang could not \(what): \(message)", status: upstream)
-        }
+        engine.failure(reply, doing: what)
     }
 }
 

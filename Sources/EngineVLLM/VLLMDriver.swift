@@ -17,7 +17,7 @@ final class VLLMInstance: EngineDriverInstance {
     private let engine: EngineClient
 
     init(settings: InstanceSettings, host: HostConnection) throws(DriverFailure) {
-        engine = EngineClient(settings: settings)
+        engine = EngineClient(settings: settings, engineName: "vLLM")
     }
 
     func perform(_ operation: DriverOperation, request: DriverRequest, call: CallScope) throws(DriverFailure) -> [UInt8] {
@@ -34,36 +34,15 @@ final class VLLMInstance: EngineDriverInstance {
 
     // MARK: Health
 
-    private struct HealthAnswer: Encodable {
-        var healthy: Bool
-        var reason: String?
-    }
-
-    private struct ReadinessAnswer: Encodable {
-        var ready: Bool
-        var reason: String?
-    }
-
     /// vLLM's `/health` is 200 with an empty body when the engine loop is alive, 503 when it
-    /// died. Refused connections mean the server is not listening yet (still loading).
-    private func probe(_ call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
-        let reply: CallScope.Reply
-        do {
-            reply = try engine.get("/health", in: call)
-        } catch where error.status == ERT_STATUS_UNAVAILABLE {
-            return (false, "vLLM is not accepting connections yet (starting up or down): \(error.message)")
-        }
-        if reply.status == 200 { return (true, nil) }
-        return (false, "vLLM /health answered HTTP \(reply.status): \(EngineClient.errorMessage(reply))")
-    }
-
+    /// died; the server does not listen until the model is loaded.
     private func health(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
-        let (ok, reason) = try probe(call)
+        let (ok, reason) = try engine.probe("/health", in: call)
         return try DriverJSON.encode(HealthAnswer(healthy: ok, reason: reason))
     }
 
     private func readiness(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
-        let (ok, reason) = try probe(call)
+        let (ok, reason) = try engine.probe("/health", in: call)
         return try DriverJSON.encode(ReadinessAnswer(ready: ok, reason: reason))
     }
 
@@ -99,8 +78,6 @@ final class VLLMInstance: EngineDriverInstance {
         var lora_name: String
         var lora_int_id: Int?
     }
-
-    private struct MessageAnswer: Encodable { var message: String }
 
     private func loadAdapter(_ request: LoadAdapterRequest, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
         guard !request.lora_name.isEmpty, !request.lora_path.isEmpty else {
@@ -142,26 +119,10 @@ final class VLLMInstance: EngineDriverInstance {
         return models.data.first { $0.id == name && $0.parent != nil }?.root
     }
 
-    /// Maps a failed vLLM answer to a status, keeping vLLM's message.
     private func failure(_ reply: CallScope.Reply, doing what: String) -> DriverFailure {
-        let upstream = Int32(reply.status)
-        if EngineClient.isMissingRoute(reply) {
-            return .unsupported(
-                "vLLM has no route to \(what): start vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True",
-                upstream: upstream)
-        }
-        let message = EngineClient.errorMessage(reply)
-        switch reply.status {
-        case 400, 422: return DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: upstream)
-        case 401, 403:
-            return DriverFailure(
-                ERT_STATUS_UPSTREAM, "vLLM refused the credentials (set INFERENCE_ENGINE_API_KEY): \(message)",
-                upstreamHTTPStatus: upstream)
-        case 404: return .notFound(message, upstream: upstream)
-        case 409: return .conflict(message, upstream: upstream)
-        case 503: return DriverFailure(ERT_STATUS_UNAVAILABLE, message, upstreamHTTPStatus: upstream)
-        default: return .upstream("vLLM could not \(what): \(message)", status: upstream)
-        }
+        engine.failure(
+            reply, doing: what,
+            missingRoute: "vLLM has no route to \(what): start vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True")
     }
 }
 
