@@ -11,6 +11,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "engine-runtime", targets: ["EngineRuntimeCLI"]),
+        // A stand-in vLLM or SGLang server for tests and demos.
+        .executable(name: "engine-simulator", targets: ["EngineSimulator"]),
         // The in-tree drivers ship as shared libraries loaded at run time through the C ABI.
         .library(name: "EngineVLLM", type: .dynamic, targets: ["EngineVLLM"]),
         .library(name: "EngineSGLang", type: .dynamic, targets: ["EngineSGLang"]),
@@ -56,6 +58,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Sources/EngineRuntimeCLI",
+            swiftSettings: swiftSettings),
+
+        .executableTarget(
+            name: "EngineSimulator",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/EngineSimulator",
             swiftSettings: swiftSettings),
 
         // What Swift drivers share: C-ABI plumbing behind a Swift protocol. Linked statically

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+
+/// Which engine the simulator imitates.
+enum Flavor: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case vllm, sglang
+}
+
+@main
+struct SimulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine-simulator",
+        abstract: "A stand-in for a vLLM or SGLang server: their management routes, status codes, bodies and metrics, with fault knobs.",
+        discussion: """
+            For tests and demos of engine-runtime; no model runs. Every knob can also be changed \
+            while it runs: POST /_sim/config with a JSON object of the same names in snake_case \
+            (latency_ms, error_rate, malformed, hang, dead, running_requests, waiting_requests, \
+            prompt_tokens_total, generation_tokens_total, metrics_bytes). GET /_sim/stats counts \
+            the requests per route.
+            """)
+
+    @Option(help: "vllm or sglang.") var flavor: Flavor = .vllm
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one; the log says which).") var port = 8000
+    @Option(help: "Served model name.") var model = "sim-model"
+    @Option(help: "Engine version reported.") var engineVersion: String?
+    @Option(help: "Require this bearer token (on the routes the real engine protects).") var apiKey: String?
+    @Option(help: "Seconds before the engine is up (vLLM: port closed; SGLang: /health answers 503).")
+    var startupDelay: Double = 0
+    @Option(help: "Added latency per request, in milliseconds.") var latencyMs: Int = 0
+    @Option(help: "Fraction of requests answered with HTTP 500 (0...1).") var errorRate: Double = 0
+    @Flag(help: "Answer JSON routes with a malformed body.") var malformed = false
+    @Flag(help: "Never answer (requests hang until the client gives up).") var hang = false
+    @Option(help: "Grow /metrics to about this many bytes (more data-parallel ranks).") var metricsBytes: Int = 0
+    @Flag(inversion: .prefixedNo, help: "vLLM: runtime LoRA updating enabled (VLLM_ALLOW_RUNTIME_LORA_UPDATING).")
+    var loraUpdating = true
+    @Flag(inversion: .prefixedNo, help: "vLLM: development routes (sleep, wake, cache reset) enabled (VLLM_SERVER_DEV_MODE).")
+    var devMode = true
+    @Flag(help: "vLLM: old flat error bodies instead of the nested {\"error\":{...}} shape.") var flatErrors = false
+    @Option(help: "Log level.") var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        let logger = {
+            var logger = Logger(label: "engine-simulator")
+            logger.logLevel = logLevel
+            return logger
+        }()
+        let state = SimulatorState(
+            knobs: Knobs(
+                latency_ms: latencyMs, error_rate: errorRate, malformed: malformed, hang: hang, dead: false,
+                running_requests: 0, waiting_requests: 0, prompt_tokens_total: 0, generation_tokens_total: 0,
+                metrics_bytes: metricsBytes))
+        let settings = SimulatorSettings(
+            flavor: flavor, model: model,
+            engineVersion: engineVersion ?? (flavor == .vllm ? "0.11.0" : "0.5.4"),
+            apiKey: apiKey, loraUpdating: loraUpdating, devMode: devMode, flatErrors: flatErrors,
+            readyAt: ContinuousClock.now + .milliseconds(Int(startupDelay * 1000)))
+        if flavor == .vllm, startupDelay > 0 {
+            // vLLM does not listen until the model is loaded: refused connections meanwhile.
+            logger.info("loading (simulated)", metadata: ["seconds": "\(startupDelay)"])
+            try await Task.sleep(for: .milliseconds(Int(startupDelay * 1000)))
+        }
+        let router = SimulatorRoutes.makeRouter(settings: settings, state: state)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                logger.info(
+                    "engine-simulator listening",
+                    metadata: ["flavor": "\(flavor.rawValue)", "port": "\(channel.localAddress?.port ?? -1)"])
+            },
+            logger: logger)
+        try await app.runService()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
