@@ -32,6 +32,11 @@ public struct EngineClient: Sendable {
             body: body, timeoutMilliseconds: Self.timeoutMilliseconds)
     }
 
+    /// POSTs without a body (query-string routes such as vLLM's /sleep).
+    public func post(_ path: String, in call: CallScope) throws(DriverFailure) -> CallScope.Reply {
+        try call.http("POST", endpoint + path, headers: authorization, timeoutMilliseconds: Self.timeoutMilliseconds)
+    }
+
     /// The engine's own message from an error body: vLLM's nested `{"error":{"message"}}`, the
     /// older flat `{"message"}`, SGLang's `{"error_message"}`, FastAPI's `{"detail"}`, or the
     /// text itself (cut to 512 bytes).

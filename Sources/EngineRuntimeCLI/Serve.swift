@@ -1,18 +1,36 @@
 import ArgumentParser
 import Host
+import Logging
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the management API (the default subcommand).",
         discussion: """
-            Loads every driver in the driver directory, then serves the HTTP management API \
-            until SIGTERM or SIGINT, on which it finishes the requests in flight and exits.
+            Loads every driver in the driver directory, creates a driver instance for each \
+            configured engine, then serves the HTTP management API until SIGTERM or SIGINT, on \
+            which it finishes the requests in flight and exits.
+
+            The engine comes from the AIBrix sidecar's variables, or several engines from --config.
 
             Environment variables (a flag wins over its variable):
-              ENGINE_RUNTIME_HOST        address to listen on (--host)
-              ENGINE_RUNTIME_PORT        port to listen on (--port)
-              ENGINE_RUNTIME_DRIVER_DIR  driver directory (--driver-dir)
-              ENGINE_RUNTIME_LOG_LEVEL   log level (--log-level)
+              INFERENCE_ENGINE                 engine kind of the default engine (--engine); default vllm
+              INFERENCE_ENGINE_ENDPOINT        its base URL (--engine-endpoint); default http://localhost:8000
+              INFERENCE_ENGINE_API_KEY         bearer token the engine expects; forwarded to it, never logged
+              INFERENCE_ENGINE_VERSION         engine version, informational (any string)
+              ENGINE_RUNTIME_CONFIG            engines file (--config)
+              ENGINE_RUNTIME_AUTH_TOKEN        require this bearer token on every route but /healthz and /ready
+              ENGINE_RUNTIME_HOST              address to listen on (--host)
+              ENGINE_RUNTIME_PORT              port to listen on (--port)
+              ENGINE_RUNTIME_DRIVER_DIR        driver directory (--driver-dir)
+              ENGINE_RUNTIME_MAX_BODY_BYTES    request body limit (--max-body-bytes)
+              ENGINE_RUNTIME_PROBE_TIMEOUT     seconds for health and read calls (--probe-timeout)
+              ENGINE_RUNTIME_MUTATION_TIMEOUT  seconds for loads and other changes (--mutation-timeout)
+              ENGINE_RUNTIME_LOG_LEVEL         log level (--log-level)
             """)
 
     @Option(help: ArgumentHelp("Address to listen on. Env: ENGINE_RUNTIME_HOST. Default: 0.0.0.0.", valueName: "address"))
@@ -21,16 +39,137 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Port to listen on (0 picks a free one). Env: ENGINE_RUNTIME_PORT. Default: 8080.", valueName: "port"))
     var port: Int?
 
+    @Option(help: ArgumentHelp("Engine kind of the default engine. Env: INFERENCE_ENGINE. Default: vllm.", valueName: "kind"))
+    var engine: String?
+
+    @Option(
+        name: .customLong("engine-endpoint"),
+        help: ArgumentHelp("Base URL of the engine. Env: INFERENCE_ENGINE_ENDPOINT. Default: http://localhost:8000.", valueName: "url"))
+    var engineEndpoint: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "JSON file describing several engines (see docs/operators.md); replaces the INFERENCE_ENGINE* settings. Env: ENGINE_RUNTIME_CONFIG.",
+            valueName: "path"))
+    var config: String?
+
+    @Option(
+        name: .customLong("auth-token-file"),
+        help: ArgumentHelp(
+            "File holding the bearer token required on every route but /healthz and /ready. Env (the token itself): ENGINE_RUNTIME_AUTH_TOKEN.",
+            valueName: "path"))
+    var authTokenFile: String?
+
+    @Option(
+        name: .customLong("max-body-bytes"),
+        help: ArgumentHelp("Largest request body accepted. Env: ENGINE_RUNTIME_MAX_BODY_BYTES. Default: 1048576.", valueName: "bytes"))
+    var maxBodyBytes: Int?
+
+    @Option(
+        name: .customLong("probe-timeout"),
+        help: ArgumentHelp("Seconds allowed for health, readiness and read calls. Env: ENGINE_RUNTIME_PROBE_TIMEOUT. Default: 3.", valueName: "seconds"))
+    var probeTimeout: Int?
+
+    @Option(
+        name: .customLong("mutation-timeout"),
+        help: ArgumentHelp("Seconds allowed for adapter loads and other changes. Env: ENGINE_RUNTIME_MUTATION_TIMEOUT. Default: 60.", valueName: "seconds"))
+    var mutationTimeout: Int?
+
+    @Option(
+        name: .customLong("driver-threads"),
+        help: ArgumentHelp("Worker threads for driver calls (never the network event loop). Default: 16.", valueName: "count"))
+    var driverThreads: Int = 16
+
     @OptionGroup var drivers: DriverOptions
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         let logger = try logging.makeLogger()
-        let configuration = ServerConfiguration(
+        let server = ServerConfiguration(
             host: Settings.string(host, env: "ENGINE_RUNTIME_HOST", default: "0.0.0.0"),
             port: try Settings.integer(port, env: "ENGINE_RUNTIME_PORT", default: 8080, range: 0...65535))
+        let runtime = try runtimeConfiguration()
         let registry = try drivers.loadDrivers(logger: logger)
-        let server = RuntimeServer(configuration: configuration, drivers: registry, logger: logger)
-        try await server.run()
+        guard (1...256).contains(driverThreads) else { throw ValidationError("--driver-threads must be in 1...256") }
+        let pool = NIOThreadPool(numberOfThreads: driverThreads)
+        pool.start()
+        let engines: EngineRegistry
+        do {
+            engines = try await EngineRegistry.start(
+                configuration: runtime, drivers: registry, pool: pool, httpClient: CurlHTTPClient(logger: logger), logger: logger)
+        } catch {
+            try? await pool.shutdownGracefully()
+            throw ValidationError(error.description)
+        }
+        if runtime.authToken == nil {
+            logger.notice("authentication is off: set ENGINE_RUNTIME_AUTH_TOKEN to require a bearer token")
+        }
+        let app = RuntimeServer(configuration: server, runtime: runtime, drivers: registry, engines: engines, logger: logger)
+        do {
+            try await app.run()
+        } catch {
+            await engines.shutdown()
+            try? await pool.shutdownGracefully()
+            throw error
+        }
+        await engines.shutdown()
+        try? await pool.shutdownGracefully()
+    }
+
+    /// Engines, auth, limits and deadlines from flags, environment and the engines file.
+    func runtimeConfiguration() throws -> RuntimeConfiguration {
+        let engines: [EngineConfiguration]
+        let defaultEngine: String
+        if let path = config ?? Settings.environment("ENGINE_RUNTIME_CONFIG") {
+            let file: EnginesFile
+            do {
+                file = try JSONCoding.decode(EnginesFile.self, from: try Settings.readFile(path, limit: 1 << 20))
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw ValidationError("engines file \(path) is not valid: \(error)")
+            }
+            engines = try file.engines.map { entry in
+                var apiKey: String? = nil
+                if let variable = entry.api_key_env {
+                    guard let value = Settings.environment(variable) else {
+                        throw ValidationError("engine \"\(entry.name)\": api_key_env names \(variable), which is not set")
+                    }
+                    apiKey = value
+                }
+                return EngineConfiguration(
+                    name: entry.name, engine: entry.engine.lowercased(), driver: entry.driver, endpoint: entry.endpoint,
+                    api_key: apiKey, engine_version: entry.engine_version, options: entry.options)
+            }
+            defaultEngine = file.default_engine ?? engines.first?.name ?? "default"
+        } else {
+            engines = [
+                EngineConfiguration(
+                    name: "default",
+                    engine: Settings.string(engine, env: "INFERENCE_ENGINE", default: "vllm").lowercased(),
+                    endpoint: Settings.string(engineEndpoint, env: "INFERENCE_ENGINE_ENDPOINT", default: "http://localhost:8000"),
+                    api_key: Settings.environment("INFERENCE_ENGINE_API_KEY"),
+                    engine_version: Settings.environment("INFERENCE_ENGINE_VERSION"))
+            ]
+            defaultEngine = "default"
+        }
+        var authToken = Settings.environment("ENGINE_RUNTIME_AUTH_TOKEN")
+        if let path = authTokenFile {
+            let text = String(decoding: try Settings.readFile(path, limit: 4096), as: UTF8.self)
+            authToken = String(text.filter { !$0.isWhitespace })
+            if authToken?.isEmpty ?? true { throw ValidationError("auth token file \(path) is empty") }
+        }
+        let deadlines = Deadlines(
+            probe: .seconds(try Settings.integer(probeTimeout, env: "ENGINE_RUNTIME_PROBE_TIMEOUT", default: 3, range: 1...600)),
+            mutation: .seconds(try Settings.integer(mutationTimeout, env: "ENGINE_RUNTIME_MUTATION_TIMEOUT", default: 60, range: 1...3600)))
+        let configuration = RuntimeConfiguration(
+            engines: engines, defaultEngine: defaultEngine, authToken: authToken,
+            maxBodyBytes: try Settings.integer(maxBodyBytes, env: "ENGINE_RUNTIME_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(64 << 20)),
+            deadlines: deadlines)
+        do {
+            return try configuration.validated()
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 }

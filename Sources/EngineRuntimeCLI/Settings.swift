@@ -31,6 +31,18 @@ enum Settings {
         return value
     }
 
+    /// Reads a small file (configuration, token) or fails with one line.
+    static func readFile(_ path: String, limit: Int) throws -> [UInt8] {
+        guard let file = fopen(path, "rb") else {
+            throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        let count = fread(&bytes, 1, bytes.count, file)
+        guard count <= limit else { throw ValidationError("\(path) is larger than \(limit) bytes") }
+        return Array(bytes[..<count])
+    }
+
     /// The directory of the running executable: the default driver directory.
     static func executableDirectory() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)

@@ -9,9 +9,12 @@ final class SGLangInstance: EngineDriverInstance {
     static let info = DriverInfo(
         name: "sglang", version: "0.1.0", summary: "SGLang runtime server (sglang.launch_server)",
         engineKinds: ["sglang"],
-        capabilities: UInt64(ERT_CAP_MULTI_INSTANCE | ERT_CAP_LORA_DYNAMIC | ERT_CAP_DEEP_HEALTH | ERT_CAP_PROMETHEUS),
+        capabilities: UInt64(
+            ERT_CAP_MULTI_INSTANCE | ERT_CAP_LORA_DYNAMIC | ERT_CAP_SLEEP | ERT_CAP_DEEP_HEALTH | ERT_CAP_PROMETHEUS),
         configSchemaJSON: #"{"type":"object","additionalProperties":false,"properties":{}}"#,
-        operations: [.health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter])
+        operations: [
+            .health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter, .sleep, .wake, .resetCache,
+        ])
 
     private let engine: EngineClient
 
@@ -39,6 +42,17 @@ final class SGLangInstance: EngineDriverInstance {
             return try loadAdapter(try request.decode(LoadAdapterRequest.self), call)
         case .unloadLoRAAdapter:
             return try unloadAdapter(try request.decode(UnloadAdapterRequest.self), call)
+        case .sleep:
+            struct Sleep: Decodable { var level: Int? }
+            let level = try request.decode(Sleep.self).level ?? 1
+            guard [1, 2].contains(level) else { throw .invalidArgument("sleep level must be 1 or 2") }
+            return try memoryOccupation("/release_memory_occupation", tags: nil, done: "SGLang released its GPU memory", call)
+        case .wake:
+            struct Wake: Decodable { var tags: [String]? }
+            let tags = try request.decode(Wake.self).tags
+            return try memoryOccupation("/resume_memory_occupation", tags: tags, done: "SGLang resumed its GPU memory", call)
+        case .resetCache:
+            return try flushCache(call)
         default:
             throw .unsupported("the SGLang driver does not implement this operation")
         }
@@ -127,6 +141,27 @@ final class SGLangInstance: EngineDriverInstance {
         }
         if reply.status == 400 { throw DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: 400) }
         throw failure(reply, doing: "unload LoRA adapter '\(request.lora_name)'")
+    }
+
+    /// Sleep and wake: release or resume GPU memory (weights, KV cache, CUDA graphs).
+    private func memoryOccupation(_ path: String, tags: [String]?, done: String, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        struct Body: Encodable { var tags: [String]? }
+        let reply = try engine.post(path, json: Body(tags: tags), in: call)
+        guard reply.status == 200 else {
+            throw engine.failure(reply, doing: path, missingRoute: "this SGLang build has no \(path) route")
+        }
+        return try DriverJSON.encode(MessageAnswer(message: done))
+    }
+
+    /// `/flush_cache` refuses (HTTP 400) while requests are running or waiting: a conflict the
+    /// caller can retry.
+    private func flushCache(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        let reply = try engine.post("/flush_cache", json: [String: String](), in: call)
+        if reply.status == 400 {
+            throw .conflict("SGLang did not flush its cache: requests are running or waiting; retry later", upstream: 400)
+        }
+        guard reply.status == 200 else { throw failure(reply, doing: "flush the cache") }
+        return try DriverJSON.encode(MessageAnswer(message: "SGLang cache flushed"))
     }
 
     private func failure(_ reply: CallScope.Reply, doing what: String) -> DriverFailure {

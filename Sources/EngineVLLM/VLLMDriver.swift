@@ -10,9 +10,11 @@ final class VLLMInstance: EngineDriverInstance {
     static let info = DriverInfo(
         name: "vllm", version: "0.1.0", summary: "vLLM OpenAI-compatible server",
         engineKinds: ["vllm"],
-        capabilities: UInt64(ERT_CAP_MULTI_INSTANCE | ERT_CAP_LORA_DYNAMIC | ERT_CAP_PROMETHEUS),
+        capabilities: UInt64(ERT_CAP_MULTI_INSTANCE | ERT_CAP_LORA_DYNAMIC | ERT_CAP_SLEEP | ERT_CAP_PROMETHEUS),
         configSchemaJSON: #"{"type":"object","additionalProperties":false,"properties":{}}"#,
-        operations: [.health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter])
+        operations: [
+            .health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter, .sleep, .wake, .resetCache,
+        ])
 
     private let engine: EngineClient
 
@@ -28,6 +30,9 @@ final class VLLMInstance: EngineDriverInstance {
         case .listModels: return try listModels(call)
         case .loadLoRAAdapter: return try loadAdapter(try request.decode(LoadAdapterRequest.self), call)
         case .unloadLoRAAdapter: return try unloadAdapter(try request.decode(UnloadAdapterRequest.self), call)
+        case .sleep: return try sleep(try request.decode(SleepRequest.self), call)
+        case .wake: return try wake(try request.decode(WakeRequest.self), call)
+        case .resetCache: return try resetPrefixCache(call)
         default: throw .unsupported("the vLLM driver does not implement this operation")
         }
     }
@@ -48,16 +53,67 @@ final class VLLMInstance: EngineDriverInstance {
 
     private func engineInfo(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
         struct Version: Decodable { var version: String }
+        struct Sleeping: Decodable { var is_sleeping: Bool }
         struct Answer: Encodable {
             var engine = "vllm"
             var version: String?
             var endpoint: String
+            /// nil when the development routes are off.
+            var is_sleeping: Bool?
         }
         let reply = try engine.get("/version", in: call)
         guard reply.status == 200, let version = reply.decode(Version.self) else {
             throw .upstream("vLLM /version answered HTTP \(reply.status): \(EngineClient.errorMessage(reply))", status: Int32(reply.status))
         }
-        return try DriverJSON.encode(Answer(version: version.version, endpoint: engine.endpoint))
+        let sleeping = try engine.get("/is_sleeping", in: call)
+        return try DriverJSON.encode(
+            Answer(
+                version: version.version, endpoint: engine.endpoint,
+                is_sleeping: sleeping.status == 200 ? sleeping.decode(Sleeping.self)?.is_sleeping : nil))
+    }
+
+    // MARK: Sleep, wake, cache (vLLM's development routes)
+
+    private struct SleepRequest: Decodable { var level: Int? }
+    private struct WakeRequest: Decodable { var tags: [String]? }
+
+    private static let devModeHint = "start vLLM with VLLM_SERVER_DEV_MODE=1 (and --enable-sleep-mode for sleep and wake)"
+
+    private func sleep(_ request: SleepRequest, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        let level = request.level ?? 1
+        guard [1, 2].contains(level) else { throw .invalidArgument("vLLM sleep level must be 1 or 2") }
+        let reply = try engine.post("/sleep?level=\(level)", in: call)
+        guard reply.status == 200 else {
+            throw engine.failure(reply, doing: "sleep", missingRoute: "vLLM has no /sleep route: \(Self.devModeHint)")
+        }
+        return try DriverJSON.encode(MessageAnswer(message: "vLLM is asleep (level \(level))"))
+    }
+
+    private func wake(_ request: WakeRequest, _ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        let tags = request.tags ?? []
+        if let bad = tags.first(where: { tag in tag.isEmpty || !tag.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F } }) {
+            throw .invalidArgument("wake tag \"\(bad)\" must match [a-z_]+ (e.g. weights, kv_cache)")
+        }
+        let query = tags.isEmpty ? "" : "?" + tags.map { "tags=\($0)" }.joined(separator: "&")
+        let reply = try engine.post("/wake_up" + query, in: call)
+        guard reply.status == 200 else {
+            throw engine.failure(reply, doing: "wake up", missingRoute: "vLLM has no /wake_up route: \(Self.devModeHint)")
+        }
+        return try DriverJSON.encode(MessageAnswer(message: "vLLM is awake"))
+    }
+
+    /// `{"success":false}` means blocks are still in use by running requests: a conflict the
+    /// caller can retry.
+    private func resetPrefixCache(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        struct Answer: Decodable { var success: Bool? }
+        let reply = try engine.post("/reset_prefix_cache", in: call)
+        guard reply.status == 200 else {
+            throw engine.failure(reply, doing: "reset the prefix cache", missingRoute: "vLLM has no /reset_prefix_cache route: \(Self.devModeHint)")
+        }
+        if reply.decode(Answer.self)?.success == false {
+            throw .conflict("vLLM did not reset the prefix cache: blocks are still in use by running requests; retry later", upstream: 200)
+        }
+        return try DriverJSON.encode(MessageAnswer(message: "vLLM prefix cache reset"))
     }
 
     private func listModels(_ call: CallScope) throws(DriverFailure) -> [UInt8] {

@@ -100,13 +100,8 @@ public final class LoadedDriver: @unchecked Sendable {
         self.destroyInstance = destroy
     }
 
-    /// Driver names and engine kinds: `[a-z0-9][a-z0-9_-]{0,62}`.
-    static func isValidName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard let first = bytes.first, bytes.count <= 63 else { return false }
-        func isLowerAlnum(_ byte: UInt8) -> Bool { (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) }
-        return isLowerAlnum(first) && bytes.allSatisfy { isLowerAlnum($0) || $0 == 0x5F || $0 == 0x2D }
-    }
+    /// Driver names and engine kinds follow the engine-name rule.
+    static func isValidName(_ name: String) -> Bool { ResourceName.isValidEngineName(name) }
 
     public func extensionOperation(named name: String) -> ExtensionOperation? {
         extensionOperations.first { $0.name == name }

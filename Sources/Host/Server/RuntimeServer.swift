@@ -17,22 +17,30 @@ public struct ServerConfiguration: Sendable {
 /// SIGTERM or SIGINT (graceful shutdown through swift-service-lifecycle).
 public struct RuntimeServer: Sendable {
     public let configuration: ServerConfiguration
+    public let runtime: RuntimeConfiguration
     public let drivers: DriverRegistry
+    public let engines: EngineRegistry
     public let logger: Logger
 
-    public init(configuration: ServerConfiguration, drivers: DriverRegistry, logger: Logger) {
+    public init(
+        configuration: ServerConfiguration, runtime: RuntimeConfiguration, drivers: DriverRegistry, engines: EngineRegistry,
+        logger: Logger
+    ) {
         self.configuration = configuration
+        self.runtime = runtime
         self.drivers = drivers
+        self.engines = engines
         self.logger = logger
     }
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: ErrorEnvelopeMiddleware())
+        if let token = runtime.authToken { router.add(middleware: AuthMiddleware(token: Array(token.utf8))) }
+        let body = RequestBody(limit: runtime.maxBodyBytes)
+        CompatibleRoutes(engines: engines, body: body).register(on: router)
+        EngineRoutes(engines: engines, body: body).register(on: router)
         let drivers = self.drivers
-        // Liveness: never touches an engine or a driver.
-        router.get("/healthz") { _, _ in
-            JSONResponse.raw(Array(#"{"status":"ok"}"#.utf8))
-        }
         router.get("/v1/drivers") { _, _ in
             try JSONResponse.make(DriverList(drivers))
         }
@@ -48,6 +56,7 @@ public struct RuntimeServer: Sendable {
     /// port 0).
     public func run(onListening: (@Sendable (Int) async -> Void)? = nil) async throws {
         let logger = self.logger
+        let configuration = self.configuration
         let app = Application(
             router: makeRouter(),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
@@ -58,5 +67,6 @@ public struct RuntimeServer: Sendable {
             },
             logger: logger)
         try await app.runService()
+        logger.info("engine-runtime stopped")
     }
 }

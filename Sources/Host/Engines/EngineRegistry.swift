@@ -1,0 +1,66 @@
+import Logging
+import NIOPosix
+
+/// The engines of one runtime, by name, with the default one.
+public final class EngineRegistry: Sendable {
+    public let engines: [ManagedEngine]
+    public let defaultEngine: ManagedEngine
+
+    private init(engines: [ManagedEngine], defaultEngine: ManagedEngine) {
+        self.engines = engines
+        self.defaultEngine = defaultEngine
+    }
+
+    public func engine(named name: String) -> ManagedEngine? { engines.first { $0.name == name } }
+
+    /// Creates a driver instance for every configured engine. Fails with one line when an
+    /// engine has no driver or its driver refuses the configuration.
+    public static func start(
+        configuration: RuntimeConfiguration, drivers: DriverRegistry, pool: NIOThreadPool, httpClient: CurlHTTPClient,
+        logger: Logger
+    ) async throws(ConfigurationError) -> EngineRegistry {
+        var engines: [ManagedEngine] = []
+        for engine in configuration.engines {
+            let driver: LoadedDriver
+            if let name = engine.driver {
+                guard let named = drivers.driver(named: name) else {
+                    throw ConfigurationError("engine \"\(engine.name)\": no driver named \"\(name)\" is loaded")
+                }
+                driver = named
+            } else {
+                guard let kind = drivers.driver(forEngineKind: engine.engine) else {
+                    let known = drivers.drivers.flatMap(\.engineKinds).joined(separator: ", ")
+                    throw ConfigurationError(
+                        "engine \"\(engine.name)\": no loaded driver drives engine kind \"\(engine.engine)\" (loaded: \(known.isEmpty ? "none" : known))")
+                }
+                driver = kind
+            }
+            if engines.contains(where: { $0.driver === driver }), !driver.capabilities.contains(.multiInstance) {
+                throw ConfigurationError("engine \"\(engine.name)\": driver \(driver.name) allows one instance per process")
+            }
+            let options = (try? engine.options.map { String(decoding: try JSONCoding.encode($0), as: UTF8.self) }) ?? nil
+            let instanceConfiguration = InstanceConfiguration(
+                name: engine.name, engineKind: engine.engine, endpoint: engine.endpoint, apiKey: engine.api_key,
+                engineVersion: engine.engine_version, configJSON: options ?? "{}")
+            do {
+                let instance = try await DriverInstance.create(
+                    driver: driver, configuration: instanceConfiguration, pool: pool, httpClient: httpClient, logger: logger)
+                engines.append(ManagedEngine(configuration: engine, instance: instance, deadlines: configuration.deadlines))
+                logger.info(
+                    "engine configured",
+                    metadata: ["engine": "\(engine.name)", "kind": "\(engine.engine)", "driver": "\(driver.name)", "endpoint": "\(engine.endpoint)"])
+            } catch {
+                throw ConfigurationError("engine \"\(engine.name)\": driver \(driver.name) refused the configuration: \(error.message)")
+            }
+        }
+        guard let defaultEngine = engines.first(where: { $0.name == configuration.defaultEngine }) else {
+            throw ConfigurationError("default engine \"\(configuration.defaultEngine)\" is not configured")
+        }
+        return EngineRegistry(engines: engines, defaultEngine: defaultEngine)
+    }
+
+    /// Destroys every driver instance once its calls have finished.
+    public func shutdown() async {
+        for engine in engines { await engine.instance.shutdown() }
+    }
+}
