@@ -28,7 +28,14 @@ struct FaultMiddleware: RouterMiddleware {
         if knobs.error_rate > 0, Double.random(in: 0..<1) < knobs.error_rate {
             return SimulatorRoutes.vllmError(settings, 500, "InternalServerError", "simulated engine failure")
         }
-        let response = try await next(request, context)
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound || error.status == .methodNotAllowed {
+            // Both engines are FastAPI apps: an unknown route is {"detail":"Not Found"}.
+            let detail = error.status == .notFound ? "Not Found" : "Method Not Allowed"
+            return SimulatorRoutes.text(#"{"detail":"\#(detail)"}"#, status: error.status, contentType: "application/json")
+        }
         if knobs.malformed, path != "/metrics", path != "/health" {
             return Response(status: response.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{\"truncated\": [1, 2")))
         }
