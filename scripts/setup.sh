@@ -10,6 +10,7 @@ packages=(
     gcc g++               # tests compile C drivers and check the header as C11 and C++17
     make                  # examples/driver-template-c
     curl                  # the run and benchmark scripts probe the server
+    python3 python3-venv  # test tools from PyPI live in a virtual environment
 )
 
 missing=()
@@ -26,3 +27,12 @@ if ((${#missing[@]})); then
 fi
 
 command -v swift >/dev/null || { echo "setup: the Swift toolchain (swift) is not on PATH" >&2; exit 1; }
+
+# Test tools from PyPI, pinned, in .build/tools/venv (outside the system Python).
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.build/tools/venv"
+if [[ ! -x "$venv/bin/schemathesis" ]]; then
+    echo "setup: installing schemathesis into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+fi

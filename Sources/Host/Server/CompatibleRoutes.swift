@@ -89,7 +89,11 @@ struct CompatibleRoutes {
         } else if url.hasPrefix("file://") {
             localPath = String(url.dropFirst("file://".count))
         } else {
-            let scheme = url.split(separator: ":", maxSplits: 1).first.map(String.init) ?? url
+            let scheme = url.split(separator: ":", maxSplits: 1).first.map { String($0).lowercased() } ?? ""
+            guard url.contains("://"), Self.remoteSchemes.contains(scheme) else {
+                throw APIError.invalid(
+                    "artifact_url must be an absolute path, file://, or one of \(Self.remoteSchemes.sorted().map { $0 + "://" }.joined(separator: ", "))")
+            }
             throw APIError(
                 .notImplemented, type: "unsupported",
                 message: "artifact_url scheme \"\(scheme)\" needs the artifact download service, which this build does not have yet; give a local path or use lora_path")
@@ -142,6 +146,8 @@ struct CompatibleRoutes {
         }
         return try JSONResponse.make(Answer(message: "Successfully unloaded adapter \(unload.lora_name)"))
     }
+
+    static let remoteSchemes: Set<String> = ["s3", "tos", "gs", "gcs", "hf", "huggingface", "http", "https"]
 
     static func checkAdapterName(_ name: String) throws {
         if let problem = ResourceName.adapterNameProblem(name) {

@@ -40,6 +40,8 @@ public struct RuntimeServer: Sendable {
         let body = RequestBody(limit: runtime.maxBodyBytes)
         CompatibleRoutes(engines: engines, body: body).register(on: router)
         EngineRoutes(engines: engines, body: body).register(on: router)
+        let openAPI = Array(OpenAPIDocument.json.utf8)
+        router.get("/openapi.json") { _, _ in JSONResponse.raw(openAPI) }
         let drivers = self.drivers
         router.get("/v1/drivers") { _, _ in
             try JSONResponse.make(DriverList(drivers))

@@ -1,0 +1,38 @@
+import Foundation
+import Host
+import Testing
+
+/// The OpenAPI document: served as kept in docs/, and the running server checked against it
+/// by an external tool (schemathesis): no 5xx, every status, content type and body as documented.
+@Suite struct OpenAPITests {
+    static let schemathesis = ProcessInfo.processInfo.environment["ENGINE_RUNTIME_SCHEMATHESIS"]
+        ?? TestPaths.packageRoot.appendingPathComponent(".build/tools/venv/bin/schemathesis").path
+
+    @Test func theServedDocumentIsTheOneInDocs() async throws {
+        let engine = try ServerProcess.simulator("vllm")
+        let runtime = try ServerProcess.runtime(for: engine, flavor: "vllm")
+        let served = try await runtime.get("/openapi.json")
+        #expect(served.status == 200)
+        let kept = try Data(contentsOf: TestPaths.packageRoot.appendingPathComponent("docs/openapi.json"))
+        #expect(served.text == String(decoding: kept, as: UTF8.self), "GET /openapi.json differs from docs/openapi.json")
+        let check = try Program.run("/usr/bin/env", ["python3", TestPaths.packageRoot.appendingPathComponent("scripts/openapi.py").path, "--check"])
+        #expect(check.status == 0, "\(check.stderr)")
+    }
+
+    @Test(arguments: ["vllm", "sglang"])
+    func schemathesisFindsNoServerErrorAndNoMismatch(flavor: String) async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.schemathesis), "schemathesis missing: run scripts/setup.sh")
+        let engine = try ServerProcess.simulator(flavor)
+        let runtime = try ServerProcess.runtime(for: engine, flavor: flavor)
+        let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+        let result = try Program.run(
+            Self.schemathesis,
+            [
+                "run", runtime.baseURL + "/openapi.json", "--url", runtime.baseURL, "--checks", checks, "--mode", "all",
+                "--max-examples", "40", "--seed", "7", "--no-color",
+            ])
+        #expect(result.status == 0, "\(result.stdout.suffix(4000))")
+        #expect(result.stdout.contains("passed") || result.stdout.contains("generated"))
+        #expect(!result.stdout.contains("Server error"))
+    }
+}

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Writes the OpenAPI document of engine-runtime's HTTP API.
+
+The document is built here once and written to two places that must agree:
+  docs/openapi.json                           (for people and tools)
+  Sources/Host/Server/OpenAPIDocument.swift   (served at GET /openapi.json)
+Run it after changing a route; a test checks that the served document equals docs/openapi.json
+and schemathesis checks the running server against it.
+
+Usage: scripts/openapi.py [--check]   (--check: exit 1 if the files are out of date)
+"""
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$"
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema, description=None):
+    content = {"content": {"application/json": {"schema": schema}}}
+    if description:
+        content["description"] = description
+    return content
+
+
+def error(description):
+    return {"description": description, **json_body(ref("Error"))}
+
+
+ERRORS = {
+    "400": error("The request is invalid (malformed JSON, unknown or missing field, invalid name)."),
+    "401": error("A bearer token is required (authentication is on)."),
+    "404": error("The engine, adapter or route is unknown."),
+    "409": error("Conflict: already loaded elsewhere, or the engine is busy; retry later."),
+    "413": error("The request body is larger than the limit."),
+    "501": error("The engine or driver cannot do this; the message says which setting to change."),
+    "502": error("The engine answered with an error or garbage; its message is kept."),
+    "503": error("The engine is not reachable or not ready."),
+    "504": error("The engine did not answer before the deadline."),
+}
+
+
+def errors(*codes):
+    return {code: ERRORS[code] for code in codes}
+
+
+ENGINE_ERRORS = ("401", "404", "502", "503", "504")
+MUTATION_ERRORS = ("400", "401", "404", "409", "413", "501", "502", "503", "504")
+
+
+def engine_param():
+    return {"name": "engine", "in": "path", "required": True, "example": "default",
+            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+            "description": "An engine name from GET /v1/engines ('default' when configured from INFERENCE_ENGINE*)."}
+
+
+def native_paths():
+    """The per-engine routes, for the default engine (/v1/...) and by name (/v1/engines/{engine}/...)."""
+    routes = {
+        "info": {"get": {"summary": "Engine and driver information", "operationId": "engineInfo",
+                         "responses": {"200": json_body(ref("EngineDescription"), "The engine."), **errors(*ENGINE_ERRORS)}}},
+        "lora_adapters": {
+            "get": {"summary": "LoRA adapters loaded in the engine", "operationId": "listAdapters",
+                    "responses": {"200": json_body(ref("AdapterList"), "The adapters."), **errors(*ENGINE_ERRORS)}},
+            "post": {"summary": "Load a LoRA adapter from a path the engine can read", "operationId": "loadAdapter",
+                     "requestBody": {"required": True, **json_body(ref("AdapterLoad"))},
+                     "responses": {"200": json_body(ref("Message"), "Loaded (or already loaded from the same path)."),
+                                   **errors(*MUTATION_ERRORS)}},
+        },
+        "lora_adapters/{adapter}": {
+            "delete": {"summary": "Unload a LoRA adapter", "operationId": "unloadAdapter",
+                       "parameters": [{"name": "adapter", "in": "path", "required": True,
+                                       "schema": {"type": "string", "pattern": NAME_PATTERN}}],
+                       "responses": {"200": json_body(ref("Message"), "Unloaded."), **errors(*MUTATION_ERRORS)}}},
+        "sleep": {"post": {"summary": "Release accelerator memory (vLLM sleep, SGLang release_memory_occupation)",
+                           "operationId": "sleep", "requestBody": json_body(ref("Sleep")),
+                           "responses": {"200": json_body(ref("Message"), "Asleep."), **errors(*MUTATION_ERRORS)}}},
+        "wake": {"post": {"summary": "Restore accelerator memory", "operationId": "wake",
+                          "requestBody": json_body(ref("Wake")),
+                          "responses": {"200": json_body(ref("Message"), "Awake."), **errors(*MUTATION_ERRORS)}}},
+        "reset_cache": {"post": {"summary": "Reset the prefix cache (409 while requests hold it)", "operationId": "resetCache",
+                                 "requestBody": json_body({"type": "object", "additionalProperties": False}),
+                                 "responses": {"200": json_body(ref("Message"), "Reset."), **errors(*MUTATION_ERRORS)}}},
+        "extensions/{operation}": {
+            "post": {"summary": "Call a typed vendor extension operation of the engine's driver", "operationId": "callExtension",
+                     "description": "Arguments are a JSON object of the operation's parameters (see GET /v1/drivers); they are "
+                                    "checked against the declaration before anything is called.",
+                     "parameters": [{"name": "operation", "in": "path", "required": True,
+                                     "schema": {"type": "string", "pattern": "^[a-z0-9_.]{1,64}$"}}],
+                     "requestBody": json_body({"type": "object"}),
+                     "responses": {"200": json_body(ref("ExtensionResult"), "The operation's result."),
+                                   **errors(*MUTATION_ERRORS)}}},
+    }
+    paths = {}
+    for suffix, item in routes.items():
+        paths[f"/v1/{suffix}"] = json.loads(json.dumps(item))
+        named = json.loads(json.dumps(item))
+        for operation in named.values():
+            operation["operationId"] += "ByEngine"
+            operation["parameters"] = [engine_param()] + operation.get("parameters", [])
+        paths[f"/v1/engines/{{engine}}/{suffix}"] = named
+    paths["/v1/engines/{engine}/models"] = {"get": {
+        "summary": "The engine's model list (passed through)", "operationId": "listModelsByEngine", "parameters": [engine_param()],
+        "responses": {"200": json_body(ref("ModelList"), "The engine's OpenAI model list."), **errors(*ENGINE_ERRORS)}}}
+    paths["/v1/engines/{engine}/ready"] = {"get": {
+        "summary": "Readiness of one engine", "operationId": "readyByEngine", "parameters": [engine_param()],
+        "responses": {"200": json_body(ref("Readiness"), "Ready."), "503": json_body(ref("Readiness"), "Not ready, with the reason."),
+                      **errors("401", "404")}}}
+    return paths
+
+
+def document():
+    paths = {
+        "/healthz": {"get": {"summary": "Liveness (never touches an engine)", "operationId": "healthz", "security": [],
+                             "responses": {"200": json_body(ref("Status"), "Alive.")}}},
+        "/ready": {"get": {"summary": "Readiness: every engine answers its health check", "operationId": "ready", "security": [],
+                           "responses": {"200": json_body(ref("Readiness"), "Ready."),
+                                         "503": json_body(ref("Readiness"), "Not ready, with the reason.")}}},
+        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                  "responses": {"200": json_body({"type": "object"}, "The OpenAPI document."), **errors("401")}}},
+        "/v1/models": {"get": {"summary": "The default engine's model list (passed through; LoRA adapters have a parent)",
+                               "operationId": "listModels",
+                               "responses": {"200": json_body(ref("ModelList"), "The engine's OpenAI model list."),
+                                             **errors(*ENGINE_ERRORS)}}},
+        "/v1/lora_adapter/load": {"post": {
+            "summary": "Load a LoRA adapter into the default engine (AIBrix-compatible)", "operationId": "compatLoadAdapter",
+            "description": "Direct mode {lora_name, lora_path} answers AIBrix's plain-text line; artifact mode "
+                           "{lora_name, artifact_url, ...} answers JSON. Concurrent identical loads make one engine call.",
+            "requestBody": {"required": True, **json_body({"oneOf": [ref("DirectLoad"), ref("ArtifactLoad")]})},
+            "responses": {"200": {"description": "Loaded.",
+                                  "content": {"text/plain": {"schema": {"type": "string"}},
+                                              "application/json": {"schema": ref("ArtifactLoadResult")}}},
+                          **errors(*MUTATION_ERRORS)}}},
+        "/v1/lora_adapter/unload": {"post": {
+            "summary": "Unload a LoRA adapter from the default engine (AIBrix-compatible); engine errors are reported",
+            "operationId": "compatUnloadAdapter",
+            "requestBody": {"required": True, **json_body(ref("CompatUnload"))},
+            "responses": {"200": json_body(ref("UnloadResult"), "Unloaded."), **errors(*MUTATION_ERRORS)}}},
+        "/v1/engines": {"get": {"summary": "The configured engines", "operationId": "listEngines",
+                                "responses": {"200": json_body(ref("EngineList"), "The engines."), **errors("401")}}},
+        "/v1/drivers": {"get": {"summary": "Loaded drivers and the files that failed to load", "operationId": "listDrivers",
+                                "responses": {"200": json_body(ref("DriverList"), "The drivers."), **errors("401")}}},
+        "/v1/drivers/{name}": {"get": {"summary": "One driver", "operationId": "getDriver",
+                                       "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                                       "responses": {"200": json_body(ref("Driver"), "The driver."), **errors("401", "404")}}},
+    }
+    paths.update(native_paths())
+    name = {"type": "string", "pattern": NAME_PATTERN, "maxLength": 253,
+            "description": "A Kubernetes object name (dots allowed); '..', '/' and leading dots are refused."}
+    schemas = {
+        "Error": {"type": "object", "required": ["object", "message", "type", "code"], "additionalProperties": False,
+                  "properties": {"object": {"type": "string", "enum": ["error"]}, "message": {"type": "string"},
+                                 "type": {"type": "string"}, "code": {"type": "integer"}}},
+        "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "Readiness": {"type": "object", "required": ["status"],
+                      "properties": {"status": {"type": "string", "enum": ["ready", "not ready"]}, "reason": {"type": "string"}}},
+        "ModelList": {"type": "object", "required": ["data"], "properties": {
+            "object": {"type": "string"},
+            "data": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {
+                "id": {"type": "string"}, "root": {"type": ["string", "null"]}, "parent": {"type": ["string", "null"]}}}}}},
+        "DirectLoad": {"type": "object", "required": ["lora_name", "lora_path"], "additionalProperties": False,
+                       "properties": {"lora_name": name, "lora_path": {"type": "string", "minLength": 1}}},
+        "ArtifactLoad": {"type": "object", "required": ["lora_name", "artifact_url"], "additionalProperties": False,
+                         "properties": {"lora_name": name,
+                                        "artifact_url": {"type": "string", "pattern": "^(/|file://)",
+                                                         "description": "A local path or file:// URL (remote sources come with the download service)."},
+                                        "credentials_secret": {"type": "string"},
+                                        "credentials": {"type": "object", "additionalProperties": {"type": "string"}},
+                                        "additional_config": {"type": "object", "additionalProperties": {"type": "string"}},
+                                        "local_dir": {"type": "string"}}},
+        "ArtifactLoadResult": {"type": "object", "required": ["status", "message", "local_path"], "properties": {
+            "status": {"type": "string"}, "message": {"type": "string"}, "local_path": {"type": "string"}, "engine_response": {}}},
+        "CompatUnload": {"type": "object", "required": ["lora_name"], "additionalProperties": False,
+                         "properties": {"lora_name": name, "cleanup_local": {"type": "boolean"}, "lora_int_id": {"type": "integer"}}},
+        "UnloadResult": {"type": "object", "required": ["status", "message"],
+                         "properties": {"status": {"type": "string"}, "message": {"type": "string"}}},
+        "AdapterLoad": {"type": "object", "required": ["lora_name", "lora_path"], "additionalProperties": False,
+                        "properties": {"lora_name": name, "lora_path": {"type": "string", "minLength": 1},
+                                       "load_inplace": {"type": "boolean"}, "pinned": {"type": "boolean"}}},
+        "Message": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
+        "Sleep": {"type": "object", "additionalProperties": False,
+                  "properties": {"level": {"type": "integer", "minimum": 0, "maximum": 2}}},
+        "Wake": {"type": "object", "additionalProperties": False,
+                 "properties": {"tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z_]+$"}}}},
+        "ExtensionResult": {"type": "object", "required": ["result"], "properties": {"result": {}}},
+        "EngineDescription": {"type": "object", "required": ["name", "engine", "endpoint", "default", "driver"], "properties": {
+            "name": {"type": "string"}, "engine": {"type": "string"}, "endpoint": {"type": "string"},
+            "engine_version": {"type": "string"}, "default": {"type": "boolean"},
+            "driver": {"type": "object", "required": ["name", "version"],
+                       "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+            "info": {"description": "The driver's engine_info answer."}}},
+        "EngineList": {"type": "object", "required": ["object", "data"],
+                       "properties": {"object": {"type": "string"}, "data": {"type": "array", "items": ref("EngineDescription")}}},
+        "AdapterList": {"type": "object", "required": ["object", "data"], "properties": {
+            "object": {"type": "string"},
+            "data": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "path": {"type": "string"}, "base_model": {"type": "string"}}}}}},
+        "Driver": {"type": "object", "required": ["name", "version", "path", "abi_version", "engine_kinds", "capabilities",
+                                                  "operations", "extension_operations"], "properties": {
+            "name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"},
+            "path": {"type": "string"}, "abi_version": {"type": "string"},
+            "engine_kinds": {"type": "array", "items": {"type": "string"}},
+            "capabilities": {"type": "array", "items": {"type": "string"}},
+            "config_schema": {}, "operations": {"type": "array", "items": {"type": "string"}},
+            "extension_operations": {"type": "array", "items": {"type": "object", "required": ["name", "parameters", "result_type", "mutating"],
+                                                                 "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                                                                                "parameters": {"type": "array"}, "result_type": {"type": "integer"},
+                                                                                "mutating": {"type": "boolean"}}}}}},
+        "DriverList": {"type": "object", "required": ["object", "data", "failures"], "properties": {
+            "object": {"type": "string"}, "data": {"type": "array", "items": ref("Driver")},
+            "failures": {"type": "array", "items": {"type": "object", "required": ["path", "error"],
+                                                     "properties": {"path": {"type": "string"}, "error": {"type": "string"}}}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "engine-runtime management API", "version": "0.1.0",
+                 "description": "One management API for every inference engine; AIBrix runtime sidecar compatible. "
+                                "Errors use one envelope: {object: error, message, type, code}."},
+        "servers": [{"url": "http://localhost:8080"}],
+        "security": [{"bearer": []}, {}],
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                      "description": "Required on every route but /healthz and /ready when ENGINE_RUNTIME_AUTH_TOKEN is set."}}},
+    }
+
+
+def main():
+    text = json.dumps(document(), indent=2, sort_keys=True) + "\n"
+    swift = (
+        "// Generated by scripts/openapi.py from the same document as docs/openapi.json. Do not edit.\n\n"
+        "/// The OpenAPI document served at `GET /openapi.json`.\n"
+        "enum OpenAPIDocument {\n"
+        "    static let json = #\"\"\"\n" + text + "\n\"\"\"#\n}\n"
+    )
+    targets = {ROOT / "docs/openapi.json": text, ROOT / "Sources/Host/Server/OpenAPIDocument.swift": swift}
+    if "--check" in sys.argv:
+        stale = [str(path) for path, content in targets.items() if not path.exists() or path.read_text() != content]
+        if stale:
+            sys.exit("out of date (run scripts/openapi.py): " + ", ".join(stale))
+        return
+    for path, content in targets.items():
+        path.write_text(content)
+
+
+if __name__ == "__main__":
+    main()
