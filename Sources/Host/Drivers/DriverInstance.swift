@@ -202,8 +202,9 @@ public final class DriverInstance: @unchecked Sendable {
         return try result.get()
     }
 
-    /// Runs blocking `work` on `pool`. With `giveUpAt`, answers `timeout` at that time if the
-    /// work is still running (the work itself carries on; `onGiveUp` asks it to stop).
+    /// Runs blocking `work` on `pool`. With `giveUpAt`, answers `timeout` at that time (within
+    /// a watchdog tick) if the work is still running (the work itself carries on; `onGiveUp`
+    /// asks it to stop).
     static func runOnPool<T: Sendable>(
         _ pool: NIOThreadPool, giveUpAt: NIODeadline? = nil, onGiveUp: (@Sendable () -> Void)? = nil,
         _ work: @escaping @Sendable () -> Result<T, DriverCallError>
@@ -211,21 +212,22 @@ public final class DriverInstance: @unchecked Sendable {
         let once = OnceResume<Result<T, DriverCallError>>()
         return await withCheckedContinuation { continuation in
             once.set(continuation)
-            pool.submit { state in
-                guard case .active = state else {
-                    once.resume(with: .failure(DriverCallError(.unavailable, "the driver call pool is shut down")))
-                    return
-                }
-                once.resume(with: work())
-            }
-            if let giveUpAt {
-                let delay = giveUpAt - .now()
-                Task {
-                    try? await Task.sleep(nanoseconds: UInt64(max(0, delay.nanoseconds)))
+            let watch = giveUpAt.map { giveUpAt in
+                DeadlineWatchdog.shared.watch(until: giveUpAt) {
                     if once.resume(with: .failure(DriverCallError(.timeout, "the driver did not answer before the deadline"))) {
                         onGiveUp?()
                     }
                 }
+            }
+            pool.submit { state in
+                guard case .active = state else {
+                    watch.map(DeadlineWatchdog.shared.cancel)
+                    once.resume(with: .failure(DriverCallError(.unavailable, "the driver call pool is shut down")))
+                    return
+                }
+                let result = work()
+                watch.map(DeadlineWatchdog.shared.cancel)
+                once.resume(with: result)
             }
         }
     }

@@ -8,7 +8,9 @@ import Glibc
 ///
 /// `dlopen` state is process-wide, and the ABI promises a driver that its entry function runs
 /// once per process; so this cache of opened files (keyed by device and inode, not by path) is
-/// process-wide too. Files are never closed (header rule 8).
+/// process-wide too. Files are never closed (header rule 8), so a cached file stays mapped and
+/// its inode cannot be reused by another file; a file dlopen refused is not cached, because
+/// its inode can be.
 public enum DriverLoader {
     private struct FileIdentity: Hashable {
         let device: UInt64
@@ -32,6 +34,7 @@ public enum DriverLoader {
         let result = opened.withLock { cache -> Result<LoadedDriver, DriverLoadError> in
             if let known = cache[identity] { return known }
             let result = openAndHandshake(path: path)
+            if case .failure(.notASharedObject) = result { return result }
             cache[identity] = result
             return result
         }

@@ -44,12 +44,12 @@ struct CompatibleRoutes {
     /// Direct mode `{lora_name, lora_path}` answers AIBrix's plain-text success line; the
     /// artifact mode `{lora_name, artifact_url, ...}` answers AIBrix's JSON.
     func load(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let object = try await body.object(request, allowed: Self.directLoadFields.union(Self.delegatedLoadFields))
+        let (bytes, object) = try await body.checkedBody(request, allowed: Self.directLoadFields.union(Self.delegatedLoadFields))
         if object["lora_path"] != nil, object["artifact_url"] != nil {
             throw APIError.invalid("give either lora_path (direct mode) or artifact_url (artifact mode), not both")
         }
         if object["artifact_url"] != nil {
-            return try await loadArtifact(object, context)
+            return try await loadArtifact(bytes, context)
         }
         if let extra = object.keys.sorted().first(where: { !Self.directLoadFields.contains($0) }) {
             throw APIError.invalid("field \"\(extra)\" belongs to the artifact mode, which needs artifact_url")
@@ -58,7 +58,7 @@ struct CompatibleRoutes {
             var lora_name: String
             var lora_path: String
         }
-        let direct = try RequestBody.decode(Direct.self, from: object)
+        let direct = try RequestBody.decode(Direct.self, bytes: bytes)
         try Self.checkAdapterName(direct.lora_name)
         guard !direct.lora_path.isEmpty else { throw APIError.invalid("lora_path must not be empty") }
         let engine = engines.defaultEngine
@@ -71,7 +71,7 @@ struct CompatibleRoutes {
 
     /// The artifact mode. Local artifacts (an absolute path or file:// URL) are loaded in place;
     /// remote sources need the download service.
-    func loadArtifact(_ object: [String: JSONValue], _ context: BasicRequestContext) async throws -> Response {
+    func loadArtifact(_ bytes: [UInt8], _ context: BasicRequestContext) async throws -> Response {
         struct Delegated: Decodable {
             var lora_name: String
             var artifact_url: String
@@ -80,7 +80,7 @@ struct CompatibleRoutes {
             var additional_config: [String: String]?
             var local_dir: String?
         }
-        let delegated = try RequestBody.decode(Delegated.self, from: object)
+        let delegated = try RequestBody.decode(Delegated.self, bytes: bytes)
         try Self.checkAdapterName(delegated.lora_name)
         let url = delegated.artifact_url
         let localPath: String

@@ -12,6 +12,17 @@ struct RequestBody {
 
     /// The body as a JSON object; an empty body is `{}`.
     func object(_ request: Request, allowed: Set<String>) async throws -> [String: JSONValue] {
+        try await checkedBody(request, allowed: allowed).object
+    }
+
+    /// Decodes a checked body into `T` (field types are checked here).
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request, allowed: Set<String>) async throws -> T {
+        let body = try await checkedBody(request, allowed: allowed)
+        return try Self.decode(type, bytes: body.bytes.isEmpty ? Array("{}".utf8) : body.bytes)
+    }
+
+    /// The raw bytes and the parsed object, after the size, shape and field checks.
+    func checkedBody(_ request: Request, allowed: Set<String>) async throws -> (bytes: [UInt8], object: [String: JSONValue]) {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -22,7 +33,7 @@ struct RequestBody {
             throw tooLarge
         }
         let bytes = Array(buffer.readableBytesView)
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return [:] }
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return ([], [:]) }
         guard let value = try? JSONCoding.decode(JSONValue.self, from: bytes) else {
             throw APIError.invalid("the request body is not valid JSON")
         }
@@ -33,18 +44,16 @@ struct RequestBody {
             throw APIError.invalid(
                 "unknown field \"\(unknown)\" (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
-        return object
-    }
-
-    /// Decodes a checked object into `T` (field types are checked here).
-    func decode<T: Decodable>(_ type: T.Type, _ request: Request, allowed: Set<String>) async throws -> T {
-        let object = try await self.object(request, allowed: allowed)
-        return try Self.decode(type, from: object)
+        return (bytes, object)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from object: [String: JSONValue]) throws -> T {
+        try decode(type, bytes: try JSONCoding.encode(JSONValue.object(object)))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, bytes: [UInt8]) throws -> T {
         do {
-            return try JSONCoding.decode(type, from: try JSONCoding.encode(JSONValue.object(object)))
+            return try JSONCoding.decode(type, from: bytes)
         } catch let DecodingError.keyNotFound(key, _) {
             throw APIError.invalid("missing field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(expected, context) {
