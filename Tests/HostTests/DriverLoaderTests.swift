@@ -176,3 +176,21 @@ import Testing
         #expect(driver.extensionOperations.map(\.name) == ["crafted.add"])
     }
 }
+
+/// A file dlopen refused may be replaced in place (same inode) by a real driver; the loader
+/// must look at it again rather than remember the old failure.
+@Suite struct LoaderCacheTests {
+    @Test func aRefusedFileReplacedInPlaceLoads() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let built = try CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "built.so", defines: ["DRIVER_NAME=\"inplace\""])
+        let path = directory.path + "/driver.so"
+        try "not yet a driver".write(toFile: path, atomically: false, encoding: .utf8)
+        guard case .failure = DriverLoader.load(path: path) else { Issue.record("text loaded"); return }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: try Data(contentsOf: URL(fileURLWithPath: built)))
+        try handle.close()
+        #expect(try DriverLoader.load(path: path).get().name == "inplace")
+    }
+}
