@@ -11,6 +11,7 @@ packages=(
     make                  # examples/driver-template-c
     curl                  # the run and benchmark scripts probe the server
     python3 python3-venv  # test tools from PyPI live in a virtual environment
+    prometheus            # promtool and a real Prometheus server for the metrics tests
 )
 
 missing=()

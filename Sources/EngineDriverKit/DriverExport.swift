@@ -61,6 +61,27 @@ public final class DriverExport: @unchecked Sendable {
         descriptor.operations = UnsafePointer(operations)
         descriptor.extension_ops = nil
         descriptor.extension_op_count = 0
+        descriptor.metrics_path = info.metricsPath.map(keep)
+        let rules = UnsafeMutablePointer<UnsafePointer<ert_metric_rule>?>.allocate(capacity: max(1, info.metricRules.count))
+        for (index, spec) in info.metricRules.enumerated() {
+            var rule = ert_metric_rule()
+            rule.struct_size = UInt32(MemoryLayout<ert_metric_rule>.size)
+            rule.source_type = spec.kind.rawValue
+            rule.source_name = keep(spec.source)
+            rule.standard_name = keep(spec.standard)
+            rule.scale = 1
+            rule.aggregate = spec.aggregate.rawValue
+            rule.aggregate_labels = spec.aggregateLabels.map(keep)
+            rule.label_renames = spec.labelRenames.map(keep)
+            rule.label_values = spec.labelValues.map(keep)
+            rule.match_labels = spec.matchLabels.map(keep)
+            rule.set_labels = spec.setLabels.map(keep)
+            let stored = UnsafeMutablePointer<ert_metric_rule>.allocate(capacity: 1)
+            stored.initialize(to: rule)
+            rules[index] = UnsafePointer(stored)
+        }
+        descriptor.metric_rules = info.metricRules.isEmpty ? nil : UnsafePointer(rules)
+        descriptor.metric_rule_count = info.metricRules.count
         self.descriptor = UnsafeMutablePointer.allocate(capacity: 1)
         self.descriptor.initialize(to: descriptor)
     }

@@ -44,11 +44,18 @@ public struct DriverInfo: Sendable {
     public var configSchemaJSON: String?
     /// The operations the driver implements; the others are NULL in the table (HTTP 501).
     public var operations: Set<DriverOperation>
+    /// The engine's Prometheus endpoint, relative to its base URL.
+    public var metricsPath: String?
+    /// How the engine's metrics map to the standard set.
+    public var metricRules: [MetricRuleSpec]
 
     public init(
         name: String, version: String, summary: String, engineKinds: [String], capabilities: UInt64,
-        configSchemaJSON: String? = nil, operations: Set<DriverOperation>
+        configSchemaJSON: String? = nil, operations: Set<DriverOperation>, metricsPath: String? = nil,
+        metricRules: [MetricRuleSpec] = []
     ) {
+        self.metricsPath = metricsPath
+        self.metricRules = metricRules
         self.name = name
         self.version = version
         self.summary = summary
@@ -80,4 +87,36 @@ public protocol EngineDriverInstance: AnyObject, Sendable {
 
     /// Answers one operation; the result is the JSON (or, for metrics, text) to send back.
     func perform(_ operation: DriverOperation, request: DriverRequest, call: CallScope) throws(DriverFailure) -> [UInt8]
+}
+
+/// One `ert_metric_rule`, written in Swift.
+public struct MetricRuleSpec: Sendable {
+    public enum Kind: UInt32, Sendable { case counter = 1, gauge = 2, histogram = 3 }
+    public enum Aggregate: UInt32, Sendable { case none = 0, sum, max, newest }
+
+    public var kind: Kind
+    public var source: String
+    public var standard: String
+    public var aggregate: Aggregate
+    public var aggregateLabels: String?
+    public var labelRenames: String?
+    public var labelValues: String?
+    public var matchLabels: String?
+    public var setLabels: String?
+
+    public init(
+        _ kind: Kind, _ source: String, _ standard: String, aggregate: Aggregate = .none, over aggregateLabels: String? = nil,
+        rename labelRenames: String? = nil, values labelValues: String? = nil, match matchLabels: String? = nil,
+        set setLabels: String? = nil
+    ) {
+        self.kind = kind
+        self.source = source
+        self.standard = standard
+        self.aggregate = aggregate
+        self.aggregateLabels = aggregateLabels
+        self.labelRenames = labelRenames
+        self.labelValues = labelValues
+        self.matchLabels = matchLabels
+        self.setLabels = setLabels
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Host
 import Logging
+import NIOCore
 import NIOPosix
 
 #if canImport(Glibc)
@@ -30,6 +31,7 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_MAX_BODY_BYTES    request body limit (--max-body-bytes)
               ENGINE_RUNTIME_PROBE_TIMEOUT     seconds for health and read calls (--probe-timeout)
               ENGINE_RUNTIME_MUTATION_TIMEOUT  seconds for loads and other changes (--mutation-timeout)
+              ENGINE_RUNTIME_METRICS_MODE      standard, original or both (--metrics-mode)
               ENGINE_RUNTIME_LOG_LEVEL         log level (--log-level)
             """)
 
@@ -76,6 +78,13 @@ struct Serve: AsyncParsableCommand {
     var mutationTimeout: Int?
 
     @Option(
+        name: .customLong("metrics-mode"),
+        help: ArgumentHelp(
+            "What /metrics shows: standard (llm_engine_*), original (the engines' own series) or both. Env: ENGINE_RUNTIME_METRICS_MODE. Default: both.",
+            valueName: "mode"))
+    var metricsMode: String?
+
+    @Option(
         name: .customLong("driver-threads"),
         help: ArgumentHelp("Worker threads for driver calls (never the network event loop). Default: 16.", valueName: "count"))
     var driverThreads: Int = 16
@@ -104,7 +113,15 @@ struct Serve: AsyncParsableCommand {
         if runtime.authToken == nil {
             logger.notice("authentication is off: set ENGINE_RUNTIME_AUTH_TOKEN to require a bearer token")
         }
-        let app = RuntimeServer(configuration: server, runtime: runtime, drivers: registry, engines: engines, logger: logger)
+        let modeText = Settings.string(metricsMode, env: "ENGINE_RUNTIME_METRICS_MODE", default: "both")
+        guard let mode = MetricsMode(rawValue: modeText) else {
+            throw ValidationError("metrics mode \"\(modeText)\" must be standard, original or both")
+        }
+        let metrics = MetricsService(
+            engines: engines, mode: mode, timeout: TimeAmount(runtime.deadlines.probe), runtimeMetrics: RuntimeMetrics(drivers: registry),
+            pool: pool, httpClient: CurlHTTPClient(logger: logger), logger: logger)
+        let app = RuntimeServer(
+            configuration: server, runtime: runtime, drivers: registry, engines: engines, metrics: metrics, logger: logger)
         do {
             try await app.run()
         } catch {

@@ -14,7 +14,43 @@ final class SGLangInstance: EngineDriverInstance {
         configSchemaJSON: #"{"type":"object","additionalProperties":false,"properties":{}}"#,
         operations: [
             .health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter, .sleep, .wake, .resetCache,
-        ])
+        ],
+        metricsPath: "/metrics", metricRules: metricRules)
+
+    /// SGLang's metrics in the standard set (docs/metrics.md). Scheduler series carry rank
+    /// labels: only tp_rank 0 counts (other TP ranks repeat it); data-parallel ranks are summed
+    /// for counts, maxed for ratios.
+    static let metricRules: [MetricRuleSpec] = [
+        MetricRuleSpec(
+            .gauge, "sglang:num_running_reqs", "llm_engine_requests_running", aggregate: .sum,
+            over: "dp_rank,tp_rank,pp_rank,engine_type,moe_ep_rank", match: "tp_rank=0"),
+        MetricRuleSpec(
+            .gauge, "sglang:num_queue_reqs", "llm_engine_requests_waiting", aggregate: .sum,
+            over: "dp_rank,tp_rank,pp_rank,engine_type,moe_ep_rank", match: "tp_rank=0"),
+        MetricRuleSpec(
+            .gauge, "sglang:token_usage", "llm_engine_kv_cache_usage_ratio", aggregate: .max,
+            over: "dp_rank,tp_rank,pp_rank,engine_type,moe_ep_rank", match: "tp_rank=0"),
+        MetricRuleSpec(
+            .gauge, "sglang:cache_config_info", "llm_engine_kv_cache_config_info", aggregate: .max,
+            over: "dp_rank,tp_rank,pp_rank,engine_type,moe_ep_rank", rename: "page_size=block_size,num_pages=num_blocks",
+            match: "tp_rank=0"),
+        MetricRuleSpec(.histogram, "sglang:time_to_first_token_seconds", "llm_engine_time_to_first_token_seconds"),
+        MetricRuleSpec(.histogram, "sglang:inter_token_latency_seconds", "llm_engine_inter_token_latency_seconds"),
+        MetricRuleSpec(.histogram, "sglang:e2e_request_latency_seconds", "llm_engine_e2e_request_latency_seconds"),
+        MetricRuleSpec(
+            .histogram, "sglang:queue_time_seconds", "llm_engine_request_queue_time_seconds", aggregate: .sum,
+            over: "dp_rank,tp_rank,pp_rank,engine_type,moe_ep_rank", match: "tp_rank=0"),
+        MetricRuleSpec(.counter, "sglang:prompt_tokens_total", "llm_engine_prompt_tokens"),
+        MetricRuleSpec(.counter, "sglang:generation_tokens_total", "llm_engine_generation_tokens"),
+        MetricRuleSpec(.counter, "sglang:num_requests_total", "llm_engine_requests_finished", set: "reason=completed"),
+        MetricRuleSpec(.counter, "sglang:num_aborted_requests_total", "llm_engine_requests_finished", set: "reason=abort"),
+        // SGLang has no prefix-cache query counter: every prompt token is a lookup.
+        MetricRuleSpec(.counter, "sglang:prompt_tokens_total", "llm_engine_prefix_cache_queries"),
+        MetricRuleSpec(.counter, "sglang:cached_tokens_total", "llm_engine_prefix_cache_hits"),
+        MetricRuleSpec(
+            .counter, "sglang:num_retracted_requests_total", "llm_engine_preemptions", aggregate: .sum,
+            over: "dp_rank,tp_rank,pp_rank,engine_type,moe_ep_rank", match: "tp_rank=0"),
+    ]
 
     private let engine: EngineClient
 

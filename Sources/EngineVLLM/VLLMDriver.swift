@@ -14,7 +14,38 @@ final class VLLMInstance: EngineDriverInstance {
         configSchemaJSON: #"{"type":"object","additionalProperties":false,"properties":{}}"#,
         operations: [
             .health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter, .sleep, .wake, .resetCache,
-        ])
+        ],
+        metricsPath: "/metrics", metricRules: metricRules)
+
+    /// vLLM's metrics in the standard set (docs/metrics.md). vLLM's `engine` label is the
+    /// data-parallel rank: counts are summed over it, ratios take the maximum.
+    static let metricRules: [MetricRuleSpec] = [
+        MetricRuleSpec(.gauge, "vllm:num_requests_running", "llm_engine_requests_running", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.gauge, "vllm:num_requests_waiting", "llm_engine_requests_waiting", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.gauge, "vllm:kv_cache_usage_perc", "llm_engine_kv_cache_usage_ratio", aggregate: .max, over: "engine"),
+        // Older vLLM; absent from recent ones.
+        MetricRuleSpec(.gauge, "vllm:gpu_cache_usage_perc", "llm_engine_kv_cache_usage_ratio", aggregate: .max, over: "engine"),
+        MetricRuleSpec(
+            .gauge, "vllm:cache_config_info", "llm_engine_kv_cache_config_info", aggregate: .max,
+            over: "engine,cache_dtype", rename: "num_gpu_blocks=num_blocks"),
+        MetricRuleSpec(.histogram, "vllm:time_to_first_token_seconds", "llm_engine_time_to_first_token_seconds", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.histogram, "vllm:inter_token_latency_seconds", "llm_engine_inter_token_latency_seconds", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.histogram, "vllm:time_per_output_token_seconds", "llm_engine_inter_token_latency_seconds", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.histogram, "vllm:e2e_request_latency_seconds", "llm_engine_e2e_request_latency_seconds", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.histogram, "vllm:request_queue_time_seconds", "llm_engine_request_queue_time_seconds", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.counter, "vllm:prompt_tokens_total", "llm_engine_prompt_tokens", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.counter, "vllm:generation_tokens_total", "llm_engine_generation_tokens", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(
+            .counter, "vllm:request_success_total", "llm_engine_requests_finished", aggregate: .sum, over: "engine",
+            rename: "finished_reason=reason"),
+        MetricRuleSpec(.counter, "vllm:prefix_cache_queries_total", "llm_engine_prefix_cache_queries", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.counter, "vllm:prefix_cache_hits_total", "llm_engine_prefix_cache_hits", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.counter, "vllm:num_preemptions_total", "llm_engine_preemptions", aggregate: .sum, over: "engine"),
+        MetricRuleSpec(.gauge, "vllm:lora_requests_info", "llm_engine_lora_requests_info", aggregate: .newest),
+        MetricRuleSpec(
+            .gauge, "vllm:engine_sleep_state", "llm_engine_sleep_state", aggregate: .max, over: "engine",
+            rename: "sleep_state=state", values: "state:weights_offloaded=sleeping,state:discard_all=sleeping"),
+    ]
 
     private let engine: EngineClient
 

@@ -117,12 +117,32 @@ PIN(ert_driver_descriptor, destroy_instance, 72);
 PIN(ert_driver_descriptor, operations, 80);
 PIN(ert_driver_descriptor, extension_ops, 88);
 PIN(ert_driver_descriptor, extension_op_count, 96);
-SIZE(ert_driver_descriptor, 104);
+/* 1.1 */
+PIN(ert_driver_descriptor, metrics_path, 104);
+PIN(ert_driver_descriptor, metric_rules, 112);
+PIN(ert_driver_descriptor, metric_rule_count, 120);
+SIZE(ert_driver_descriptor, 128);
 
-/* The "as first published" sizes equal today's sizes while the ABI is 1.0. */
-static_assert(ERT_ABI_VERSION_MINOR != 0 || ERT_DRIVER_DESCRIPTOR_SIZE_V1_0 == 104, "v1.0 size");
-static_assert(ERT_ABI_VERSION_MINOR != 0 || ERT_OPERATIONS_SIZE_V1_0 == 104, "v1.0 size");
-static_assert(ERT_ABI_VERSION_MINOR != 0 || ERT_HOST_SERVICES_SIZE_V1_0 == 56, "v1.0 size");
+PIN(ert_metric_rule, struct_size, 0);
+PIN(ert_metric_rule, source_type, 4);
+PIN(ert_metric_rule, source_name, 8);
+PIN(ert_metric_rule, standard_name, 16);
+PIN(ert_metric_rule, scale, 24);
+PIN(ert_metric_rule, aggregate, 32);
+PIN(ert_metric_rule, reserved0, 36);
+PIN(ert_metric_rule, aggregate_labels, 40);
+PIN(ert_metric_rule, label_renames, 48);
+PIN(ert_metric_rule, label_values, 56);
+PIN(ert_metric_rule, match_labels, 64);
+PIN(ert_metric_rule, set_labels, 72);
+SIZE(ert_metric_rule, 80);
+
+/* The sizes as first published never change. */
+static_assert(ERT_DRIVER_DESCRIPTOR_SIZE_V1_0 == 104, "v1.0 size");
+static_assert(ERT_DRIVER_DESCRIPTOR_SIZE_V1_1 == 128, "v1.1 size");
+static_assert(ERT_OPERATIONS_SIZE_V1_0 == 104, "v1.0 size");
+static_assert(ERT_HOST_SERVICES_SIZE_V1_0 == 56, "v1.0 size");
+static_assert(ERT_METRIC_RULE_SIZE_V1_1 == 80, "v1.1 size");
 
 #endif
 

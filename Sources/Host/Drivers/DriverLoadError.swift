@@ -13,6 +13,7 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidName(field: String, value: String)
     case duplicateDriverName(String, firstPath: String)
     case invalidExtension(operation: String, reason: String)
+    case invalidMetricRule(index: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -43,6 +44,8 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
             "a driver named \"\(name)\" is already loaded from \(firstPath)"
         case .invalidExtension(let operation, let reason):
             "extension operation \"\(operation)\": \(reason)"
+        case .invalidMetricRule(let index, let reason):
+            "metric rule #\(index): \(reason)"
         }
     }
 }

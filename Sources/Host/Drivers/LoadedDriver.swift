@@ -15,6 +15,10 @@ public final class LoadedDriver: @unchecked Sendable {
     public let abiMinor: Int
     public let supportedOperations: [DriverOperation]
     public let extensionOperations: [ExtensionOperation]
+    /// Path of the engine's Prometheus endpoint (ABI 1.1); nil when the engine has none.
+    public let metricsPath: String?
+    /// How the engine's metrics map to the standard set (ABI 1.1).
+    public let metricRules: [MetricRule]
 
     let operations: ert_operations
     let createInstance: ert_create_instance_fn
@@ -84,7 +88,29 @@ public final class LoadedDriver: @unchecked Sendable {
             }
         }
 
+        var rules: [MetricRule] = []
+        if descriptor.metric_rule_count > 0 {
+            guard let declarations = descriptor.metric_rules else {
+                throw .missingRequiredField("metric_rules (metric_rule_count is \(descriptor.metric_rule_count))")
+            }
+            guard descriptor.metric_rule_count <= 1024 else {
+                throw .invalidMetricRule(index: 0, reason: "\(descriptor.metric_rule_count) rules declared; at most 1024")
+            }
+            for index in 0..<descriptor.metric_rule_count {
+                guard let declaration = declarations[index] else {
+                    throw .invalidMetricRule(index: index, reason: "the rule pointer is NULL")
+                }
+                rules.append(try MetricRule(declaration: declaration, index: index))
+            }
+        }
+        let metricsPath = descriptor.metrics_path.map { String(cString: $0) }
+        if let metricsPath, !metricsPath.hasPrefix("/") {
+            throw .invalidName(field: "metrics_path", value: metricsPath)
+        }
+
         self.path = path
+        self.metricsPath = metricsPath
+        self.metricRules = rules
         self.name = name
         self.version = String(cString: versionPointer)
         self.summary = descriptor.description.map { String(cString: $0) }

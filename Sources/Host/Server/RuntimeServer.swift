@@ -20,26 +20,35 @@ public struct RuntimeServer: Sendable {
     public let runtime: RuntimeConfiguration
     public let drivers: DriverRegistry
     public let engines: EngineRegistry
+    public let metrics: MetricsService
     public let logger: Logger
 
     public init(
         configuration: ServerConfiguration, runtime: RuntimeConfiguration, drivers: DriverRegistry, engines: EngineRegistry,
-        logger: Logger
+        metrics: MetricsService, logger: Logger
     ) {
         self.configuration = configuration
         self.runtime = runtime
         self.drivers = drivers
         self.engines = engines
+        self.metrics = metrics
         self.logger = logger
     }
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: RequestMetricsMiddleware(metrics: metrics.runtimeMetrics))
         router.add(middleware: ErrorEnvelopeMiddleware())
         if let token = runtime.authToken { router.add(middleware: AuthMiddleware(token: Array(token.utf8))) }
         let body = RequestBody(limit: runtime.maxBodyBytes)
         CompatibleRoutes(engines: engines, body: body).register(on: router)
         EngineRoutes(engines: engines, body: body).register(on: router)
+        let metrics = self.metrics
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: await metrics.render())))
+        }
         let openAPI = Array(OpenAPIDocument.json.utf8)
         router.get("/openapi.json") { _, _ in JSONResponse.raw(openAPI) }
         let drivers = self.drivers

@@ -50,6 +50,11 @@
  *   ERT_CAP_SERIALIZE_ALL and the host serializes every call on an instance.
  * - Every host service function is thread-safe and may be called from any thread.
  *
+ * VERSION HISTORY
+ * - 1.0: first version.
+ * - 1.1: `ert_metric_rule`; `metrics_path`, `metric_rules`, `metric_rule_count` appended to
+ *   `ert_driver_descriptor`. A 1.0 driver (shorter descriptor) loads unchanged.
+ *
  * VERSIONING POLICY
  * - Minor (1.x -> 1.x+1): fields appended to structs, new capability bits, new status codes,
  *   new operations at the end of `ert_operations`. Old drivers keep working with new hosts; a
@@ -75,7 +80,7 @@ extern "C" {
 /** "ERTD" in ASCII: first check on both handshake structs. */
 #define ERT_MAGIC 0x45525444u
 #define ERT_ABI_VERSION_MAJOR 1u
-#define ERT_ABI_VERSION_MINOR 0u
+#define ERT_ABI_VERSION_MINOR 1u
 
 /** Name of the one symbol a driver exports, for dlsym. */
 #define ERT_DRIVER_ENTRY_SYMBOL "ert_driver_entry_v1"
@@ -384,6 +389,60 @@ typedef struct ert_extension_op {
 } ert_extension_op;
 
 /* ------------------------------------------------------------------------------------------ */
+/* Metric standardization rules (ABI 1.1)                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/** The type of a source metric (`ert_metric_rule.source_type`). */
+typedef uint32_t ert_metric_type;
+#define ERT_METRIC_COUNTER 1   /* source_name is the sample name, with _total            */
+#define ERT_METRIC_GAUGE 2     /* source_name is the sample name                         */
+#define ERT_METRIC_HISTOGRAM 3 /* source_name is the family: _bucket, _sum, _count follow */
+
+/** How series left with equal labels after `aggregate_labels` are dropped are combined. */
+typedef uint32_t ert_metric_aggregate;
+#define ERT_AGGREGATE_NONE 0   /* no aggregation (aggregate_labels must be NULL)         */
+#define ERT_AGGREGATE_SUM 1    /* counts and counters over data-parallel ranks           */
+#define ERT_AGGREGATE_MAX 2    /* ratios                                                 */
+#define ERT_AGGREGATE_NEWEST 3 /* keep only the series with the largest value (info-style
+                                  gauges whose value is a timestamp)                     */
+
+/**
+ * One rule mapping an engine metric to a standard `llm_engine_*` metric, declared as data so
+ * the host can apply it on its fast path. The host scrapes the engine's Prometheus text
+ * (`ert_driver_descriptor.metrics_path`), and for every sample whose name matches
+ * `source_name` (and whose labels match `match_labels`), in this order: renames labels
+ * (`label_renames`), rewrites label values (`label_values`), multiplies the value by `scale`,
+ * drops `aggregate_labels` and combines the series that became equal (`aggregate`), adds
+ * `set_labels`, and emits it under `standard_name` (with `_total`, or `_bucket`/`_sum`/`_count`,
+ * as the type requires). Histograms are renamed sample by sample, never re-bucketed.
+ * Lists are comma-separated; NULL means none. All strings live for the life of the process.
+ */
+typedef struct ert_metric_rule {
+    uint32_t struct_size;
+    ert_metric_type source_type;
+    /** e.g. "vllm:num_requests_running", "vllm:prompt_tokens_total",
+     *  "vllm:time_to_first_token_seconds" (a histogram family). Required. */
+    const char *source_name;
+    /** A name from the standard set, without _total, e.g. "llm_engine_prompt_tokens". Required. */
+    const char *standard_name;
+    /** Multiplier for counter and gauge values (0 means 1). Histograms must leave it 0 or 1:
+     *  they are renamed, never re-bucketed. */
+    double scale;
+    ert_metric_aggregate aggregate;
+    uint32_t reserved0; /* zero */
+    /** Labels aggregated away, e.g. "engine" (vLLM's data-parallel index) or "dp_rank". */
+    const char *aggregate_labels;
+    /** "from=to" pairs, e.g. "finished_reason=reason". */
+    const char *label_renames;
+    /** "label:from=to" pairs applied after renames, e.g. "state:weights_offloaded=sleeping". */
+    const char *label_values;
+    /** "label=value" pairs a series must carry to be used, e.g. "tp_rank=0". */
+    const char *match_labels;
+    /** "label=value" pairs added to every output series, e.g. "reason=completed". */
+    const char *set_labels;
+} ert_metric_rule;
+
+/* ------------------------------------------------------------------------------------------ */
 /* The driver descriptor (driver -> host)                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -440,6 +499,16 @@ typedef struct ert_driver_descriptor {
     /** `extension_op_count` pointers (see rule 4); NULL when the count is 0. */
     const ert_extension_op *const *extension_ops;
     size_t extension_op_count;
+
+    /* ---- ABI 1.1 ---- */
+
+    /** Path of the engine's Prometheus endpoint relative to the instance endpoint (e.g.
+     *  "/metrics"); NULL when the engine has none (the host then calls the `metrics`
+     *  operation, if any). */
+    const char *metrics_path;
+    /** `metric_rule_count` pointers to rules (see rule 4); NULL when the count is 0. */
+    const ert_metric_rule *const *metric_rules;
+    size_t metric_rule_count;
 } ert_driver_descriptor;
 
 /**
@@ -470,6 +539,9 @@ typedef const ert_driver_descriptor *(*ert_driver_entry_v1_fn)(const ert_host_in
 #define ERT_EXTENSION_OP_SIZE_V1_0 (offsetof(ert_extension_op, function) + sizeof(void *))
 #define ERT_DRIVER_DESCRIPTOR_SIZE_V1_0 \
     (offsetof(ert_driver_descriptor, extension_op_count) + sizeof(size_t))
+#define ERT_DRIVER_DESCRIPTOR_SIZE_V1_1 \
+    (offsetof(ert_driver_descriptor, metric_rule_count) + sizeof(size_t))
+#define ERT_METRIC_RULE_SIZE_V1_1 (offsetof(ert_metric_rule, set_labels) + sizeof(void *))
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,0 +1,176 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Which series `/metrics` shows.
+public enum MetricsMode: String, Sendable, CaseIterable {
+    /// The standard `llm_engine_*` set only.
+    case standard
+    /// The engines' own series only, unchanged.
+    case original
+    /// Both (the default: existing dashboards keep working).
+    case both
+}
+
+/// `GET /metrics`: scrapes every engine (shared between concurrent requests within a short
+/// TTL), standardizes through the drivers' rules, and adds the runtime's own metrics. An engine
+/// that is slow or down costs at most the scrape timeout and shows as `llm_engine_up 0`.
+public final class MetricsService: Sendable {
+    /// The result of one scrape of one engine, parsed and standardized off the event loop.
+    struct Scrape: Sendable {
+        var at: NIODeadline
+        var duration: Duration
+        var exposition: PrometheusExposition?
+        var standard: [(family: String, type: String, samples: [(String, [(String, String)], Double)])]
+        var error: String?
+    }
+
+    let engines: EngineRegistry
+    let mode: MetricsMode
+    let ttl: TimeAmount
+    let timeout: TimeAmount
+    let runtimeMetrics: RuntimeMetrics
+    private let pool: NIOThreadPool
+    private let httpClient: CurlHTTPClient
+    private let logger: Logger
+    private let cache = Mutex<[String: Scrape]>([:])
+    private let flights = SingleFlight<Scrape>()
+    /// Largest engine exposition accepted.
+    static let maximumScrapeBytes = 64 << 20
+
+    public init(
+        engines: EngineRegistry, mode: MetricsMode, ttl: TimeAmount = .milliseconds(1000), timeout: TimeAmount = .seconds(2),
+        runtimeMetrics: RuntimeMetrics, pool: NIOThreadPool, httpClient: CurlHTTPClient, logger: Logger
+    ) {
+        self.engines = engines
+        self.mode = mode
+        self.ttl = ttl
+        self.timeout = timeout
+        self.runtimeMetrics = runtimeMetrics
+        self.pool = pool
+        self.httpClient = httpClient
+        self.logger = logger
+    }
+
+    /// The whole `/metrics` text.
+    public func render() async -> [UInt8] {
+        let scrapes = await withTaskGroup(of: (Int, Scrape).self) { group in
+            for (index, engine) in engines.engines.enumerated() {
+                group.addTask { (index, await self.scrape(engine)) }
+            }
+            var results = [(Int, Scrape)]()
+            for await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        var writer = PrometheusWriter(capacity: scrapes.reduce(4096) { $0 + ($1.exposition?.bytes.count ?? 0) * 11 / 10 })
+        let several = engines.engines.count > 1
+        if mode != .original {
+            writer.header(name: "llm_engine_up", help: StandardMetrics.byName["llm_engine_up"]!.help, type: "gauge")
+            for (engine, scrape) in zip(engines.engines, scrapes) {
+                writer.sample(name: "llm_engine_up", labels: labels(engine, several), value: scrape.exposition == nil ? 0 : 1)
+            }
+            writer.header(
+                name: "llm_engine_scrape_duration_seconds", help: StandardMetrics.byName["llm_engine_scrape_duration_seconds"]!.help,
+                type: "gauge")
+            for (engine, scrape) in zip(engines.engines, scrapes) {
+                let seconds = Double(scrape.duration.components.seconds) + Double(scrape.duration.components.attoseconds) / 1e18
+                writer.sample(name: "llm_engine_scrape_duration_seconds", labels: labels(engine, several), value: seconds)
+            }
+            MetricStandardizer.write(scrapes.map(\.standard), into: &writer)
+        }
+        if mode != .standard {
+            let originals = zip(engines.engines, scrapes).compactMap { engine, scrape in
+                scrape.exposition.map { ($0, several ? [("engine_name", engine.name)] : []) }
+            }
+            PrometheusExposition.writeOriginals(originals, into: &writer)
+        }
+        runtimeMetrics.write(into: &writer)
+        return writer.bytes
+    }
+
+    private func labels(_ engine: ManagedEngine, _ several: Bool) -> [(String, String)] {
+        several ? [("engine", engine.configuration.engine), ("engine_name", engine.name)] : [("engine", engine.configuration.engine)]
+    }
+
+    /// A fresh-enough scrape of `engine`: cached within the TTL, shared while in flight.
+    func scrape(_ engine: ManagedEngine) async -> Scrape {
+        if let cached = cache.withLock({ $0[engine.name] }), NIODeadline.now() - cached.at < ttl { return cached }
+        do {
+            return try await flights.run(engine.name) {
+                let result = await self.fetch(engine)
+                self.cache.withLock { $0[engine.name] = result }
+                return result
+            }
+        } catch {
+            return Scrape(at: .now(), duration: .zero, exposition: nil, standard: [], error: "\(error)")
+        }
+    }
+
+    private func fetch(_ engine: ManagedEngine) async -> Scrape {
+        let started = ContinuousClock.now
+        let several = engines.engines.count > 1
+        let constantLabels = labels(engine, several)
+        let driver = engine.driver
+        let text: Result<[UInt8], DriverCallError>
+        if let path = driver.metricsPath {
+            let request = HTTPClientRequest(
+                method: "GET", url: engine.configuration.endpoint.trimmingTrailingSlashes() + path,
+                headers: ["Accept: text/plain;version=0.0.4"], timeout: timeout, idempotent: false,
+                maxResponseBytes: Self.maximumScrapeBytes)
+            let client = httpClient
+            let deadline = NIODeadline.now() + timeout
+            text = await DriverInstance.runOnPool(pool) {
+                client.perform(request, deadline: deadline).flatMap { response in
+                    response.status == 200
+                        ? .success(response.body)
+                        : .failure(DriverCallError(.upstream, "the engine's \(path) answered HTTP \(response.status)"))
+                }
+            }
+        } else if engine.instance.supports(.metrics) {
+            do {
+                text = .success(try await engine.instance.invoke(.metrics, request: Array("{}".utf8), timeout: timeout))
+            } catch {
+                text = .failure(error)
+            }
+        } else {
+            text = .failure(DriverCallError(.unsupported, "driver \(driver.name) exposes no metrics"))
+        }
+        let rules = driver.metricRules
+        let result: Scrape
+        switch text {
+        case .failure(let error):
+            result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
+        case .success(let bytes):
+            // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
+            let parsed: Result<(PrometheusExposition, [(family: String, type: String, samples: [(String, [(String, String)], Double)])]), DriverCallError> =
+                await DriverInstance.runOnPool(pool) {
+                    let exposition = PrometheusExposition(bytes: bytes)
+                    let standard = MetricStandardizer(rules: rules, constantLabels: constantLabels).standardize(exposition)
+                    return .success((exposition, standard))
+                }
+            switch parsed {
+            case .success(let (exposition, standard)):
+                result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: exposition, standard: standard, error: nil)
+                if exposition.malformedLines > 0 {
+                    logger.debug("engine metrics had malformed lines", metadata: ["engine": "\(engine.name)", "lines": "\(exposition.malformedLines)"])
+                }
+            case .failure(let error):
+                result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
+            }
+        }
+        if let error = result.error {
+            logger.warning("engine metrics scrape failed", metadata: ["engine": "\(engine.name)", "error": "\(error)"])
+        }
+        runtimeMetrics.recordScrape(engine: engine.name, duration: result.duration, failed: result.error != nil)
+        return result
+    }
+}
+
+extension String {
+    func trimmingTrailingSlashes() -> String {
+        var text = self
+        while text.hasSuffix("/") { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,272 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The metric types of the text formats (0.0.4 and OpenMetrics).
+public enum MetricType: String, Sendable, Equatable {
+    case counter, gauge, histogram, summary, untyped
+    // OpenMetrics-only types; rendered in 0.0.4 as gauges or untyped.
+    case info, stateset, gaugehistogram, unknown
+
+    init?(bytes: ArraySlice<UInt8>) {
+        guard let text = String(validating: bytes, as: UTF8.self), let type = MetricType(rawValue: text) else { return nil }
+        self = type
+    }
+}
+
+/// A Prometheus text exposition parsed in place: samples and labels are byte ranges into
+/// `bytes`, so a multi-megabyte scrape is parsed without building a string per sample.
+///
+/// Accepts text format 0.0.4 and OpenMetrics: `# HELP`, `# TYPE`, `# UNIT`, escaped label
+/// values and help text, NaN and ±Inf, timestamps, exemplars, `_created` samples, `# EOF`.
+/// A malformed line is skipped and counted, never fatal.
+public struct PrometheusExposition: Sendable {
+    /// One `# TYPE` / `# HELP` family.
+    public struct Family: Sendable {
+        public var name: Range<Int>
+        public var type: MetricType
+        public var help: Range<Int>?
+    }
+
+    /// One sample line.
+    public struct Sample: Sendable {
+        public var name: Range<Int>
+        /// Index of the first label in `labels`, and how many.
+        public var labelStart: Int32
+        public var labelCount: Int32
+        public var value: Double
+        /// The value as written (copied to the output unchanged).
+        public var valueText: Range<Int>
+        /// Index into `families`, or -1 when no family declared it.
+        public var family: Int32
+    }
+
+    /// A label; `value` is the escaped text between the quotes.
+    public struct Label: Sendable {
+        public var name: Range<Int>
+        public var value: Range<Int>
+    }
+
+    public private(set) var bytes: [UInt8]
+    public private(set) var families: [Family] = []
+    public private(set) var samples: [Sample] = []
+    public private(set) var labels: [Label] = []
+    /// Lines that were neither a sample, a known comment, nor blank.
+    public private(set) var malformedLines = 0
+
+    public init(bytes input: [UInt8]) {
+        bytes = input
+        // A trailing NUL lets strtod stop at the end of the buffer.
+        bytes.append(0)
+        parse(count: input.count)
+        bytes.removeLast()
+    }
+
+    public func text(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
+
+    public func labels(of sample: Sample) -> ArraySlice<Label> {
+        labels[Int(sample.labelStart)..<Int(sample.labelStart + sample.labelCount)]
+    }
+
+    /// True when the bytes in `range` equal `text`.
+    public func equals(_ range: Range<Int>, _ text: [UInt8]) -> Bool {
+        range.count == text.count && bytes[range].elementsEqual(text)
+    }
+
+    // MARK: Parsing
+
+    private mutating func parse(count: Int) {
+        var lineStart = 0
+        var currentFamily: Int32 = -1
+        while lineStart < count {
+            var lineEnd = lineStart
+            while lineEnd < count, bytes[lineEnd] != 0x0A { lineEnd += 1 }
+            var end = lineEnd
+            if end > lineStart, bytes[end - 1] == 0x0D { end -= 1 }  // CRLF
+            parseLine(lineStart..<end, currentFamily: &currentFamily)
+            lineStart = lineEnd + 1
+        }
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+    private static func isNameStart(_ byte: UInt8) -> Bool {
+        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || byte == 0x5F || byte == 0x3A
+    }
+    private static func isNameByte(_ byte: UInt8) -> Bool { isNameStart(byte) || (byte >= 0x30 && byte <= 0x39) }
+    private static func isLabelStart(_ byte: UInt8) -> Bool { isNameStart(byte) && byte != 0x3A }
+    private static func isLabelByte(_ byte: UInt8) -> Bool { isNameByte(byte) && byte != 0x3A }
+
+    private func skipSpaces(_ index: inout Int, _ end: Int) {
+        while index < end, Self.isSpace(bytes[index]) { index += 1 }
+    }
+
+    /// Reads a metric name at `index`; nil when there is none.
+    private func name(at index: inout Int, _ end: Int, label: Bool = false) -> Range<Int>? {
+        let start = index
+        guard index < end, label ? Self.isLabelStart(bytes[index]) : Self.isNameStart(bytes[index]) else { return nil }
+        index += 1
+        while index < end, label ? Self.isLabelByte(bytes[index]) : Self.isNameByte(bytes[index]) { index += 1 }
+        return start..<index
+    }
+
+    private mutating func parseLine(_ line: Range<Int>, currentFamily: inout Int32) {
+        var index = line.lowerBound
+        let end = line.upperBound
+        skipSpaces(&index, end)
+        if index == end { return }  // blank
+        if bytes[index] == 0x23 {  // '#'
+            parseComment(index + 1, end, currentFamily: &currentFamily)
+            return
+        }
+        guard parseSample(&index, end, currentFamily: currentFamily) else {
+            malformedLines += 1
+            return
+        }
+    }
+
+    private mutating func parseComment(_ start: Int, _ end: Int, currentFamily: inout Int32) {
+        var index = start
+        skipSpaces(&index, end)
+        let keywordStart = index
+        while index < end, !Self.isSpace(bytes[index]) { index += 1 }
+        let keyword = bytes[keywordStart..<index]
+        let isHelp = keyword.elementsEqual("HELP".utf8)
+        let isType = keyword.elementsEqual("TYPE".utf8)
+        if keyword.elementsEqual("EOF".utf8) || (!isHelp && !isType && !keyword.elementsEqual("UNIT".utf8)) {
+            return  // # EOF, UNIT handled below, other comments ignored
+        }
+        skipSpaces(&index, end)
+        guard let familyName = name(at: &index, end) else {
+            malformedLines += 1
+            return
+        }
+        if keyword.elementsEqual("UNIT".utf8) { return }
+        let existing = families.lastIndex { equals($0.name, Array(bytes[familyName])) }
+        var familyIndex: Int
+        if let existing {
+            familyIndex = existing
+        } else {
+            families.append(Family(name: familyName, type: .untyped, help: nil))
+            familyIndex = families.count - 1
+        }
+        currentFamily = Int32(familyIndex)
+        skipSpaces(&index, end)
+        if isHelp {
+            families[familyIndex].help = index..<end
+        } else if isType {
+            var typeEnd = end
+            while typeEnd > index, Self.isSpace(bytes[typeEnd - 1]) { typeEnd -= 1 }
+            guard let type = MetricType(bytes: bytes[index..<typeEnd]) else {
+                malformedLines += 1
+                return
+            }
+            families[familyIndex].type = type
+        }
+    }
+
+    private mutating func parseSample(_ index: inout Int, _ end: Int, currentFamily: Int32) -> Bool {
+        guard let sampleName = name(at: &index, end) else { return false }
+        let labelStart = labels.count
+        skipSpaces(&index, end)
+        if index < end, bytes[index] == 0x7B {  // '{'
+            index += 1
+            guard parseLabels(&index, end) else {
+                labels.removeSubrange(labelStart...)
+                return false
+            }
+        }
+        skipSpaces(&index, end)
+        guard let (value, valueText) = number(&index, end) else {
+            labels.removeSubrange(labelStart...)
+            return false
+        }
+        skipSpaces(&index, end)
+        // Optional timestamp, then an optional OpenMetrics exemplar: both are dropped.
+        if index < end, bytes[index] != 0x23 {
+            guard number(&index, end) != nil else {
+                labels.removeSubrange(labelStart...)
+                return false
+            }
+            skipSpaces(&index, end)
+        }
+        if index < end, bytes[index] != 0x23 {
+            labels.removeSubrange(labelStart...)
+            return false
+        }
+        samples.append(
+            Sample(
+                name: sampleName, labelStart: Int32(labelStart), labelCount: Int32(labels.count - labelStart), value: value,
+                valueText: valueText, family: belongs(sampleName, to: currentFamily) ? currentFamily : -1))
+        return true
+    }
+
+    /// `name="value",...}`; index ends after the closing brace.
+    private mutating func parseLabels(_ index: inout Int, _ end: Int) -> Bool {
+        while true {
+            skipSpaces(&index, end)
+            guard index < end else { return false }
+            if bytes[index] == 0x7D {  // '}'
+                index += 1
+                return true
+            }
+            guard let labelName = name(at: &index, end, label: true) else { return false }
+            skipSpaces(&index, end)
+            guard index < end, bytes[index] == 0x3D else { return false }  // '='
+            index += 1
+            skipSpaces(&index, end)
+            guard index < end, bytes[index] == 0x22 else { return false }  // '"'
+            index += 1
+            let valueStart = index
+            while index < end, bytes[index] != 0x22 {
+                if bytes[index] == 0x5C {  // backslash: \\, \", \n
+                    guard index + 1 < end, [0x5C, 0x22, 0x6E].contains(bytes[index + 1]) else { return false }
+                    index += 1
+                }
+                index += 1
+            }
+            guard index < end else { return false }
+            labels.append(Label(name: labelName, value: valueStart..<index))
+            index += 1
+            skipSpaces(&index, end)
+            guard index < end else { return false }
+            if bytes[index] == 0x2C { index += 1 }  // ','
+            else if bytes[index] != 0x7D { return false }
+        }
+    }
+
+    /// A float (Go syntax: NaN, +Inf, -Inf, decimals, exponents); index ends after it.
+    private func number(_ index: inout Int, _ end: Int) -> (Double, Range<Int>)? {
+        let start = index
+        while index < end, !Self.isSpace(bytes[index]) { index += 1 }
+        guard index > start else { return nil }
+        for byte in bytes[start..<index] {
+            let allowed =
+                (byte >= 0x30 && byte <= 0x39) || byte == 0x2B || byte == 0x2D || byte == 0x2E || byte == 0x65 || byte == 0x45
+                || byte == 0x49 || byte == 0x6E || byte == 0x66 || byte == 0x4E || byte == 0x61 || byte == 0x5F
+            guard allowed else { return nil }  // digits, sign, '.', e/E, Inf, NaN, '_'
+        }
+        let value: Double? = bytes.withUnsafeBufferPointer { buffer in
+            let base = UnsafeRawPointer(buffer.baseAddress! + start).assumingMemoryBound(to: CChar.self)
+            var stop: UnsafeMutablePointer<CChar>? = nil
+            let parsed = strtod(base, &stop)
+            guard let stop, UnsafeRawPointer(stop) == UnsafeRawPointer(buffer.baseAddress! + index) else { return nil }
+            return parsed
+        }
+        guard let value else { return nil }
+        return (value, start..<index)
+    }
+
+    /// Whether a sample name is the family's own or one of its suffixed series.
+    private func belongs(_ sample: Range<Int>, to family: Int32) -> Bool {
+        guard family >= 0 else { return false }
+        let familyName = families[Int(family)].name
+        guard sample.count >= familyName.count, bytes[sample.lowerBound..<(sample.lowerBound + familyName.count)].elementsEqual(bytes[familyName])
+        else { return false }
+        let suffix = bytes[(sample.lowerBound + familyName.count)..<sample.upperBound]
+        if suffix.isEmpty { return true }
+        for candidate in Self.suffixes where suffix.elementsEqual(candidate) { return true }
+        return false
+    }
+
+    static let suffixes: [[UInt8]] = ["_total", "_created", "_bucket", "_sum", "_count", "_info", "_gsum", "_gcount"].map { Array($0.utf8) }
+}
