@@ -32,6 +32,7 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_PROBE_TIMEOUT     seconds for health and read calls (--probe-timeout)
               ENGINE_RUNTIME_MUTATION_TIMEOUT  seconds for loads and other changes (--mutation-timeout)
               ENGINE_RUNTIME_METRICS_MODE      standard, original or both (--metrics-mode)
+              ENGINE_RUNTIME_METRICS_CACHE_MS  how long one engine scrape serves /metrics (--metrics-cache-ms)
               ENGINE_RUNTIME_LOG_LEVEL         log level (--log-level)
             """)
 
@@ -85,6 +86,13 @@ struct Serve: AsyncParsableCommand {
     var metricsMode: String?
 
     @Option(
+        name: .customLong("metrics-cache-ms"),
+        help: ArgumentHelp(
+            "Concurrent and repeated /metrics requests within this many milliseconds share one engine scrape (0: every request scrapes). Env: ENGINE_RUNTIME_METRICS_CACHE_MS. Default: 1000.",
+            valueName: "ms"))
+    var metricsCacheMs: Int?
+
+    @Option(
         name: .customLong("driver-threads"),
         help: ArgumentHelp("Worker threads for driver calls (never the network event loop). Default: 16.", valueName: "count"))
     var driverThreads: Int = 16
@@ -118,7 +126,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("metrics mode \"\(modeText)\" must be standard, original or both")
         }
         let metrics = MetricsService(
-            engines: engines, mode: mode, timeout: TimeAmount(runtime.deadlines.probe), runtimeMetrics: RuntimeMetrics(drivers: registry),
+            engines: engines, mode: mode,
+            ttl: .milliseconds(Int64(try Settings.integer(metricsCacheMs, env: "ENGINE_RUNTIME_METRICS_CACHE_MS", default: 1000, range: 0...60_000))),
+            timeout: TimeAmount(runtime.deadlines.probe), runtimeMetrics: RuntimeMetrics(drivers: registry),
             pool: pool, httpClient: CurlHTTPClient(logger: logger), logger: logger)
         let app = RuntimeServer(
             configuration: server, runtime: runtime, drivers: registry, engines: engines, metrics: metrics, logger: logger)
