@@ -86,6 +86,11 @@ import Testing
         #expect(exposition.malformedLines == 9)
     }
 
+    @Test func spacesInsideLabelSetsAreNormalized() {
+        let output = originals("# TYPE g gauge\ng {a = \"1\" , b=\"2\" } 3\ng{a=\"x\"} 4\n")
+        #expect(output == "# HELP g \n# TYPE g gauge\ng{a=\"1\",b=\"2\"} 3\ng{a=\"x\"} 4\n")
+    }
+
     @Test func familiesSplitAcrossTheInputAreGathered() {
         let output = originals("# TYPE g gauge\ng{a=\"1\"} 1\n# TYPE h gauge\nh 2\ng{a=\"2\"} 3\n")
         #expect(output == "# HELP g \n# TYPE g gauge\ng{a=\"1\"} 1\ng{a=\"2\"} 3\n# HELP h \n# TYPE h gauge\nh 2\n")

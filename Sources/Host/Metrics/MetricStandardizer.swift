@@ -1,144 +1,233 @@
-/// Applies a driver's metric rules to a parsed engine exposition and writes the standard
+/// Applies a driver's metric rules to a parsed engine exposition and produces the standard
 /// `llm_engine_*` families.
+///
+/// This is the hot path of `/metrics` (a multi-rank engine exposes tens of thousands of
+/// samples), so matching and aggregation work on the exposition's bytes; strings are made only
+/// for the few series that come out.
 struct MetricStandardizer: Sendable {
-    let rules: [MetricRule]
+    /// One output family: its 0.0.4 name and type, and its series in first-seen order.
+    struct Family: Sendable {
+        var name: String
+        var type: String
+        var samples: [(name: String, labels: [(String, String)], value: Double)]
+    }
+
+    /// A rule with its strings as bytes, ready for comparisons against the exposition.
+    /// Owns copies of the rename and value targets at stable addresses.
+    private final class TargetStorage: @unchecked Sendable {
+        let renames: [UnsafeBufferPointer<UInt8>]
+        let values: [[UnsafeBufferPointer<UInt8>]]
+        private var allocations: [UnsafeMutableBufferPointer<UInt8>] = []
+
+        init(renames: [[UInt8]], values: [[[UInt8]]]) {
+            var allocations: [UnsafeMutableBufferPointer<UInt8>] = []
+            func copy(_ bytes: [UInt8]) -> UnsafeBufferPointer<UInt8> {
+                let storage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, bytes.count))
+                _ = storage.initialize(from: bytes)
+                allocations.append(storage)
+                return UnsafeBufferPointer(rebasing: UnsafeBufferPointer(storage)[0..<bytes.count])
+            }
+            self.renames = renames.map(copy)
+            self.values = values.map { $0.map(copy) }
+            self.allocations = allocations
+        }
+
+        deinit { allocations.forEach { $0.deallocate() } }
+    }
+
+    private struct CompiledRule: Sendable {
+        var rule: MetricRule
+        var source: [UInt8]
+        var sourceWithoutTotal: [UInt8]
+        // Small lists scanned linearly: no allocation per sample label.
+        var aggregated: [[UInt8]]
+        var renames: [([UInt8], [UInt8])]
+        var values: [([UInt8], [([UInt8], [UInt8])])]
+        var match: [([UInt8], [UInt8])]
+        /// Rename and value targets as raw buffers the hot loop can point at.
+        let storage: TargetStorage
+        var renameTargets: [UnsafeBufferPointer<UInt8>] { storage.renames }
+        var valueTargets: [[UnsafeBufferPointer<UInt8>]] { storage.values }
+        var family: String
+        var type: String
+
+        init(_ rule: MetricRule) {
+            self.rule = rule
+            source = Array(rule.sourceName.utf8)
+            sourceWithoutTotal = rule.sourceName.hasSuffix("_total") ? Array(source.dropLast(6)) : source
+            aggregated = rule.aggregateLabels.map { Array($0.utf8) }
+            renames = rule.labelRenames.map { (Array($0.key.utf8), Array($0.value.utf8)) }
+            values = rule.labelValues.map { label, map in (Array(label.utf8), map.map { (Array($0.key.utf8), Array($0.value.utf8)) }) }
+            match = rule.matchLabels.map { (Array($0.key.utf8), Array($0.value.utf8)) }
+            storage = TargetStorage(renames: renames.map(\.1), values: values.map { $0.1.map(\.1) })
+            family = rule.sourceType == .counter ? rule.standardName + "_total" : rule.standardName
+            type = rule.sourceType == .histogram ? "histogram" : rule.sourceType == .counter ? "counter" : "gauge"
+        }
+    }
+
+    private let rules: [CompiledRule]
     /// Labels every standard series carries: `engine` (the engine kind), and `engine_name`
     /// when the sidecar manages several engines.
     let constantLabels: [(String, String)]
 
-    /// One output series being accumulated.
-    private struct Series {
-        var family: String
-        var name: String
-        var labels: [(String, String)]
-        var value: Double
+    init(rules: [MetricRule], constantLabels: [(String, String)]) {
+        self.rules = rules.map(CompiledRule.init)
+        self.constantLabels = constantLabels
     }
 
-    /// The standard families computed from `exposition`, keyed by family name.
-    func standardize(_ exposition: PrometheusExposition) -> [(family: String, type: String, samples: [(String, [(String, String)], Double)])] {
-        // Samples grouped by the family (or, undeclared, the sample name) they came under.
-        var byFamily: [String: [Int]] = [:]
-        var familyNames: [Int32: String] = [:]
+    private static let histogramSuffixes: [(bytes: [UInt8], text: String)] = ["_bucket", "_sum", "_count"].map { (Array($0.utf8), $0) }
+
+    func standardize(_ exposition: PrometheusExposition) -> [Family] {
+        // Raw pointers into the exposition: slices of the array itself would retain and
+        // release it on every comparison.
+        exposition.bytes.withUnsafeBufferPointer { standardize(exposition, $0) }
+    }
+
+    private typealias Bytes = UnsafeBufferPointer<UInt8>
+
+    private func standardize(_ exposition: PrometheusExposition, _ buffer: Bytes) -> [Family] {
+        func bytes(_ range: Range<Int>) -> Bytes { Bytes(rebasing: buffer[range]) }
+        // Sample indices per declared family; undeclared samples are checked by name.
+        var byFamily = [[Int]](repeating: [], count: exposition.families.count)
+        var undeclared: [Int] = []
         for (index, sample) in exposition.samples.enumerated() {
-            let key: String
-            if sample.family >= 0 {
-                if let known = familyNames[sample.family] {
-                    key = known
-                } else {
-                    key = exposition.text(exposition.families[Int(sample.family)].name)
-                    familyNames[sample.family] = key
-                }
-            } else {
-                key = exposition.text(sample.name)
-            }
-            byFamily[key, default: []].append(index)
+            if sample.family >= 0 { byFamily[Int(sample.family)].append(index) } else { undeclared.append(index) }
         }
 
-        var order: [String] = []
-        var series: [String: Series] = [:]
-        var familyTypes: [String: String] = [:]
-        for rule in rules {
-            let candidates = candidateSamples(for: rule, byFamily)
-            for index in candidates {
+        var families: [String: Int] = [:]
+        var output: [Family] = []
+        for compiled in rules {
+            let rule = compiled.rule
+            var candidates: [Int] = []
+            for (familyIndex, family) in exposition.families.enumerated() {
+                let name = bytes(family.name)
+                if name.elementsEqual(compiled.source) || (rule.sourceType == .counter && name.elementsEqual(compiled.sourceWithoutTotal)) {
+                    candidates += byFamily[familyIndex]
+                }
+            }
+            candidates += undeclared
+            if candidates.isEmpty { continue }
+
+            var seriesIndex: [ByteKey: Int] = [:]
+            var series: [(name: String, labels: [(String, String)], value: Double)] = []
+            var key: [UInt8] = []
+            var kept: [(Bytes, Bytes)] = []
+            sampleLoop: for index in candidates {
                 let sample = exposition.samples[index]
-                let sampleName = exposition.text(sample.name)
-                let suffix: String
+                let name = bytes(sample.name)
+                var suffix = -1  // index into histogramSuffixes, -1 for counters and gauges
                 switch rule.sourceType {
                 case .counter, .gauge:
-                    guard sampleName == rule.sourceName else { continue }
-                    suffix = rule.sourceType == .counter ? "_total" : ""
+                    guard name.elementsEqual(compiled.source) else { continue }
                 case .histogram:
-                    guard sampleName.hasPrefix(rule.sourceName) else { continue }
-                    let rest = String(sampleName.dropFirst(rule.sourceName.count))
-                    guard ["_bucket", "_sum", "_count"].contains(rest) else { continue }
-                    suffix = rest
+                    guard name.starts(with: compiled.source) else { continue }
+                    let rest = Bytes(rebasing: name.dropFirst(compiled.source.count))
+                    guard let found = Self.histogramSuffixes.firstIndex(where: { rest.elementsEqual($0.bytes) }) else { continue }
+                    suffix = found
                 }
-                var labels: [(String, String)] = []
+                kept.removeAll(keepingCapacity: true)
                 var matched = 0
                 for label in exposition.labels(of: sample) {
-                    var key = exposition.text(label.name)
-                    var value = exposition.unescapedValue(label)
-                    if let expected = rule.matchLabels[key] {
-                        guard expected == value else { labels = []; matched = -1; break }
+                    let labelName = bytes(label.name)
+                    var labelValue = bytes(label.value)
+                    for (expectedName, expectedValue) in compiled.match where labelName.elementsEqual(expectedName) {
+                        guard labelValue.elementsEqual(expectedValue) else { continue sampleLoop }
                         matched += 1
                     }
-                    if rule.aggregateLabels.contains(key) { continue }
-                    if let renamed = rule.labelRenames[key] { key = renamed }
-                    if let mapped = rule.labelValues[key]?[value] { value = mapped }
-                    labels.append((key, value))
-                }
-                guard matched == rule.matchLabels.count else { continue }
-                for (key, value) in rule.setLabels + constantLabels {
-                    labels.removeAll { $0.0 == key }
-                    labels.append((key, value))
-                }
-                labels.sort { $0.0 < $1.0 }
-                let family = rule.sourceType == .counter ? rule.standardName + "_total" : rule.standardName
-                let name = rule.standardName + suffix
-                let value = rule.sourceType == .histogram ? sample.value : sample.value * rule.scale
-                familyTypes[family] = rule.sourceType == .histogram ? "histogram" : rule.sourceType == .counter ? "counter" : "gauge"
-                // NEWEST keeps one series per output name: the one with the largest value.
-                let key = rule.aggregate == .newest ? name : name + "\u{0}" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: "\u{1}")
-                if var existing = series[key] {
-                    switch rule.aggregate {
-                    case .sum: existing.value += value
-                    case .max: existing.value = max(existing.value, value)
-                    case .newest:
-                        if value > existing.value { existing = Series(family: family, name: name, labels: labels, value: value) }
-                    case .none: existing.value = value  // the same series twice: the last wins
+                    if compiled.aggregated.contains(where: { labelName.elementsEqual($0) }) { continue }
+                    var outputName = labelName
+                    if let renamed = compiled.renames.firstIndex(where: { labelName.elementsEqual($0.0) }) {
+                        outputName = compiled.renameTargets[renamed]
                     }
-                    series[key] = existing
+                    if let map = compiled.values.firstIndex(where: { outputName.elementsEqual($0.0) }),
+                        let mapped = compiled.values[map].1.firstIndex(where: { labelValue.elementsEqual($0.0) })
+                    {
+                        labelValue = compiled.valueTargets[map][mapped]
+                    }
+                    kept.append((outputName, labelValue))
+                }
+                guard matched == compiled.match.count else { continue }
+                if kept.count > 1 { kept.sort { $0.0.lexicographicallyPrecedes($1.0) } }
+                let value = rule.sourceType == .histogram ? sample.value : sample.value * rule.scale
+                // NEWEST keeps one series per output name: the one with the largest value.
+                key.removeAll(keepingCapacity: true)
+                key.append(UInt8(truncatingIfNeeded: suffix + 1))
+                if rule.aggregate != .newest {
+                    for (labelName, labelValue) in kept {
+                        key.append(contentsOf: labelName)
+                        key.append(0)
+                        key.append(contentsOf: labelValue)
+                        key.append(1)
+                    }
+                }
+                if let existing = seriesIndex[ByteKey(key)] {
+                    switch rule.aggregate {
+                    case .sum: series[existing].value += value
+                    case .max: series[existing].value = max(series[existing].value, value)
+                    case .newest:
+                        if value > series[existing].value { series[existing] = makeSeries(compiled, suffix, kept, value, exposition) }
+                    case .none: series[existing].value = value  // the same series twice: the last wins
+                    }
                 } else {
-                    order.append(key)
-                    series[key] = Series(family: family, name: name, labels: labels, value: value)
+                    seriesIndex[ByteKey(key)] = series.count
+                    series.append(makeSeries(compiled, suffix, kept, value, exposition))
                 }
             }
+            if series.isEmpty { continue }
+            if let existing = families[compiled.family] {
+                output[existing].samples += series
+            } else {
+                families[compiled.family] = output.count
+                output.append(Family(name: compiled.family, type: compiled.type, samples: series))
+            }
         }
-        var families: [String: [(String, [(String, String)], Double)]] = [:]
-        var familyOrder: [String] = []
-        for key in order {
-            let entry = series[key]!
-            if families[entry.family] == nil { familyOrder.append(entry.family) }
-            families[entry.family, default: []].append((entry.name, entry.labels, entry.value))
-        }
-        func rank(_ family: String) -> Int {
-            let base = family.hasSuffix("_total") ? String(family.dropLast(6)) : family
+        func rank(_ family: Family) -> Int {
+            let base = family.name.hasSuffix("_total") ? String(family.name.dropLast(6)) : family.name
             return StandardMetrics.order[base] ?? Int.max
         }
-        return familyOrder.sorted { rank($0) < rank($1) }.map { ($0, familyTypes[$0] ?? "gauge", families[$0]!) }
+        return output.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
     }
 
-    private func candidateSamples(for rule: MetricRule, _ byFamily: [String: [Int]]) -> [Int] {
-        switch rule.sourceType {
-        case .counter:
-            let family = rule.sourceName.hasSuffix("_total") ? String(rule.sourceName.dropLast(6)) : rule.sourceName
-            return (byFamily[rule.sourceName] ?? []) + (byFamily[family] ?? [])
-        case .gauge, .histogram:
-            return byFamily[rule.sourceName] ?? []
+    /// A new output series: the only place strings are made.
+    private func makeSeries(
+        _ compiled: CompiledRule, _ suffix: Int, _ kept: [(Bytes, Bytes)], _ value: Double, _ exposition: PrometheusExposition
+    ) -> (name: String, labels: [(String, String)], value: Double) {
+        var labels = kept.map { (String(decoding: $0.0, as: UTF8.self), PrometheusExposition.unescape(Array($0.1)[...])) }
+        for (key, labelValue) in compiled.rule.setLabels + constantLabels {
+            labels.removeAll { $0.0 == key }
+            labels.append((key, labelValue))
         }
+        labels.sort { $0.0 < $1.0 }
+        let name = compiled.rule.standardName + (suffix >= 0 ? Self.histogramSuffixes[suffix].text : compiled.rule.sourceType == .counter ? "_total" : "")
+        return (name, labels, value)
     }
 
-    /// Writes the standard families for one or more engines' results, one HELP and TYPE each.
-    static func write(
-        _ results: [[(family: String, type: String, samples: [(String, [(String, String)], Double)])]],
-        into writer: inout PrometheusWriter
-    ) {
+    /// Writes the standard families of one or more engines, one HELP and TYPE each.
+    static func write(_ results: [[Family]], into writer: inout PrometheusWriter) {
         var order: [String] = []
-        var merged: [String: (type: String, samples: [(String, [(String, String)], Double)])] = [:]
+        var merged: [String: Family] = [:]
         for result in results {
             for family in result {
-                if merged[family.family] == nil {
-                    order.append(family.family)
-                    merged[family.family] = (family.type, [])
+                if merged[family.name] == nil {
+                    order.append(family.name)
+                    merged[family.name] = Family(name: family.name, type: family.type, samples: [])
                 }
-                merged[family.family]!.samples += family.samples
+                merged[family.name]!.samples += family.samples
             }
         }
-        for family in order {
-            let entry = merged[family]!
-            let base = family.hasSuffix("_total") ? String(family.dropLast(6)) : family
-            writer.header(name: family, help: StandardMetrics.byName[base]?.help ?? "Standardized engine metric.", type: entry.type)
-            for (name, labels, value) in entry.samples { writer.sample(name: name, labels: labels, value: value) }
+        for name in order {
+            let family = merged[name]!
+            let base = name.hasSuffix("_total") ? String(name.dropLast(6)) : name
+            writer.header(name: name, help: StandardMetrics.byName[base]?.help ?? "Standardized engine metric.", type: family.type)
+            for sample in family.samples { writer.sample(name: sample.name, labels: sample.labels, value: sample.value) }
         }
     }
+}
+
+/// A byte string as a dictionary key, hashed as one block (hashing `[UInt8]` feeds the hasher
+/// one byte at a time, which dominated the standardizer's profile).
+struct ByteKey: Hashable {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
 }

@@ -22,7 +22,7 @@ public final class MetricsService: Sendable {
         var at: NIODeadline
         var duration: Duration
         var exposition: PrometheusExposition?
-        var standard: [(family: String, type: String, samples: [(String, [(String, String)], Double)])]
+        var standard: [MetricStandardizer.Family]
         var error: String?
     }
 
@@ -36,6 +36,8 @@ public final class MetricsService: Sendable {
     private let logger: Logger
     private let cache = Mutex<[String: Scrape]>([:])
     private let flights = SingleFlight<Scrape>()
+    /// One standardizer per engine, compiled once from its driver's rules.
+    private let standardizers: [String: MetricStandardizer]
     /// Largest engine exposition accepted.
     static let maximumScrapeBytes = 64 << 20
 
@@ -51,6 +53,13 @@ public final class MetricsService: Sendable {
         self.pool = pool
         self.httpClient = httpClient
         self.logger = logger
+        let several = engines.engines.count > 1
+        standardizers = Dictionary(
+            uniqueKeysWithValues: engines.engines.map { engine in
+                let labels = several
+                    ? [("engine", engine.configuration.engine), ("engine_name", engine.name)] : [("engine", engine.configuration.engine)]
+                return (engine.name, MetricStandardizer(rules: engine.driver.metricRules, constantLabels: labels))
+            })
     }
 
     /// The whole `/metrics` text.
@@ -109,8 +118,6 @@ public final class MetricsService: Sendable {
 
     private func fetch(_ engine: ManagedEngine) async -> Scrape {
         let started = ContinuousClock.now
-        let several = engines.engines.count > 1
-        let constantLabels = labels(engine, several)
         let driver = engine.driver
         let text: Result<[UInt8], DriverCallError>
         if let path = driver.metricsPath {
@@ -136,17 +143,17 @@ public final class MetricsService: Sendable {
         } else {
             text = .failure(DriverCallError(.unsupported, "driver \(driver.name) exposes no metrics"))
         }
-        let rules = driver.metricRules
+        let standardizer = standardizers[engine.name]!
         let result: Scrape
         switch text {
         case .failure(let error):
             result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
         case .success(let bytes):
             // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
-            let parsed: Result<(PrometheusExposition, [(family: String, type: String, samples: [(String, [(String, String)], Double)])]), DriverCallError> =
+            let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family]), DriverCallError> =
                 await DriverInstance.runOnPool(pool) {
                     let exposition = PrometheusExposition(bytes: bytes)
-                    let standard = MetricStandardizer(rules: rules, constantLabels: constantLabels).standardize(exposition)
+                    let standard = standardizer.standardize(exposition)
                     return .success((exposition, standard))
                 }
             switch parsed {

@@ -39,6 +39,9 @@ public struct PrometheusExposition: Sendable {
         public var valueText: Range<Int>
         /// Index into `families`, or -1 when no family declared it.
         public var family: Int32
+        /// True when name, labels and value are written as 0.0.4 writes them (no spaces
+        /// inside the label set), so the writer may copy them verbatim.
+        public var canonical: Bool
     }
 
     /// A label; `value` is the escaped text between the quotes.
@@ -78,9 +81,14 @@ public struct PrometheusExposition: Sendable {
     private mutating func parse(count: Int) {
         var lineStart = 0
         var currentFamily: Int32 = -1
+        // A sample per ~60 bytes is typical; reserving avoids regrowing big arrays.
+        samples.reserveCapacity(count / 64)
+        labels.reserveCapacity(count / 24)
         while lineStart < count {
-            var lineEnd = lineStart
-            while lineEnd < count, bytes[lineEnd] != 0x0A { lineEnd += 1 }
+            let lineEnd: Int = bytes.withUnsafeBufferPointer { buffer in
+                guard let found = memchr(buffer.baseAddress! + lineStart, 0x0A, count - lineStart) else { return count }
+                return buffer.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
+            }
             var end = lineEnd
             if end > lineStart, bytes[end - 1] == 0x0D { end -= 1 }  // CRLF
             parseLine(lineStart..<end, currentFamily: &currentFamily)
@@ -167,10 +175,13 @@ public struct PrometheusExposition: Sendable {
     private mutating func parseSample(_ index: inout Int, _ end: Int, currentFamily: Int32) -> Bool {
         guard let sampleName = name(at: &index, end) else { return false }
         let labelStart = labels.count
+        var canonical = true
+        let afterName = index
         skipSpaces(&index, end)
         if index < end, bytes[index] == 0x7B {  // '{'
+            if index != afterName { canonical = false }
             index += 1
-            guard parseLabels(&index, end) else {
+            guard parseLabels(&index, end, canonical: &canonical) else {
                 labels.removeSubrange(labelStart...)
                 return false
             }
@@ -196,24 +207,29 @@ public struct PrometheusExposition: Sendable {
         samples.append(
             Sample(
                 name: sampleName, labelStart: Int32(labelStart), labelCount: Int32(labels.count - labelStart), value: value,
-                valueText: valueText, family: belongs(sampleName, to: currentFamily) ? currentFamily : -1))
+                valueText: valueText, family: belongs(sampleName, to: currentFamily) ? currentFamily : -1, canonical: canonical))
         return true
     }
 
     /// `name="value",...}`; index ends after the closing brace.
-    private mutating func parseLabels(_ index: inout Int, _ end: Int) -> Bool {
+    private mutating func parseLabels(_ index: inout Int, _ end: Int, canonical: inout Bool) -> Bool {
         while true {
+            let before = index
             skipSpaces(&index, end)
+            if index != before { canonical = false }
             guard index < end else { return false }
             if bytes[index] == 0x7D {  // '}'
                 index += 1
                 return true
             }
             guard let labelName = name(at: &index, end, label: true) else { return false }
+            let afterLabel = index
             skipSpaces(&index, end)
             guard index < end, bytes[index] == 0x3D else { return false }  // '='
             index += 1
+            let afterEquals = index
             skipSpaces(&index, end)
+            if index != afterEquals || afterEquals != afterLabel + 1 { canonical = false }
             guard index < end, bytes[index] == 0x22 else { return false }  // '"'
             index += 1
             let valueStart = index
@@ -227,7 +243,9 @@ public struct PrometheusExposition: Sendable {
             guard index < end else { return false }
             labels.append(Label(name: labelName, value: valueStart..<index))
             index += 1
+            let afterValue = index
             skipSpaces(&index, end)
+            if index != afterValue { canonical = false }
             guard index < end else { return false }
             if bytes[index] == 0x2C { index += 1 }  // ','
             else if bytes[index] != 0x7D { return false }
@@ -260,12 +278,18 @@ public struct PrometheusExposition: Sendable {
     private func belongs(_ sample: Range<Int>, to family: Int32) -> Bool {
         guard family >= 0 else { return false }
         let familyName = families[Int(family)].name
-        guard sample.count >= familyName.count, bytes[sample.lowerBound..<(sample.lowerBound + familyName.count)].elementsEqual(bytes[familyName])
-        else { return false }
-        let suffix = bytes[(sample.lowerBound + familyName.count)..<sample.upperBound]
-        if suffix.isEmpty { return true }
-        for candidate in Self.suffixes where suffix.elementsEqual(candidate) { return true }
-        return false
+        guard sample.count >= familyName.count else { return false }
+        return bytes.withUnsafeBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            guard memcmp(base + sample.lowerBound, base + familyName.lowerBound, familyName.count) == 0 else { return false }
+            let suffixLength = sample.count - familyName.count
+            if suffixLength == 0 { return true }
+            let suffixStart = base + sample.lowerBound + familyName.count
+            for candidate in Self.suffixes where candidate.count == suffixLength {
+                if candidate.withUnsafeBufferPointer({ memcmp(suffixStart, $0.baseAddress!, suffixLength) }) == 0 { return true }
+            }
+            return false
+        }
     }
 
     static let suffixes: [[UInt8]] = ["_total", "_created", "_bucket", "_sum", "_count", "_info", "_gsum", "_gcount"].map { Array($0.utf8) }

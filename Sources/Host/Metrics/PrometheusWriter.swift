@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Writes Prometheus text format 0.0.4.
 struct PrometheusWriter {
     var bytes: [UInt8] = []
@@ -62,7 +66,7 @@ extension PrometheusExposition {
     func wireFamily(of sample: Sample) -> (name: Range<Int>, type: String) {
         guard sample.family >= 0 else { return (sample.name, "untyped") }
         let family = families[Int(sample.family)]
-        let isCreated = bytes[sample.name].reversed().starts(with: "_created".utf8.reversed())
+        let isCreated = sample.name.count > 8 && bytes[(sample.name.upperBound - 8)..<sample.name.upperBound].elementsEqual(Self.createdSuffix)
         switch family.type {
         case .counter: return (sample.name, isCreated ? "gauge" : "counter")
         case .histogram, .summary:
@@ -71,6 +75,8 @@ extension PrometheusExposition {
         case .untyped, .unknown, .gaugehistogram: return (sample.name, "untyped")
         }
     }
+
+    private static let createdSuffix = Array("_created".utf8)
 
     /// Writes every sample of one or more expositions as valid 0.0.4 text: one HELP and TYPE
     /// per family (samples of a family split across the input, or across engines, are
@@ -82,34 +88,41 @@ extension PrometheusExposition {
             var samples: [(source: Int, index: Int)]
         }
         var order: [String] = []
-        var groups: [String: Group] = [:]
+        var groups: [Group] = []
+        var groupIndex: [String: Int] = [:]
         for (sourceIndex, (exposition, _)) in sources.enumerated() {
             let bytes = exposition.bytes
             var previous: Range<Int>? = nil
-            var previousKey = ""
+            var current = -1
             for (index, sample) in exposition.samples.enumerated() {
                 let (name, type) = exposition.wireFamily(of: sample)
-                let key: String
-                if let previous, previous.count == name.count, bytes[previous].elementsEqual(bytes[name]) {
-                    key = previousKey
-                } else {
-                    key = exposition.text(name)
+                // Samples of a family come in runs: look the group up only when the name changes.
+                let sameAsPrevious = previous.map { previous in
+                    previous.count == name.count && bytes.withUnsafeBufferPointer { buffer in
+                        memcmp(buffer.baseAddress! + previous.lowerBound, buffer.baseAddress! + name.lowerBound, name.count) == 0
+                    }
+                } ?? false
+                if !sameAsPrevious {
+                    let key = exposition.text(name)
+                    if let known = groupIndex[key] {
+                        current = known
+                    } else {
+                        current = groups.count
+                        groupIndex[key] = current
+                        order.append(key)
+                        let help = sample.family >= 0 ? exposition.families[Int(sample.family)].help.map { (sourceIndex, $0) } : nil
+                        groups.append(Group(type: type, help: help, samples: []))
+                    }
                 }
                 previous = name
-                previousKey = key
-                if groups[key] == nil {
-                    order.append(key)
-                    let help = sample.family >= 0 ? exposition.families[Int(sample.family)].help.map { (sourceIndex, $0) } : nil
-                    groups[key] = Group(type: type, help: help, samples: [])
-                }
-                groups[key]!.samples.append((sourceIndex, index))
+                groups[current].samples.append((sourceIndex, index))
             }
         }
         let extras: [[UInt8]] = sources.map { _, labels in
             Array(labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",").utf8)
         }
-        for key in order {
-            let group = groups[key]!
+        for (position, key) in order.enumerated() {
+            let group = groups[position]
             writer.write("# HELP \(key) ")
             if let help = group.help { sources[help.source].0.writeHelp(help.range, into: &writer) }
             writer.write("\n# TYPE \(key) \(group.type)\n")
@@ -117,8 +130,14 @@ extension PrometheusExposition {
                 let exposition = sources[source].0
                 let bytes = exposition.bytes
                 let sample = exposition.samples[index]
-                writer.write(bytes[sample.name])
                 let extra = extras[source]
+                if extra.isEmpty, sample.canonical {
+                    // Name, labels and value are one stretch of the input line: one copy.
+                    writer.write(bytes[sample.name.lowerBound..<sample.valueText.upperBound])
+                    writer.bytes.append(0x0A)
+                    continue
+                }
+                writer.write(bytes[sample.name])
                 if sample.labelCount > 0 || !extra.isEmpty {
                     writer.bytes.append(0x7B)
                     var first = true
@@ -158,8 +177,10 @@ extension PrometheusExposition {
     }
 
     /// A label value without its escapes.
-    func unescapedValue(_ label: Label) -> String {
-        let raw = bytes[label.value]
+    func unescapedValue(_ label: Label) -> String { Self.unescape(bytes[label.value]) }
+
+    /// Removes the text format's escapes (`\\`, `\"`, `\n`) from a label value.
+    static func unescape(_ raw: ArraySlice<UInt8>) -> String {
         guard raw.contains(0x5C) else { return String(decoding: raw, as: UTF8.self) }
         var out: [UInt8] = []
         var index = raw.startIndex
