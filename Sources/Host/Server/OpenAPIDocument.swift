@@ -529,6 +529,34 @@ enum OpenAPIDocument {
         "summary": "Liveness (never touches an engine)"
       }
     },
+    "/metrics": {
+      "get": {
+        "operationId": "metrics",
+        "responses": {
+          "200": {
+            "content": {
+              "text/plain": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            },
+            "description": "The exposition."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          }
+        },
+        "summary": "Prometheus text 0.0.4: the standard llm_engine_* set, the engines' own series and engine_runtime_*"
+      }
+    },
     "/openapi.json": {
       "get": {
         "operationId": "openapi",
