@@ -179,6 +179,11 @@ static const ert_extension_op *const extension_ops[] = {&add_op};
 #endif
 static const ert_extension_op *const unused_ops[] __attribute__((unused)) = {&many_op};
 
+static const ert_metric_rule bad_rule = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_GAUGE, .source_name = "x:y",
+    .standard_name = "not_standard", .aggregate = ERT_AGGREGATE_NONE};
+static const ert_metric_rule *const bad_rules[] = {&bad_rule};
+
 static const char *const engine_kinds[] = {"crafted-engine", NULL};
 
 static const ert_driver_descriptor descriptor = {
@@ -210,6 +215,10 @@ static const ert_driver_descriptor descriptor = {
     .operations = &operations,
     .extension_ops = extension_ops,
     .extension_op_count = sizeof extension_ops / sizeof extension_ops[0],
+#ifdef BAD_RULE
+    .metric_rules = bad_rules,
+    .metric_rule_count = 1,
+#endif
 };
 
 ERT_EXPORT const ert_driver_descriptor *ENTRY_NAME(const ert_host_info *host, ert_error *error) {

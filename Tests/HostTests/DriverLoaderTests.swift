@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test func driverNeedsNewerMinor() throws {
-        #expect(try failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.0"))
+        #expect(try failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.1"))
     }
 
     @Test func requiredFieldNull() throws {
@@ -164,6 +164,25 @@ import Testing
 /// Struct growth: a driver built against a later 1.x header declares larger structs; the host
 /// reads the fields it knows and ignores the rest.
 @Suite struct StructGrowthTests {
+    /// A driver built against ABI 1.0 (no metric fields) loads on this 1.1 host.
+    @Test func anABI10DriverLoads() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "old.so",
+            defines: ["DRIVER_NAME=\"old\"", "DESCRIPTOR_SIZE=ERT_DRIVER_DESCRIPTOR_SIZE_V1_0"])
+        let driver = try DriverLoader.load(path: path).get()
+        #expect(driver.metricRules.isEmpty && driver.metricsPath == nil)
+    }
+
+    @Test func invalidMetricRulesAreRefused() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "rule.so", defines: ["BAD_RULE"])
+        guard case .failure(let failure) = DriverLoader.load(path: path) else { Issue.record("loaded a bad rule"); return }
+        #expect(failure.error.description == "metric rule #0: standard_name must be an llm_engine_* name without _total")
+    }
+
     @Test func aNewerDriverWithLargerStructsLoads() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -340,6 +340,12 @@ import Testing
         #expect(extra.status == 400)
         #expect(try await runtime.post("/v1/engines/vendor/extensions/template.nope", "{}").status == 404)
         #expect(try await runtime.post("/v1/extensions/template.echo", "{}").status == 404, "the default engine (vLLM) has no such extension")
+        // The C driver's metric rules standardize its engine's series, labelled by engine name.
+        let metrics = try await runtime.get("/metrics").text
+        #expect(metrics.contains("llm_engine_requests_running{engine=\"template-engine\",engine_name=\"vendor\",model_name=\"sim-model\"} 0\n"))
+        #expect(metrics.contains("llm_engine_requests_running{engine=\"vllm\",engine_name=\"chat\",model_name=\"sim-model\"} 0\n"))
+        #expect(metrics.contains("llm_engine_requests_running{engine=\"sglang\",engine_name=\"embed\",model_name=\"sim-model\"} 0\n"))
+        #expect(metrics.contains("engine_name=\"chat\"}") || metrics.contains("engine_name=\"chat\","), "originals carry engine_name")
         // An engine that stops answering makes the whole sidecar not ready, naming it.
         sglang.terminate()
         let ready = try await runtime.get("/ready")

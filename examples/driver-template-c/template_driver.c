@@ -15,7 +15,8 @@
  *   only borrowed for the call);
  * - JSON operations answering through the caller's sink, errors into the caller's ert_error;
  * - HTTP through the host (connection pooling, deadlines and cancellation come for free);
- * - typed extension operations the host calls through libffi.
+ * - typed extension operations the host calls through libffi;
+ * - metric rules: the engine's Prometheus series mapped to the standard set, as data.
  *
  * The JSON handling below is deliberately small (a validator and a top-level string lookup);
  * a real driver would use its favourite JSON library.
@@ -515,6 +516,30 @@ static const ert_extension_op echo_calls_op = {sizeof(ert_extension_op), "templa
 static const ert_extension_op *const extension_ops[] = {&echo_op, &scale_op, &set_debug_op, &echo_calls_op};
 
 /* ---------------------------------------------------------------------------------------- */
+/* Metric rules (ABI 1.1): how the engine's Prometheus series map to the standard set         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The engine here speaks vLLM's metric names; `engine` is its data-parallel rank label. */
+static const ert_metric_rule running_rule = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_GAUGE,
+    .source_name = "vllm:num_requests_running", .standard_name = "llm_engine_requests_running",
+    .aggregate = ERT_AGGREGATE_SUM, .aggregate_labels = "engine"};
+static const ert_metric_rule waiting_rule = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_GAUGE,
+    .source_name = "vllm:num_requests_waiting", .standard_name = "llm_engine_requests_waiting",
+    .aggregate = ERT_AGGREGATE_SUM, .aggregate_labels = "engine"};
+static const ert_metric_rule prompt_rule = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_COUNTER,
+    .source_name = "vllm:prompt_tokens_total", .standard_name = "llm_engine_prompt_tokens",
+    .aggregate = ERT_AGGREGATE_SUM, .aggregate_labels = "engine"};
+static const ert_metric_rule finished_rule = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_COUNTER,
+    .source_name = "vllm:request_success_total", .standard_name = "llm_engine_requests_finished",
+    .aggregate = ERT_AGGREGATE_SUM, .aggregate_labels = "engine", .label_renames = "finished_reason=reason"};
+
+static const ert_metric_rule *const metric_rules[] = {&running_rule, &waiting_rule, &prompt_rule, &finished_rule};
+
+/* ---------------------------------------------------------------------------------------- */
 /* Descriptor and entry                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -537,6 +562,9 @@ static const ert_driver_descriptor descriptor = {
     .operations = &operations,
     .extension_ops = extension_ops,
     .extension_op_count = sizeof extension_ops / sizeof extension_ops[0],
+    .metrics_path = "/metrics",
+    .metric_rules = metric_rules,
+    .metric_rule_count = sizeof metric_rules / sizeof metric_rules[0],
 };
 
 ERT_EXPORT const ert_driver_descriptor *ert_driver_entry_v1(const ert_host_info *host, ert_error *error) {
