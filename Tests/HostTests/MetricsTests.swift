@@ -125,6 +125,24 @@ import Testing
         #expect(!originalText.contains("llm_engine_"))
     }
 
+    /// Series the host makes: adapters loaded (from the model list) and, for SGLang, the sleep
+    /// state it set (absent until it did).
+    @Test func hostMadeSeries() async throws {
+        let engine = try ServerProcess.simulator("sglang")
+        let runtime = try ServerProcess.runtime(for: engine, flavor: "sglang", arguments: ["--metrics-cache-ms", "0"])
+        let before = try await runtime.get("/metrics").text
+        #expect(before.contains("llm_engine_lora_adapters_loaded{engine=\"sglang\"} 0\n"))
+        #expect(!before.contains("llm_engine_sleep_state"))
+        let adapter = try TemporaryDirectory()
+        defer { adapter.remove() }
+        #expect(try await runtime.post("/v1/lora_adapter/load", #"{"lora_name":"a1","lora_path":"\#(adapter.path)"}"#).status == 200)
+        #expect(try await runtime.post("/v1/sleep", #"{"level":1}"#).status == 200)
+        let after = try await runtime.get("/metrics").text
+        #expect(after.contains("llm_engine_lora_adapters_loaded{engine=\"sglang\"} 1\n"))
+        #expect(after.contains("llm_engine_sleep_state{engine=\"sglang\",state=\"sleeping\"} 1\n"))
+        #expect(after.contains("llm_engine_sleep_state{engine=\"sglang\",state=\"awake\"} 0\n"))
+    }
+
     /// A real Prometheus server scrapes the runtime (in front of the simulator) on loopback, and
     /// PromQL returns the simulator's values.
     @Test func aRealPrometheusScrapesTheRuntime() async throws {

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 
 /// One engine the runtime manages: its configuration, its driver instance, and the rules the
 /// routes rely on (deadlines, de-duplicated adapter operations).
@@ -8,6 +9,14 @@ public final class ManagedEngine: Sendable {
     public let instance: DriverInstance
     let deadlines: Deadlines
     private let adapterFlights = SingleFlight<[UInt8]>()
+    /// What the runtime last did to the engine's memory: nil until a sleep or wake succeeded
+    /// through it (so the metric is absent rather than a guess).
+    private let sleeping = Mutex<Bool?>(nil)
+
+    /// True after a successful sleep, false after a successful wake, nil before either.
+    public var knownSleepState: Bool? { sleeping.withLock { $0 } }
+
+    func recordSleepState(_ asleep: Bool) { sleeping.withLock { $0 = asleep } }
 
     init(configuration: EngineConfiguration, instance: DriverInstance, deadlines: Deadlines) {
         self.configuration = configuration

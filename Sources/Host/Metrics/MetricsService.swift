@@ -145,6 +145,9 @@ public final class MetricsService: Sendable {
         }
         let standardizer = standardizers[engine.name]!
         let result: Scrape
+        // Series the host makes itself when the driver's rules do not supply them.
+        let adapters = await loadedAdapterCount(engine)
+        let sleepState = engine.knownSleepState
         switch text {
         case .failure(let error):
             result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
@@ -157,7 +160,25 @@ public final class MetricsService: Sendable {
                     return .success((exposition, standard))
                 }
             switch parsed {
-            case .success(let (exposition, standard)):
+            case .success(let (exposition, ruled)):
+                var standard = ruled
+                let labels = standardizer.constantLabels
+                let has = { (name: String) in standard.contains { $0.name == name } }
+                if let adapters, !has("llm_engine_lora_adapters_loaded") {
+                    standard.append(
+                        MetricStandardizer.Family(
+                            name: "llm_engine_lora_adapters_loaded", type: "gauge",
+                            samples: [("llm_engine_lora_adapters_loaded", labels, Double(adapters))]))
+                }
+                if let sleepState, !has("llm_engine_sleep_state") {
+                    standard.append(
+                        MetricStandardizer.Family(
+                            name: "llm_engine_sleep_state", type: "gauge",
+                            samples: [
+                                ("llm_engine_sleep_state", (labels + [("state", "awake")]).sorted { $0.0 < $1.0 }, sleepState ? 0 : 1),
+                                ("llm_engine_sleep_state", (labels + [("state", "sleeping")]).sorted { $0.0 < $1.0 }, sleepState ? 1 : 0),
+                            ]))
+                }
                 result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: exposition, standard: standard, error: nil)
                 if exposition.malformedLines > 0 {
                     logger.debug("engine metrics had malformed lines", metadata: ["engine": "\(engine.name)", "lines": "\(exposition.malformedLines)"])
@@ -171,6 +192,17 @@ public final class MetricsService: Sendable {
         }
         runtimeMetrics.recordScrape(engine: engine.name, duration: result.duration, failed: result.error != nil)
         return result
+    }
+}
+
+extension MetricsService {
+    /// LoRA cards (`parent` set) in the engine's model list, or nil when it cannot be read.
+    func loadedAdapterCount(_ engine: ManagedEngine) async -> Int? {
+        guard engine.instance.supports(.listModels),
+            let models = try? await engine.instance.invoke(.listModels, request: Array("{}".utf8), timeout: timeout),
+            let adapters = try? AdapterList(modelList: models)
+        else { return nil }
+        return adapters.data.count
     }
 }
 

@@ -81,6 +81,7 @@ struct EngineRoutes {
             let sleep = try await body.decode(Sleep.self, request, allowed: ["level"])
             if let level = sleep.level, !(0...2).contains(level) { throw APIError.invalid("level must be 0, 1 or 2") }
             let answer = try await engine.callOrThrow(.sleep, sleep)
+            engine.recordSleepState(true)
             context.logger.info("engine put to sleep", metadata: ["engine": "\(engine.name)", "level": "\(sleep.level ?? 1)"])
             return JSONResponse.raw(answer)
         }
@@ -89,6 +90,7 @@ struct EngineRoutes {
             struct Wake: Codable, Sendable { var tags: [String]? }
             let wake = try await body.decode(Wake.self, request, allowed: ["tags"])
             let answer = try await engine.callOrThrow(.wake, wake)
+            engine.recordSleepState(false)
             context.logger.info("engine woken", metadata: ["engine": "\(engine.name)"])
             return JSONResponse.raw(answer)
         }
