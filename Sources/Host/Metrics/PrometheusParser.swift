@@ -8,7 +8,7 @@ public enum MetricType: String, Sendable, Equatable {
     // OpenMetrics-only types; rendered in 0.0.4 as gauges or untyped.
     case info, stateset, gaugehistogram, unknown
 
-    init?(bytes: ArraySlice<UInt8>) {
+    init?<Bytes: Collection<UInt8>>(bytes: Bytes) {
         guard let text = String(validating: bytes, as: UTF8.self), let type = MetricType(rawValue: text) else { return nil }
         self = type
     }
@@ -57,11 +57,20 @@ public struct PrometheusExposition: Sendable {
     /// Lines that were neither a sample, a known comment, nor blank.
     public private(set) var malformedLines = 0
 
-    public init(bytes input: [UInt8]) {
-        bytes = input
+    /// The bytes being parsed, as a raw buffer: set only while `init` parses (array
+    /// subscripts in the per-byte loops cost bounds and uniqueness checks).
+    nonisolated(unsafe) private var input = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+
+    public init(bytes source: [UInt8]) {
+        bytes = source
         // A trailing NUL lets strtod stop at the end of the buffer.
         bytes.append(0)
-        parse(count: input.count)
+        let owned = bytes
+        owned.withUnsafeBufferPointer { buffer in
+            input = buffer
+            parse(count: source.count)
+        }
+        input = UnsafeBufferPointer(start: nil, count: 0)
         bytes.removeLast()
     }
 
@@ -85,12 +94,12 @@ public struct PrometheusExposition: Sendable {
         samples.reserveCapacity(count / 64)
         labels.reserveCapacity(count / 24)
         while lineStart < count {
-            let lineEnd: Int = bytes.withUnsafeBufferPointer { buffer in
-                guard let found = memchr(buffer.baseAddress! + lineStart, 0x0A, count - lineStart) else { return count }
-                return buffer.baseAddress!.distance(to: found.assumingMemoryBound(to: UInt8.self))
-            }
+            let base = input.baseAddress!
+            let lineEnd = memchr(base + lineStart, 0x0A, count - lineStart).map {
+                base.distance(to: $0.assumingMemoryBound(to: UInt8.self))
+            } ?? count
             var end = lineEnd
-            if end > lineStart, bytes[end - 1] == 0x0D { end -= 1 }  // CRLF
+            if end > lineStart, input[end - 1] == 0x0D { end -= 1 }  // CRLF
             parseLine(lineStart..<end, currentFamily: &currentFamily)
             lineStart = lineEnd + 1
         }
@@ -105,15 +114,15 @@ public struct PrometheusExposition: Sendable {
     private static func isLabelByte(_ byte: UInt8) -> Bool { isNameByte(byte) && byte != 0x3A }
 
     private func skipSpaces(_ index: inout Int, _ end: Int) {
-        while index < end, Self.isSpace(bytes[index]) { index += 1 }
+        while index < end, Self.isSpace(input[index]) { index += 1 }
     }
 
     /// Reads a metric name at `index`; nil when there is none.
     private func name(at index: inout Int, _ end: Int, label: Bool = false) -> Range<Int>? {
         let start = index
-        guard index < end, label ? Self.isLabelStart(bytes[index]) : Self.isNameStart(bytes[index]) else { return nil }
+        guard index < end, label ? Self.isLabelStart(input[index]) : Self.isNameStart(input[index]) else { return nil }
         index += 1
-        while index < end, label ? Self.isLabelByte(bytes[index]) : Self.isNameByte(bytes[index]) { index += 1 }
+        while index < end, label ? Self.isLabelByte(input[index]) : Self.isNameByte(input[index]) { index += 1 }
         return start..<index
     }
 
@@ -122,7 +131,7 @@ public struct PrometheusExposition: Sendable {
         let end = line.upperBound
         skipSpaces(&index, end)
         if index == end { return }  // blank
-        if bytes[index] == 0x23 {  // '#'
+        if input[index] == 0x23 {  // '#'
             parseComment(index + 1, end, currentFamily: &currentFamily)
             return
         }
@@ -136,8 +145,8 @@ public struct PrometheusExposition: Sendable {
         var index = start
         skipSpaces(&index, end)
         let keywordStart = index
-        while index < end, !Self.isSpace(bytes[index]) { index += 1 }
-        let keyword = bytes[keywordStart..<index]
+        while index < end, !Self.isSpace(input[index]) { index += 1 }
+        let keyword = input[keywordStart..<index]
         let isHelp = keyword.elementsEqual("HELP".utf8)
         let isType = keyword.elementsEqual("TYPE".utf8)
         if keyword.elementsEqual("EOF".utf8) || (!isHelp && !isType && !keyword.elementsEqual("UNIT".utf8)) {
@@ -149,7 +158,10 @@ public struct PrometheusExposition: Sendable {
             return
         }
         if keyword.elementsEqual("UNIT".utf8) { return }
-        let existing = families.lastIndex { equals($0.name, Array(bytes[familyName])) }
+        let existing = families.lastIndex { family in
+            family.name.count == familyName.count
+                && memcmp(input.baseAddress! + family.name.lowerBound, input.baseAddress! + familyName.lowerBound, familyName.count) == 0
+        }
         var familyIndex: Int
         if let existing {
             familyIndex = existing
@@ -163,8 +175,8 @@ public struct PrometheusExposition: Sendable {
             families[familyIndex].help = index..<end
         } else if isType {
             var typeEnd = end
-            while typeEnd > index, Self.isSpace(bytes[typeEnd - 1]) { typeEnd -= 1 }
-            guard let type = MetricType(bytes: bytes[index..<typeEnd]) else {
+            while typeEnd > index, Self.isSpace(input[typeEnd - 1]) { typeEnd -= 1 }
+            guard let type = MetricType(bytes: input[index..<typeEnd]) else {
                 malformedLines += 1
                 return
             }
@@ -178,7 +190,7 @@ public struct PrometheusExposition: Sendable {
         var canonical = true
         let afterName = index
         skipSpaces(&index, end)
-        if index < end, bytes[index] == 0x7B {  // '{'
+        if index < end, input[index] == 0x7B {  // '{'
             if index != afterName { canonical = false }
             index += 1
             guard parseLabels(&index, end, canonical: &canonical) else {
@@ -193,14 +205,14 @@ public struct PrometheusExposition: Sendable {
         }
         skipSpaces(&index, end)
         // Optional timestamp, then an optional OpenMetrics exemplar: both are dropped.
-        if index < end, bytes[index] != 0x23 {
+        if index < end, input[index] != 0x23 {
             guard number(&index, end) != nil else {
                 labels.removeSubrange(labelStart...)
                 return false
             }
             skipSpaces(&index, end)
         }
-        if index < end, bytes[index] != 0x23 {
+        if index < end, input[index] != 0x23 {
             labels.removeSubrange(labelStart...)
             return false
         }
@@ -218,24 +230,24 @@ public struct PrometheusExposition: Sendable {
             skipSpaces(&index, end)
             if index != before { canonical = false }
             guard index < end else { return false }
-            if bytes[index] == 0x7D {  // '}'
+            if input[index] == 0x7D {  // '}'
                 index += 1
                 return true
             }
             guard let labelName = name(at: &index, end, label: true) else { return false }
             let afterLabel = index
             skipSpaces(&index, end)
-            guard index < end, bytes[index] == 0x3D else { return false }  // '='
+            guard index < end, input[index] == 0x3D else { return false }  // '='
             index += 1
             let afterEquals = index
             skipSpaces(&index, end)
             if index != afterEquals || afterEquals != afterLabel + 1 { canonical = false }
-            guard index < end, bytes[index] == 0x22 else { return false }  // '"'
+            guard index < end, input[index] == 0x22 else { return false }  // '"'
             index += 1
             let valueStart = index
-            while index < end, bytes[index] != 0x22 {
-                if bytes[index] == 0x5C {  // backslash: \\, \", \n
-                    guard index + 1 < end, [0x5C, 0x22, 0x6E].contains(bytes[index + 1]) else { return false }
+            while index < end, input[index] != 0x22 {
+                if input[index] == 0x5C {  // backslash: \\, \", \n
+                    guard index + 1 < end, [0x5C, 0x22, 0x6E].contains(input[index + 1]) else { return false }
                     index += 1
                 }
                 index += 1
@@ -247,30 +259,27 @@ public struct PrometheusExposition: Sendable {
             skipSpaces(&index, end)
             if index != afterValue { canonical = false }
             guard index < end else { return false }
-            if bytes[index] == 0x2C { index += 1 }  // ','
-            else if bytes[index] != 0x7D { return false }
+            if input[index] == 0x2C { index += 1 }  // ','
+            else if input[index] != 0x7D { return false }
         }
     }
 
     /// A float (Go syntax: NaN, +Inf, -Inf, decimals, exponents); index ends after it.
     private func number(_ index: inout Int, _ end: Int) -> (Double, Range<Int>)? {
         let start = index
-        while index < end, !Self.isSpace(bytes[index]) { index += 1 }
+        while index < end, !Self.isSpace(input[index]) { index += 1 }
         guard index > start else { return nil }
-        for byte in bytes[start..<index] {
+        for byte in input[start..<index] {
             let allowed =
                 (byte >= 0x30 && byte <= 0x39) || byte == 0x2B || byte == 0x2D || byte == 0x2E || byte == 0x65 || byte == 0x45
                 || byte == 0x49 || byte == 0x6E || byte == 0x66 || byte == 0x4E || byte == 0x61 || byte == 0x5F
             guard allowed else { return nil }  // digits, sign, '.', e/E, Inf, NaN, '_'
         }
-        let value: Double? = bytes.withUnsafeBufferPointer { buffer in
-            let base = UnsafeRawPointer(buffer.baseAddress! + start).assumingMemoryBound(to: CChar.self)
-            var stop: UnsafeMutablePointer<CChar>? = nil
-            let parsed = strtod(base, &stop)
-            guard let stop, UnsafeRawPointer(stop) == UnsafeRawPointer(buffer.baseAddress! + index) else { return nil }
-            return parsed
-        }
-        guard let value else { return nil }
+        let base = UnsafeRawPointer(input.baseAddress! + start).assumingMemoryBound(to: CChar.self)
+        var stop: UnsafeMutablePointer<CChar>? = nil
+        let value = strtod(base, &stop)
+        let expectedEnd = UnsafeRawPointer(input.baseAddress!.advanced(by: index))
+        guard let stop, UnsafeRawPointer(stop) == expectedEnd else { return nil }
         return (value, start..<index)
     }
 
@@ -279,8 +288,8 @@ public struct PrometheusExposition: Sendable {
         guard family >= 0 else { return false }
         let familyName = families[Int(family)].name
         guard sample.count >= familyName.count else { return false }
-        return bytes.withUnsafeBufferPointer { buffer in
-            let base = buffer.baseAddress!
+        do {
+            let base = input.baseAddress!
             guard memcmp(base + sample.lowerBound, base + familyName.lowerBound, familyName.count) == 0 else { return false }
             let suffixLength = sample.count - familyName.count
             if suffixLength == 0 { return true }
