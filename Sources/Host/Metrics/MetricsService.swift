@@ -24,6 +24,8 @@ public final class MetricsService: Sendable {
         var exposition: PrometheusExposition?
         var standard: [MetricStandardizer.Family]
         var error: String?
+        /// False when the engine's driver offers no metrics at all: no series, no warning.
+        var supported = true
     }
 
     let engines: EngineRegistry
@@ -76,13 +78,13 @@ public final class MetricsService: Sendable {
         let several = engines.engines.count > 1
         if mode != .original {
             writer.header(name: "llm_engine_up", help: StandardMetrics.byName["llm_engine_up"]!.help, type: "gauge")
-            for (engine, scrape) in zip(engines.engines, scrapes) {
+            for (engine, scrape) in zip(engines.engines, scrapes) where scrape.supported {
                 writer.sample(name: "llm_engine_up", labels: labels(engine, several), value: scrape.exposition == nil ? 0 : 1)
             }
             writer.header(
                 name: "llm_engine_scrape_duration_seconds", help: StandardMetrics.byName["llm_engine_scrape_duration_seconds"]!.help,
                 type: "gauge")
-            for (engine, scrape) in zip(engines.engines, scrapes) {
+            for (engine, scrape) in zip(engines.engines, scrapes) where scrape.supported {
                 let seconds = Double(scrape.duration.components.seconds) + Double(scrape.duration.components.attoseconds) / 1e18
                 writer.sample(name: "llm_engine_scrape_duration_seconds", labels: labels(engine, several), value: seconds)
             }
@@ -141,7 +143,7 @@ public final class MetricsService: Sendable {
                 text = .failure(error)
             }
         } else {
-            text = .failure(DriverCallError(.unsupported, "driver \(driver.name) exposes no metrics"))
+            return Scrape(at: .now(), duration: .zero, exposition: nil, standard: [], error: nil, supported: false)
         }
         let standardizer = standardizers[engine.name]!
         let result: Scrape
