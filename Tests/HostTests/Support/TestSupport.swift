@@ -52,10 +52,13 @@ struct ProgramOutput {
 
 enum Program {
     /// Runs a program to completion and captures its output.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ProgramOutput {
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil
+    ) throws -> ProgramOutput {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if let environment { process.environment = environment }
         let out = Pipe()
         let err = Pipe()
