@@ -53,7 +53,8 @@ struct DriversCommand: AsyncParsableCommand {
                 pointed at an engine endpoint where nothing listens, calls every operation the \
                 driver declares with a valid and with a malformed JSON request, calls every \
                 extension operation, and destroys the instance. Prints one verdict per check. \
-                Exit status 0 only if every check passed.
+                The checks run in a child process, so a driver that crashes still gets a verdict \
+                naming the check it crashed in. Exit status 0 only if every check passed.
                 """)
 
         @Argument(help: ArgumentHelp("Path of the driver .so file.", valueName: "path")) var path: String
@@ -62,14 +63,59 @@ struct DriversCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Engine endpoint handed to the instance (default: a closed loopback port).", valueName: "url"))
         var endpoint: String = "http://127.0.0.1:9"
 
+        @Flag(help: ArgumentHelp("Run the checks in this process (the default runs them in a child process, so a driver that crashes cannot take the verdict with it).", visibility: .hidden))
+        var inProcess = false
+
         func run() async throws {
             var logging = LoggingOptions()
             logging.logLevel = "error"
             let logger = try logging.makeLogger()
-            let report = await DriverConformance.run(
-                path: path, endpoint: endpoint, timeout: .seconds(Int64(max(1, timeout))), logger: logger)
+            let report: ConformanceReport
+            if inProcess {
+                // Progress on stderr lets the parent say which check a crash interrupted.
+                report = await DriverConformance.run(
+                    path: path, endpoint: endpoint, timeout: .seconds(Int64(max(1, timeout))), logger: logger,
+                    onStart: { name in Self.progress("conformance-start\t\(name)") },
+                    onRecord: { check in
+                        if let line = try? JSONCoding.encode(check) { Self.progress("conformance-check\t" + String(decoding: line, as: UTF8.self)) }
+                    })
+            } else {
+                report = try isolatedReport()
+            }
             print(json ? try JSONCoding.encodePretty(report) : report.text)
             if !report.passed { throw ExitCode(1) }
+        }
+
+        /// One unbuffered write to file descriptor 2, so a crash right after loses nothing.
+        static func progress(_ line: String) {
+            let bytes = Array((line + "\n").utf8)
+            _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        }
+
+        /// Runs the checks in a child `engine-runtime drivers check --in-process` and reads its
+        /// report; when the child dies, builds the report from its progress lines.
+        func isolatedReport() throws -> ConformanceReport {
+            let outcome = try ChildProcess.run(
+                Settings.executablePath(),
+                ["drivers", "check", path, "--json", "--in-process", "--timeout", String(timeout), "--endpoint", endpoint])
+            if outcome.signal == nil, let report = try? JSONCoding.decode(ConformanceReport.self, from: outcome.stdout) {
+                return report
+            }
+            var checks: [ConformanceCheck] = []
+            var running = "load and handshake"
+            for line in String(decoding: outcome.stderr, as: UTF8.self).split(separator: "\n") {
+                if line.hasPrefix("conformance-start\t") {
+                    running = String(line.dropFirst("conformance-start\t".count))
+                } else if line.hasPrefix("conformance-check\t"),
+                    let check = try? JSONCoding.decode(ConformanceCheck.self, from: Array(line.dropFirst("conformance-check\t".count).utf8))
+                {
+                    checks.append(check)
+                }
+            }
+            let cause = outcome.signal.map { "the driver crashed the checker (\(ChildProcess.signalName($0)))" }
+                ?? "the checker exited with status \(outcome.exitCode ?? -1) without a report"
+            checks.append(ConformanceCheck(name: running, passed: false, detail: cause))
+            return ConformanceReport(path: path, driver: nil, checks: checks)
         }
     }
 }

@@ -43,12 +43,17 @@ enum Settings {
         return Array(bytes[..<count])
     }
 
-    /// The directory of the running executable: the default driver directory.
-    static func executableDirectory() -> String {
+    /// The running executable's path.
+    static func executablePath() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard length > 0 else { return "." }
-        let path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard length > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The directory of the running executable: the default driver directory.
+    static func executableDirectory() -> String {
+        let path = executablePath()
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return String(path[..<slash])
     }

@@ -64,6 +64,10 @@ static ert_status op_health(ert_instance *instance, const ert_call *call, const 
                             const ert_sink *response, ert_error *error) {
     (void)instance;
     (void)call;
+#ifdef CRASH_HEALTH
+    volatile int *nothing = NULL;
+    if (length > 0) return (ert_status)*nothing; /* a driver bug: segfault */
+#endif
 #ifdef BROKEN
     (void)request;
     (void)length;

@@ -110,6 +110,19 @@ import Testing
         #expect(report.checks.count >= 15)
     }
 
+    /// The checks run in a child process: a driver that crashes still gets a verdict naming the
+    /// check it crashed in.
+    @Test func conformanceSurvivesACrashingDriver() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let crashing = try CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "crash.so", defines: ["CRASH_HEALTH"])
+        let result = try runtime(["drivers", "check", crashing], environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("PASS  create_instance"))
+        #expect(result.stdout.contains("FAIL  health (valid request): the driver crashed the checker (SIGSEGV)"))
+        #expect(result.stdout.contains("\(crashing): does NOT conform"))
+    }
+
     @Test func conformanceFailsOnABrokenDriverWithTheReason() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

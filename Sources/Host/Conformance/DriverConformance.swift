@@ -7,6 +7,12 @@ public struct ConformanceCheck: Codable, Sendable, Equatable {
     public var name: String
     public var passed: Bool
     public var detail: String
+
+    public init(name: String, passed: Bool, detail: String) {
+        self.name = name
+        self.passed = passed
+        self.detail = detail
+    }
 }
 
 /// The verdicts for one driver file; `passed` only when every check passed.
@@ -15,6 +21,10 @@ public struct ConformanceReport: Codable, Sendable {
     public var driver: String?
     public var passed: Bool { checks.allSatisfy(\.passed) }
     public var checks: [ConformanceCheck] = []
+    /// Called when a check starts (its name) and when one is recorded; lets a parent process
+    /// say which check was running if the driver crashes the checker.
+    var onStart: (@Sendable (String) -> Void)?
+    var onRecord: (@Sendable (ConformanceCheck) -> Void)?
 
     /// Human-readable lines: one per check, then the verdict.
     public var text: String {
@@ -44,11 +54,19 @@ public struct ConformanceReport: Codable, Sendable {
         checks = try container.decode([ConformanceCheck].self, forKey: .checks)
     }
 
-    init(path: String) { self.path = path }
+    public init(path: String, driver: String? = nil, checks: [ConformanceCheck] = []) {
+        self.path = path
+        self.driver = driver
+        self.checks = checks
+    }
 
     mutating func record(_ name: String, _ passed: Bool, _ detail: String = "") {
-        checks.append(ConformanceCheck(name: name, passed: passed, detail: detail))
+        let check = ConformanceCheck(name: name, passed: passed, detail: detail)
+        checks.append(check)
+        onRecord?(check)
     }
+
+    func starting(_ name: String) { onStart?(name) }
 }
 
 /// The conformance run behind `engine-runtime drivers check`: what a vendor runs before
@@ -75,9 +93,13 @@ public enum DriverConformance {
     static let acceptableStatuses: Set<DriverStatus> = [.ok, .invalidArgument, .notFound, .unsupported, .unavailable, .timeout, .upstream]
 
     public static func run(
-        path: String, endpoint: String = "http://127.0.0.1:9", timeout: TimeAmount = .seconds(10), logger: Logger
+        path: String, endpoint: String = "http://127.0.0.1:9", timeout: TimeAmount = .seconds(10), logger: Logger,
+        onStart: (@Sendable (String) -> Void)? = nil, onRecord: (@Sendable (ConformanceCheck) -> Void)? = nil
     ) async -> ConformanceReport {
         var report = ConformanceReport(path: path)
+        report.onStart = onStart
+        report.onRecord = onRecord
+        report.starting("load and handshake")
         let driver: LoadedDriver
         switch DriverLoader.load(path: path) {
         case .failure(let failure):
@@ -112,6 +134,7 @@ public enum DriverConformance {
         let configuration = InstanceConfiguration(
             name: "conformance", engineKind: driver.engineKinds[0], endpoint: endpoint, engineVersion: nil)
         let instance: DriverInstance
+        report.starting("create_instance")
         do {
             instance = try await DriverInstance.create(
                 driver: driver, configuration: configuration, pool: pool, httpClient: client, logger: logger)
@@ -130,6 +153,7 @@ public enum DriverConformance {
         if driver.capabilities.contains(.multiInstance) {
             await checkSecondInstance(driver: driver, configuration: configuration, pool: pool, client: client, logger: logger, into: &report)
         }
+        report.starting("destroy_instance")
         await instance.shutdown()
         report.record("destroy_instance", true)
     }
@@ -138,6 +162,7 @@ public enum DriverConformance {
         _ operation: DriverOperation, on instance: DriverInstance, timeout: TimeAmount, into report: inout ConformanceReport
     ) async {
         let name = operation.rawValue
+        report.starting("\(name) (valid request)")
         do {
             let answer = try await instance.invoke(operation, request: Array(validRequest(for: operation).utf8), timeout: timeout)
             let problem = answerProblem(operation, answer)
@@ -148,6 +173,7 @@ public enum DriverConformance {
                 "\(name) (valid request)", passed,
                 passed ? "answered \(error.status.errorType): \(error.message)" : "bad failure: \(error.description)")
         }
+        report.starting("\(name) (malformed JSON)")
         do {
             _ = try await instance.invoke(operation, request: Array(malformedRequest.utf8), timeout: timeout)
             report.record("\(name) (malformed JSON)", false, "answered OK to malformed JSON; expected invalid_argument")
@@ -196,6 +222,7 @@ public enum DriverConformance {
         }
         let body = (try? JSONCoding.encode(JSONValue.object(arguments))) ?? Array("{}".utf8)
         let name = "extension \(operation.name)"
+        report.starting("\(name) (zero arguments)")
         do {
             let result = try await instance.invokeExtension(named: operation.name, argumentsJSON: body, timeout: timeout)
             report.record("\(name) (zero arguments)", true, "returned \(result.typeName)")
@@ -211,6 +238,7 @@ public enum DriverConformance {
     ) async {
         var second = configuration
         second.name = "conformance-2"
+        report.starting("second instance (multi_instance)")
         do {
             let instance = try await DriverInstance.create(
                 driver: driver, configuration: second, pool: pool, httpClient: client, logger: logger)
