@@ -106,6 +106,11 @@ struct Serve: AsyncParsableCommand {
             host: Settings.string(host, env: "ENGINE_RUNTIME_HOST", default: "0.0.0.0"),
             port: try Settings.integer(port, env: "ENGINE_RUNTIME_PORT", default: 8080, range: 0...65535))
         let runtime = try runtimeConfiguration()
+        let modeText = Settings.string(metricsMode, env: "ENGINE_RUNTIME_METRICS_MODE", default: "both")
+        guard let mode = MetricsMode(rawValue: modeText) else {
+            throw ValidationError("metrics mode \"\(modeText)\" must be standard, original or both")
+        }
+        let metricsCache = try Settings.integer(metricsCacheMs, env: "ENGINE_RUNTIME_METRICS_CACHE_MS", default: 1000, range: 0...60_000)
         let registry = try drivers.loadDrivers(logger: logger)
         guard (1...256).contains(driverThreads) else { throw ValidationError("--driver-threads must be in 1...256") }
         let pool = NIOThreadPool(numberOfThreads: driverThreads)
@@ -121,13 +126,9 @@ struct Serve: AsyncParsableCommand {
         if runtime.authToken == nil {
             logger.notice("authentication is off: set ENGINE_RUNTIME_AUTH_TOKEN to require a bearer token")
         }
-        let modeText = Settings.string(metricsMode, env: "ENGINE_RUNTIME_METRICS_MODE", default: "both")
-        guard let mode = MetricsMode(rawValue: modeText) else {
-            throw ValidationError("metrics mode \"\(modeText)\" must be standard, original or both")
-        }
         let metrics = MetricsService(
             engines: engines, mode: mode,
-            ttl: .milliseconds(Int64(try Settings.integer(metricsCacheMs, env: "ENGINE_RUNTIME_METRICS_CACHE_MS", default: 1000, range: 0...60_000))),
+            ttl: .milliseconds(Int64(metricsCache)),
             timeout: TimeAmount(runtime.deadlines.probe), runtimeMetrics: RuntimeMetrics(drivers: registry),
             pool: pool, httpClient: CurlHTTPClient(logger: logger), logger: logger)
         let app = RuntimeServer(
