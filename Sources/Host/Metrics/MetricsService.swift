@@ -58,7 +58,7 @@ public final class MetricsService: Sendable {
         let several = engines.engines.count > 1
         standardizers = Dictionary(
             uniqueKeysWithValues: engines.engines.map { engine in
-                let labels = several
+                let labels: [(String, String)] = several
                     ? [("engine", engine.configuration.engine), ("engine_name", engine.name)] : [("engine", engine.configuration.engine)]
                 return (engine.name, MetricStandardizer(rules: engine.driver.metricRules, constantLabels: labels))
             })
@@ -79,14 +79,14 @@ public final class MetricsService: Sendable {
         if mode != .original {
             writer.header(name: "llm_engine_up", help: StandardMetrics.byName["llm_engine_up"]!.help, type: "gauge")
             for (engine, scrape) in zip(engines.engines, scrapes) where scrape.supported {
-                writer.sample(name: "llm_engine_up", labels: labels(engine, several), value: scrape.exposition == nil ? 0 : 1)
+                writer.sample(name: "llm_engine_up", labels: labels(engine), value: scrape.exposition == nil ? 0 : 1)
             }
             writer.header(
                 name: "llm_engine_scrape_duration_seconds", help: StandardMetrics.byName["llm_engine_scrape_duration_seconds"]!.help,
                 type: "gauge")
             for (engine, scrape) in zip(engines.engines, scrapes) where scrape.supported {
                 let seconds = Double(scrape.duration.components.seconds) + Double(scrape.duration.components.attoseconds) / 1e18
-                writer.sample(name: "llm_engine_scrape_duration_seconds", labels: labels(engine, several), value: seconds)
+                writer.sample(name: "llm_engine_scrape_duration_seconds", labels: labels(engine), value: seconds)
             }
             MetricStandardizer.write(scrapes.map(\.standard), into: &writer)
         }
@@ -100,9 +100,8 @@ public final class MetricsService: Sendable {
         return writer.bytes
     }
 
-    private func labels(_ engine: ManagedEngine, _ several: Bool) -> [(String, String)] {
-        several ? [("engine", engine.configuration.engine), ("engine_name", engine.name)] : [("engine", engine.configuration.engine)]
-    }
+    /// The labels every standard series of `engine` carries (decided once, in `init`).
+    private func labels(_ engine: ManagedEngine) -> [(String, String)] { standardizers[engine.name]!.constantLabels }
 
     /// A fresh-enough scrape of `engine`: cached within the TTL, shared while in flight.
     func scrape(_ engine: ManagedEngine) async -> Scrape {

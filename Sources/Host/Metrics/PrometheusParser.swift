@@ -80,11 +80,6 @@ public struct PrometheusExposition: Sendable {
         labels[Int(sample.labelStart)..<Int(sample.labelStart + sample.labelCount)]
     }
 
-    /// True when the bytes in `range` equal `text`.
-    public func equals(_ range: Range<Int>, _ text: [UInt8]) -> Bool {
-        range.count == text.count && bytes[range].elementsEqual(text)
-    }
-
     // MARK: Parsing
 
     private mutating func parse(count: Int) {

@@ -11,11 +11,7 @@ struct EngineRoutes {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/v1/engines") { _, _ in try JSONResponse.make(EngineList(engines)) }
         let named = router.group("/v1/engines/{engine}")
-        addRoutes(to: named) { context in
-            let name = try context.parameters.require("engine")
-            guard let engine = engines.engine(named: name) else { throw APIError.notFound("no engine named \"\(name)\"") }
-            return engine
-        }
+        addRoutes(to: named, resolve: resolveNamed)
         addRoutes(to: router.group("/v1")) { _ in engines.defaultEngine }
         // The named form has its own models and readiness; the default form has /v1/models
         // and /ready among the compatible routes.
@@ -28,7 +24,7 @@ struct EngineRoutes {
         }
     }
 
-    private func resolveNamed(_ context: BasicRequestContext) throws -> ManagedEngine {
+    @Sendable private func resolveNamed(_ context: BasicRequestContext) throws -> ManagedEngine {
         let name = try context.parameters.require("engine")
         guard let engine = engines.engine(named: name) else { throw APIError.notFound("no engine named \"\(name)\"") }
         return engine

@@ -47,10 +47,6 @@ struct RequestBody {
         return (bytes, object)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from object: [String: JSONValue]) throws -> T {
-        try decode(type, bytes: try JSONCoding.encode(JSONValue.object(object)))
-    }
-
     static func decode<T: Decodable>(_ type: T.Type, bytes: [UInt8]) throws -> T {
         do {
             return try JSONCoding.decode(type, from: bytes)
