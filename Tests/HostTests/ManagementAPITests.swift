@@ -145,12 +145,12 @@ import Testing
     func engineSlowerThanTheDeadlineIsATimeout(flavor: String) async throws {
         let engine = try ServerProcess.simulator(flavor)
         let runtime = try ServerProcess.runtime(for: engine, flavor: flavor, arguments: ["--probe-timeout", "1"])
-        try await engine.configure(#"{"latency_ms":4000}"#)
-        let started = Date()
-        let models = try await runtime.get("/v1/models")
+        try await engine.configure(#"{"latency_ms":20000}"#)
+        // The client gives up long before the engine answers: a 504 can only come from the
+        // runtime's own deadline, whatever the load on the machine.
+        let models = try await runtime.request("GET", "/v1/models", timeout: 10)
         #expect(models.status == 504, "\(models.text)")
         #expect(models.envelope?.type == "timeout")
-        #expect(Date().timeIntervalSince(started) < 3.5, "answered at the deadline, not when the engine did")
         #expect(try await runtime.get("/ready").status == 503)
     }
 

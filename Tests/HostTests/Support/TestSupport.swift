@@ -133,7 +133,7 @@ func makeInstance(
 /// A process-wide pool for blocking calls made directly by tests.
 enum TestThreadPool {
     static let shared: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 8)
+        let pool = NIOThreadPool(numberOfThreads: 16)
         pool.start()
         return pool
     }()
