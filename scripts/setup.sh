@@ -12,6 +12,7 @@ packages=(
     curl                  # the run and benchmark scripts probe the server
     python3 python3-venv  # test tools from PyPI live in a virtual environment
     prometheus            # promtool and a real Prometheus server for the metrics tests
+    nginx-light           # HTTP and Hugging Face-style mirror servers for the download tests
 )
 
 missing=()
@@ -32,8 +33,9 @@ command -v swift >/dev/null || { echo "setup: the Swift toolchain (swift) is not
 # Test tools from PyPI, pinned, in .build/tools/venv (outside the system Python).
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.build/tools/venv"
-if [[ ! -x "$venv/bin/schemathesis" ]]; then
-    echo "setup: installing schemathesis into $venv" >&2
+tools=("schemathesis==4.32.5" "moto[server]==5.2.1")  # moto: the S3-compatible server of the download tests
+if [[ ! -x "$venv/bin/schemathesis" || ! -x "$venv/bin/moto_server" ]]; then
+    echo "setup: installing ${tools[*]} into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "${tools[@]}"
 fi

@@ -39,6 +39,9 @@ static inline CURLcode ert_curl_getinfo_off(CURL *h, CURLINFO i, curl_off_t *v) 
 static inline CURLcode ert_curl_getinfo_string(CURL *h, CURLINFO i, const char **v) {
     return curl_easy_getinfo(h, i, (char **)v);
 }
+static inline CURLcode ert_curl_getinfo_pointer(CURL *h, CURLINFO i, void **v) {
+    return curl_easy_getinfo(h, i, (char **)v);
+}
 static inline CURLMcode ert_curl_multi_setopt_long(CURLM *m, CURLMoption o, long v) {
     return curl_multi_setopt(m, o, v);
 }

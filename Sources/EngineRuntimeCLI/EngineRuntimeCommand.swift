@@ -15,6 +15,6 @@ struct EngineRuntimeCommand: AsyncParsableCommand {
             runtime sidecar's command line did).
             """,
         version: EngineRuntimeVersion.current,
-        subcommands: [Serve.self, DriversCommand.self],
+        subcommands: [Serve.self, DriversCommand.self, DownloadCommand.self],
         defaultSubcommand: Serve.self)
 }

@@ -34,6 +34,15 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_METRICS_MODE      standard, original or both (--metrics-mode)
               ENGINE_RUNTIME_METRICS_CACHE_MS  how long one engine scrape serves /metrics (--metrics-cache-ms)
               ENGINE_RUNTIME_LOG_LEVEL         log level (--log-level)
+
+            Downloads (POST /v1/model/download, LoRA artifact_url; see docs/downloads.md):
+              DOWNLOADER_LOCAL_DIR             base directory of models; default /tmp/aibrix/models
+              ENGINE_RUNTIME_ADAPTER_DIR       base directory of LoRA artifacts; default /tmp/aibrix/adapters
+              ENGINE_RUNTIME_DOWNLOAD_ROOTS    more directories a request's local_dir may name (colon-separated)
+              ENGINE_RUNTIME_SECRETS_DIR       where credentials_secret secrets are mounted; default /var/run/secrets/aibrix
+              DOWNLOADER_NUM_THREADS, DOWNLOADER_PART_THRESHOLD, DOWNLOADER_PART_CHUNKSIZE,
+              DOWNLOADER_ALLOW_FILE_SUFFIX, DOWNLOADER_FORCE_DOWNLOAD, DOWNLOADER_STALL_TIMEOUT,
+              DOWNLOADER_MAX_ATTEMPTS, HF_ENDPOINT, HF_TOKEN, HF_REVISION, AWS_*, TOS_*, GCS_*
             """)
 
     @Option(help: ArgumentHelp("Address to listen on. Env: ENGINE_RUNTIME_HOST. Default: 0.0.0.0.", valueName: "address"))
@@ -111,6 +120,17 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("metrics mode \"\(modeText)\" must be standard, original or both")
         }
         let metricsCache = try Settings.integer(metricsCacheMs, env: "ENGINE_RUNTIME_METRICS_CACHE_MS", default: 1000, range: 0...60_000)
+        let environment = Settings.environmentDictionary()
+        let downloadSettings: DownloadSettings
+        let roots: ArtifactRoots
+        do throws(ArtifactError) {
+            downloadSettings = try DownloadSettings.fromEnvironment(environment)
+            roots = try ArtifactRoots.fromEnvironment(environment)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        // A write past RLIMIT_FSIZE must be a reported download error, not a fatal signal.
+        signal(SIGXFSZ, SIG_IGN)
         let registry = try drivers.loadDrivers(logger: logger)
         guard (1...256).contains(driverThreads) else { throw ValidationError("--driver-threads must be in 1...256") }
         let pool = NIOThreadPool(numberOfThreads: driverThreads)
@@ -131,8 +151,12 @@ struct Serve: AsyncParsableCommand {
             ttl: .milliseconds(Int64(metricsCache)),
             timeout: TimeAmount(runtime.deadlines.probe), runtimeMetrics: RuntimeMetrics(drivers: registry),
             pool: pool, httpClient: CurlHTTPClient(logger: logger), logger: logger)
+        let downloads = DownloadManager(
+            settings: downloadSettings, roots: roots, http: CurlHTTPClient(logger: logger), logger: logger)
         let app = RuntimeServer(
-            configuration: server, runtime: runtime, drivers: registry, engines: engines, metrics: metrics, logger: logger)
+            configuration: server, runtime: runtime, drivers: registry, engines: engines, metrics: metrics, downloads: downloads,
+            secrets: CredentialsSecrets(directory: Settings.string(nil, env: "ENGINE_RUNTIME_SECRETS_DIR", default: "/var/run/secrets/aibrix")),
+            logger: logger)
         do {
             try await app.run()
         } catch {

@@ -15,6 +15,20 @@ enum Settings {
         return text.isEmpty ? nil : text
     }
 
+    /// The whole environment, for settings read by name in the library (`DOWNLOADER_*` ...).
+    static func environmentDictionary() -> [String: String] {
+        var result: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return result
+    }
+
     static func string(_ flag: String?, env: String, default fallback: String) -> String {
         flag ?? environment(env) ?? fallback
     }
@@ -41,6 +55,12 @@ enum Settings {
         let count = fread(&bytes, 1, bytes.count, file)
         guard count <= limit else { throw ValidationError("\(path) is larger than \(limit) bytes") }
         return Array(bytes[..<count])
+    }
+
+    static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return String(cString: buffer)
     }
 
     /// The running executable's path.

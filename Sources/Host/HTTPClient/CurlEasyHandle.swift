@@ -22,6 +22,7 @@ final class CurlEasyHandle: @unchecked Sendable {
     /// The state shared with libcurl's callbacks during one transfer.
     private final class Transfer {
         var body: [UInt8] = []
+        var headers: [String: String] = [:]
         let limit: Int
         var overflowed = false
         let isCancelled: () -> Bool
@@ -50,7 +51,7 @@ final class CurlEasyHandle: @unchecked Sendable {
         let context = Unmanaged.passUnretained(transfer).toOpaque()
 
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
-        for line in request.headers { headerList = curl_slist_append(headerList, line) }
+        for line in request.headers + (request.signing?.headers ?? []) { headerList = curl_slist_append(headerList, line) }
         // libcurl adds "Expect: 100-continue" to large POSTs; engines do not need the round trip.
         headerList = curl_slist_append(headerList, "Expect:")
         defer { curl_slist_free_all(headerList) }
@@ -58,7 +59,23 @@ final class CurlEasyHandle: @unchecked Sendable {
         _ = ert_curl_setopt_string(handle, CURLOPT_URL, request.url)
         _ = ert_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         _ = ert_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-        _ = ert_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+        _ = ert_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
+        _ = ert_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
+        _ = ert_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        if let signing = request.signing {
+            _ = ert_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(signing.region):s3")
+            _ = ert_curl_setopt_string(handle, CURLOPT_USERNAME, signing.accessKey)
+            _ = ert_curl_setopt_string(handle, CURLOPT_PASSWORD, signing.secretKey)
+        }
+        _ = ert_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            guard let data else { return length }
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+            HTTPHeaderLine.collect(line, into: &transfer.headers)
+            return length
+        }
+        _ = ert_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
         _ = ert_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds)
         _ = ert_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(timeoutMilliseconds, 10_000))
         _ = ert_curl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)
@@ -117,7 +134,7 @@ final class CurlEasyHandle: @unchecked Sendable {
         return .success(
             HTTPClientResponse(
                 status: status, contentType: contentType.map { String(cString: $0) } ?? "", body: transfer.body,
-                newConnections: connects))
+                newConnections: connects, headers: transfer.headers))
     }
 
     private static func error(
@@ -149,5 +166,21 @@ final class CurlEasyHandle: @unchecked Sendable {
         default:
             return DriverCallError(.upstream, "\(target) failed: \(reason)")
         }
+    }
+}
+
+/// Response header lines as libcurl hands them over, one per callback.
+enum HTTPHeaderLine {
+    /// Adds `line` to `headers`; a status line (the start of an answer, redirects included)
+    /// clears what came before, so only the final answer's headers stay.
+    static func collect(_ line: String, into headers: inout [String: String]) {
+        if line.hasPrefix("HTTP/") {
+            headers.removeAll(keepingCapacity: true)
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingWhitespace()
+        headers[name] = value
     }
 }

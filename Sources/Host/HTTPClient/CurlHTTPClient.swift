@@ -18,11 +18,16 @@ public struct HTTPClientRequest: Sendable {
     /// May be sent again after a transport failure or a 502/503/504 answer.
     public var idempotent: Bool
     public var maxResponseBytes: Int
+    /// Follow up to five redirects (http and https only). Off for engine calls.
+    public var followRedirects: Bool
+    /// Sign with AWS Signature V4 (object stores); nil sends no credentials of its own.
+    public var signing: AWSSigning?
 
     public init(
         method: String, url: String, headers: [String] = [], body: [UInt8] = [],
         timeout: TimeAmount = CurlHTTPClient.defaultTimeout, idempotent: Bool = false,
-        maxResponseBytes: Int = CurlHTTPClient.defaultMaxResponseBytes
+        maxResponseBytes: Int = CurlHTTPClient.defaultMaxResponseBytes,
+        followRedirects: Bool = false, signing: AWSSigning? = nil
     ) {
         self.method = method
         self.url = url
@@ -31,6 +36,29 @@ public struct HTTPClientRequest: Sendable {
         self.timeout = timeout
         self.idempotent = idempotent
         self.maxResponseBytes = maxResponseBytes
+        self.followRedirects = followRedirects
+        self.signing = signing
+    }
+}
+
+/// AWS Signature V4 credentials, applied by libcurl (`CURLOPT_AWS_SIGV4`).
+public struct AWSSigning: Sendable, Equatable {
+    public var accessKey: String
+    public var secretKey: String
+    public var sessionToken: String?
+    public var region: String
+
+    public init(accessKey: String, secretKey: String, sessionToken: String? = nil, region: String) {
+        self.accessKey = accessKey
+        self.secretKey = secretKey
+        self.sessionToken = sessionToken
+        self.region = region
+    }
+
+    /// The headers S3 wants besides the signature: libcurl signs every header it sends, and
+    /// takes the payload hash from `x-amz-content-sha256` when it is present.
+    var headers: [String] {
+        ["x-amz-content-sha256: UNSIGNED-PAYLOAD"] + (sessionToken.map { ["x-amz-security-token: \($0)"] } ?? [])
     }
 }
 
@@ -41,6 +69,8 @@ public struct HTTPClientResponse: Sendable {
     public var body: [UInt8]
     /// Connections libcurl had to open for this answer (0 when a pooled one was reused).
     public var newConnections: Int
+    /// Headers of the final answer, names in lower case (the last value of a repeated name).
+    public var headers: [String: String] = [:]
 }
 
 /// The host's HTTP client on libcurl, shared with drivers through the ABI.

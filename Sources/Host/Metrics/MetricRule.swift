@@ -61,7 +61,7 @@ public struct MetricRule: Sendable, Equatable {
         guard let aggregate = Aggregate(rawValue: rule.aggregate) else { throw invalid("unknown aggregate \(rule.aggregate)") }
         func list(_ pointer: UnsafePointer<CChar>?) -> [String] {
             guard let pointer else { return [] }
-            return String(cString: pointer).split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
+            return String(cString: pointer).split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
         }
         func pairs(_ pointer: UnsafePointer<CChar>?, field: String) throws(DriverLoadError) -> [(String, String)] {
             var result: [(String, String)] = []
@@ -97,8 +97,3 @@ public struct MetricRule: Sendable, Equatable {
     }
 }
 
-extension String {
-    func trimmingSpaces() -> String {
-        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
-    }
-}

@@ -9,10 +9,12 @@ import NIOCore
 struct CompatibleRoutes {
     let engines: EngineRegistry
     let body: RequestBody
+    let downloads: DownloadManager
+    let secrets: CredentialsSecrets
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.raw(Array(#"{"status":"ok"}"#.utf8)) }
-        router.get("/ready") { _, _ in try await ready(engines.engines) }
+        router.get("/ready") { _, _ in try await Self.ready(engines.engines) }
         router.get("/v1/models") { _, _ in
             JSONResponse.raw(try await engines.defaultEngine.callOrThrow(.listModels, EmptyRequest()))
         }
@@ -22,7 +24,7 @@ struct CompatibleRoutes {
 
     /// 200 `{"status":"ready"}` when every engine answers its readiness check; 503 with the
     /// reason otherwise.
-    func ready(_ list: [ManagedEngine]) async throws -> Response {
+    static func ready(_ list: [ManagedEngine]) async throws -> Response {
         struct Answer: Encodable {
             var status: String
             var reason: String?
@@ -70,7 +72,9 @@ struct CompatibleRoutes {
     }
 
     /// The artifact mode. Local artifacts (an absolute path or file:// URL) are loaded in place;
-    /// remote sources need the download service.
+    /// remote ones are downloaded first into `<local_dir>/<lora_name>` (default
+    /// `/tmp/aibrix/adapters`), sharing one download among concurrent requests, and loaded
+    /// from there once complete and verified.
     func loadArtifact(_ bytes: [UInt8], _ context: BasicRequestContext) async throws -> Response {
         struct Delegated: Decodable {
             var lora_name: String
@@ -84,22 +88,25 @@ struct CompatibleRoutes {
         try Self.checkAdapterName(delegated.lora_name)
         let url = delegated.artifact_url
         let localPath: String
-        if url.hasPrefix("/") {
-            localPath = url
-        } else if url.hasPrefix("file://") {
-            localPath = String(url.dropFirst("file://".count))
-        } else {
-            let scheme = url.split(separator: ":", maxSplits: 1).first.map { String($0).lowercased() } ?? ""
-            guard url.contains("://"), Self.remoteSchemes.contains(scheme) else {
-                throw APIError.invalid(
-                    "artifact_url must be an absolute path, file://, or one of \(Self.remoteSchemes.sorted().map { $0 + "://" }.joined(separator: ", "))")
+        do {
+            let source = try ArtifactSource.parse(url)
+            if case .local(let path) = source {
+                localPath = path
+            } else {
+                var credentials = try delegated.credentials ?? delegated.credentials_secret.map { try secrets.read($0) } ?? [:]
+                // AIBrix merges additional_config into the credentials; keys that mean nothing
+                // to a download are left alone rather than refused.
+                for (key, value) in delegated.additional_config ?? [:] where DownloadSettings.credentialKeys.contains(key) {
+                    credentials[key] = value
+                }
+                let settings = try downloads.settings.applying(credentials: credentials, to: source)
+                let job = try downloads.start(
+                    .init(uri: url, localDir: delegated.local_dir, modelName: delegated.lora_name, settings: settings),
+                    defaultDirectory: downloads.roots.adapters)
+                localPath = try await job.wait().get().path
             }
-            throw APIError(
-                .notImplemented, type: "unsupported",
-                message: "artifact_url scheme \"\(scheme)\" needs the artifact download service, which this build does not have yet; give a local path or use lora_path")
-        }
-        guard localPath.hasPrefix("/"), !localPath.split(separator: "/").contains("..") else {
-            throw APIError.invalid("a local artifact_url must be an absolute path without '..'")
+        } catch let error as ArtifactError {
+            throw APIError(error)
         }
         struct Direct: Codable, Sendable {
             var lora_name: String
@@ -140,14 +147,20 @@ struct CompatibleRoutes {
         _ = try await engine.adapterCallOrThrow(
             .unloadLoRAAdapter, key: unload.lora_name, DriverRequest(lora_name: unload.lora_name, lora_int_id: unload.lora_int_id))
         context.logger.info("LoRA adapter unloaded", metadata: ["engine": "\(engine.name)", "adapter": "\(unload.lora_name)"])
+        // AIBrix's effective default: `{lora_name}` alone cleans up, a direct-mode body
+        // (with lora_int_id) does not. Only a copy the runtime downloaded is ever removed.
+        if unload.cleanup_local ?? (unload.lora_int_id == nil),
+            let target = try? ArtifactTarget(localDir: downloads.roots.adapters, modelName: unload.lora_name),
+            downloads.remove(target)
+        {
+            context.logger.info("local adapter copy removed", metadata: ["path": "\(target.path)"])
+        }
         struct Answer: Encodable {
             var status = "success"
             var message: String
         }
         return try JSONResponse.make(Answer(message: "Successfully unloaded adapter \(unload.lora_name)"))
     }
-
-    static let remoteSchemes: Set<String> = ["s3", "tos", "gs", "gcs", "hf", "huggingface", "http", "https"]
 
     static func checkAdapterName(_ name: String) throws {
         if let problem = ResourceName.adapterNameProblem(name) {

@@ -20,7 +20,7 @@ struct EngineRoutes {
             return JSONResponse.raw(try await engine.callOrThrow(.listModels, EmptyRequest()))
         }
         named.get("ready") { _, context in
-            try await CompatibleRoutes(engines: engines, body: body).ready([try resolveNamed(context)])
+            try await CompatibleRoutes.ready([try resolveNamed(context)])
         }
     }
 

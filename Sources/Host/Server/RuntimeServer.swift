@@ -21,17 +21,21 @@ public struct RuntimeServer: Sendable {
     public let drivers: DriverRegistry
     public let engines: EngineRegistry
     public let metrics: MetricsService
+    public let downloads: DownloadManager
+    public let secrets: CredentialsSecrets
     public let logger: Logger
 
     public init(
         configuration: ServerConfiguration, runtime: RuntimeConfiguration, drivers: DriverRegistry, engines: EngineRegistry,
-        metrics: MetricsService, logger: Logger
+        metrics: MetricsService, downloads: DownloadManager, secrets: CredentialsSecrets = CredentialsSecrets(), logger: Logger
     ) {
         self.configuration = configuration
         self.runtime = runtime
         self.drivers = drivers
         self.engines = engines
         self.metrics = metrics
+        self.downloads = downloads
+        self.secrets = secrets
         self.logger = logger
     }
 
@@ -41,7 +45,8 @@ public struct RuntimeServer: Sendable {
         router.add(middleware: ErrorEnvelopeMiddleware())
         if let token = runtime.authToken { router.add(middleware: AuthMiddleware(token: Array(token.utf8))) }
         let body = RequestBody(limit: runtime.maxBodyBytes)
-        CompatibleRoutes(engines: engines, body: body).register(on: router)
+        CompatibleRoutes(engines: engines, body: body, downloads: downloads, secrets: secrets).register(on: router)
+        ArtifactRoutes(downloads: downloads, body: body).register(on: router)
         EngineRoutes(engines: engines, body: body).register(on: router)
         let metrics = self.metrics
         router.get("/metrics") { _, _ in

@@ -1,0 +1,217 @@
+/// Listing and metadata calls to an S3-compatible object store (AWS S3, TOS's S3 endpoint,
+/// GCS interoperability), signed with SigV4 by libcurl. Blocking: run on a worker thread.
+struct ObjectStoreClient: Sendable {
+    let flavor: ArtifactSource.ObjectStoreFlavor
+    let credentials: DownloadSettings.ObjectStoreCredentials
+    let http: CurlHTTPClient
+    /// Per-request timeout of listing and HEAD calls.
+    var timeoutSeconds: Int64 = 30
+
+    struct Object: Sendable, Equatable {
+        var key: String
+        var size: Int64
+        var etag: String?
+    }
+
+    init(flavor: ArtifactSource.ObjectStoreFlavor, credentials: DownloadSettings.ObjectStoreCredentials, http: CurlHTTPClient)
+        throws(ArtifactError)
+    {
+        self.flavor = flavor
+        self.credentials = credentials
+        self.http = http
+        switch (credentials.accessKey, credentials.secretKey) {
+        case (.some, nil), (nil, .some):
+            throw ArtifactError(.invalidArgument, "\(flavor.rawValue) credentials need both an access key and a secret key")
+        default: break
+        }
+        if flavor == .tos, credentials.endpoint == nil {
+            throw ArtifactError(.invalidArgument, "tos:// needs TOS_ENDPOINT (the S3-compatible endpoint, e.g. https://tos-s3-cn-beijing.volces.com)")
+        }
+    }
+
+    var access: TransferAccess {
+        var access = TransferAccess()
+        if let accessKey = credentials.accessKey, let secretKey = credentials.secretKey {
+            access.signing = AWSSigning(
+                accessKey: accessKey, secretKey: secretKey, sessionToken: credentials.sessionToken,
+                region: credentials.region.isEmpty ? "us-east-1" : credentials.region)
+        }
+        return access
+    }
+
+    /// The service's base URL, without a trailing slash.
+    private var endpoint: String {
+        if let endpoint = credentials.endpoint { return endpoint }
+        switch flavor {
+        case .s3: return credentials.region == "us-east-1" || credentials.region.isEmpty
+            ? "https://s3.amazonaws.com" : "https://s3.\(credentials.region).amazonaws.com"
+        case .gcs: return "https://storage.googleapis.com"
+        case .tos: return "https://tos-s3-\(credentials.region).volces.com"
+        }
+    }
+
+    private func usesVirtualHost(_ bucket: String) -> Bool {
+        switch credentials.addressingStyle {
+        case "path": return false
+        case "virtual": return true
+        default:
+            // Dots break TLS for virtual hosts; IP addresses and localhost have no bucket DNS.
+            let host = hostOf(endpoint)
+            let isIP = host.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E } || host.hasPrefix("[")
+            if bucket.contains(".") || isIP || host == "localhost" { return false }
+            return credentials.endpoint == nil || flavor == .tos
+        }
+    }
+
+    private func hostOf(_ url: String) -> String {
+        let afterScheme = url.split(separator: "://", maxSplits: 1).last ?? ""
+        let authority = afterScheme.split(separator: "/", maxSplits: 1).first ?? ""
+        if authority.hasPrefix("[") { return String(authority.split(separator: "]").first ?? "") + "]" }
+        return String(authority.split(separator: ":").first ?? "")
+    }
+
+    /// The URL of `key` in `bucket` (the bucket's root when `key` is empty), plus a query.
+    func url(bucket: String, key: String, query: String = "") -> String {
+        let path = URIEncoding.encode(key, keepSlash: true)
+        var base: String
+        if usesVirtualHost(bucket) {
+            let parts = endpoint.split(separator: "://", maxSplits: 1)
+            base = "\(parts[0])://\(bucket).\(parts[1])/\(path)"
+        } else {
+            base = "\(endpoint)/\(bucket)/\(path)"
+        }
+        if !query.isEmpty { base += "?" + query }
+        return base
+    }
+
+    /// Every object under `prefix`, following continuation tokens (1,000 keys per page).
+    func list(bucket: String, prefix: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> [Object] {
+        var objects: [Object] = []
+        var token: String? = nil
+        repeat {
+            // Parameters sorted by name: SigV4's canonical query string wants them that way.
+            var query: [String] = []
+            if let token { query.append("continuation-token=" + URIEncoding.encode(token, keepSlash: false)) }
+            query.append("list-type=2")
+            if !prefix.isEmpty { query.append("prefix=" + URIEncoding.encode(prefix, keepSlash: false)) }
+            let response = try send("GET", url(bucket: bucket, key: "", query: query.joined(separator: "&")), what: "listing s3://\(bucket)/\(prefix)", isCancelled: isCancelled)
+            guard response.status == 200 else {
+                throw Self.error(response, what: "listing \(flavor.rawValue)://\(bucket)/\(prefix)")
+            }
+            let page = try ListBucketResult.parse(response.body)
+            objects += page.objects
+            token = page.isTruncated ? page.nextToken : nil
+            if page.isTruncated, token == nil {
+                throw ArtifactError(.upstream, "the object store said the listing is truncated but gave no continuation token")
+            }
+        } while token != nil
+        return objects
+    }
+
+    /// The object's size and ETag, or nil when there is no such key.
+    func head(bucket: String, key: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> Object? {
+        let response = try send("HEAD", url(bucket: bucket, key: key), what: "HEAD \(key)", isCancelled: isCancelled)
+        if response.status == 404 { return nil }
+        guard response.status == 200 else { throw Self.error(response, what: "\(flavor.rawValue)://\(bucket)/\(key)") }
+        guard let length = response.headers["content-length"].flatMap({ Int64($0) }) else {
+            throw ArtifactError(.upstream, "the object store gave no Content-Length for \(key)")
+        }
+        return Object(key: key, size: length, etag: response.headers["etag"])
+    }
+
+    private func send(_ method: String, _ url: String, what: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError)
+        -> HTTPClientResponse
+    {
+        let request = HTTPClientRequest(
+            method: method, url: url, timeout: .seconds(timeoutSeconds), idempotent: true, maxResponseBytes: 8 << 20,
+            signing: access.signing)
+        switch http.perform(request, isCancelled: isCancelled) {
+        case .success(let response): return response
+        case .failure(let error): throw ArtifactError(error.status == .timeout ? .timeout : .upstream, "\(what): \(error.message)")
+        }
+    }
+
+    /// Maps an object store's error answer to an ArtifactError carrying its code.
+    static func error(_ response: HTTPClientResponse, what: String) -> ArtifactError {
+        let code = XMLText.first("Code", in: response.body) ?? ""
+        let detail = code.isEmpty ? "HTTP \(response.status)" : "HTTP \(response.status) \(code)"
+        switch response.status {
+        case 401, 403: return ArtifactError(.permissionDenied, "access denied for \(what) (\(detail)); check the credentials")
+        case 404: return ArtifactError(.notFound, "\(what) was not found (\(detail))")
+        default: return ArtifactError(.upstream, "\(what) failed (\(detail))")
+        }
+    }
+}
+
+/// A ListObjectsV2 answer. S3's listing XML is flat and fixed; reading the few elements we
+/// need keeps an XML library (and Foundation with libxml2) out of the host.
+struct ListBucketResult {
+    var objects: [ObjectStoreClient.Object]
+    var isTruncated: Bool
+    var nextToken: String?
+
+    static func parse(_ body: [UInt8]) throws(ArtifactError) -> ListBucketResult {
+        let text = String(decoding: body, as: UTF8.self)
+        guard text.contains("<ListBucketResult") else {
+            throw ArtifactError(.upstream, "the object store's listing is not a ListBucketResult document")
+        }
+        var objects: [ObjectStoreClient.Object] = []
+        var rest = Substring(text)
+        while let open = rest.firstRange(of: "<Contents>") {
+            guard let close = rest[open.upperBound...].firstRange(of: "</Contents>") else { break }
+            let entry = rest[open.upperBound..<close.lowerBound]
+            guard let key = XMLText.first("Key", in: entry), let size = XMLText.first("Size", in: entry).flatMap({ Int64($0) }) else {
+                throw ArtifactError(.upstream, "a listing entry has no Key or Size")
+            }
+            objects.append(.init(key: key, size: size, etag: XMLText.first("ETag", in: entry)))
+            rest = rest[close.upperBound...]
+        }
+        let truncated = XMLText.first("IsTruncated", in: Substring(text)) == "true"
+        return ListBucketResult(objects: objects, isTruncated: truncated, nextToken: XMLText.first("NextContinuationToken", in: Substring(text)))
+    }
+}
+
+/// The text of simple XML elements, entities decoded.
+enum XMLText {
+    static func first(_ element: String, in body: [UInt8]) -> String? {
+        first(element, in: Substring(String(decoding: body.prefix(64 << 10), as: UTF8.self)))
+    }
+
+    static func first(_ element: String, in text: Substring) -> String? {
+        guard let open = text.firstRange(of: "<\(element)>"),
+            let close = text[open.upperBound...].firstRange(of: "</\(element)>")
+        else { return nil }
+        return decodeEntities(text[open.upperBound..<close.lowerBound])
+    }
+
+    static func decodeEntities(_ text: Substring) -> String {
+        guard text.contains("&") else { return String(text) }
+        var out = ""
+        var index = text.startIndex
+        while index < text.endIndex {
+            let character = text[index]
+            if character == "&", let semicolon = text[index...].firstIndex(of: ";"), text.distance(from: index, to: semicolon) <= 10 {
+                let name = text[text.index(after: index)..<semicolon]
+                var scalar: Unicode.Scalar? = nil
+                switch name {
+                case "amp": scalar = "&"
+                case "lt": scalar = "<"
+                case "gt": scalar = ">"
+                case "quot": scalar = "\""
+                case "apos": scalar = "'"
+                default:
+                    if name.hasPrefix("#x") { scalar = UInt32(name.dropFirst(2), radix: 16).flatMap(Unicode.Scalar.init) }
+                    else if name.hasPrefix("#") { scalar = UInt32(name.dropFirst(), radix: 10).flatMap(Unicode.Scalar.init) }
+                }
+                if let scalar {
+                    out.unicodeScalars.append(scalar)
+                    index = text.index(after: semicolon)
+                    continue
+                }
+            }
+            out.append(character)
+            index = text.index(after: index)
+        }
+        return out
+    }
+}

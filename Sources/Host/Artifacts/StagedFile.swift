@@ -1,0 +1,195 @@
+import FoundationEssentials
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One file being downloaded into the staging directory, and how far each of its parts got.
+///
+/// Progress is saved beside it (`state/<path>.json`) at least once a second, so a killed
+/// download resumes where the saved counts say. The counts never run ahead of the data: a
+/// part's count grows only after `pwrite` returned.
+final class StagedFile {
+    struct Part: Codable, Equatable {
+        var start: Int64
+        /// nil when the size is unknown (one part that reads to the end).
+        var length: Int64?
+        var done: Int64
+        var isComplete: Bool { length.map { done >= $0 } ?? false }
+    }
+
+    /// What the saved state must match to be resumed.
+    private struct SavedState: Codable {
+        var url: String
+        var size: Int64?
+        var etag: String?
+        var parts: [Part]
+        var verified: Bool
+    }
+
+    let remote: RemoteFile
+    let dataPath: String
+    let statePath: String
+    private(set) var parts: [Part]
+    var verified = false
+    /// True once the whole size is known to be written (or, for unknown sizes, the transfer ended well).
+    var finishedUnknownSize = false
+    private(set) var descriptor: Int32 = -1
+    private var dirty = false
+
+    /// Opens (creating or resuming) the staged copy of `remote` under `stagingRoot`.
+    init(remote: RemoteFile, stagingRoot: String, settings: DownloadSettings) throws(ArtifactError) {
+        self.remote = remote
+        dataPath = stagingRoot + "/files/" + remote.relativePath
+        statePath = stagingRoot + "/state/" + remote.relativePath + ".json"
+        parts = Self.split(remote, settings: settings)
+        try StagingDirectory.createParents(of: dataPath)
+        try StagingDirectory.createParents(of: statePath)
+
+        var resumed = false
+        if let bytes = try? StagingDirectory.read(statePath),
+            let saved = try? JSONCoding.decode(SavedState.self, from: bytes),
+            saved.url == remote.url, saved.size == remote.size, saved.etag == remote.etag,
+            saved.parts.map({ [$0.start, $0.length ?? -1] }) == parts.map({ [$0.start, $0.length ?? -1] }),
+            remote.acceptsRanges || saved.parts.allSatisfy(\.isComplete),
+            access(dataPath, F_OK) == 0
+        {
+            parts = saved.parts
+            verified = saved.verified
+            resumed = true
+        }
+        descriptor = open(dataPath, O_WRONLY | O_CREAT | O_CLOEXEC | (resumed ? 0 : O_TRUNC), 0o644)
+        guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", dataPath) }
+        if !resumed { dirty = true }
+    }
+
+    deinit { closeDescriptor() }
+
+    func closeDescriptor() {
+        if descriptor >= 0 { close(descriptor) }
+        descriptor = -1
+    }
+
+    /// Bytes already on disk (from this run or an earlier one).
+    var doneBytes: Int64 { parts.reduce(0) { $0 + $1.done } }
+    var isTransferred: Bool { parts.allSatisfy(\.isComplete) || finishedUnknownSize }
+
+    /// Writes `bytes` for part `index` at the part's current position; errno on failure.
+    func write(_ bytes: UnsafeRawBufferPointer, part index: Int) -> Int32? {
+        var offset = parts[index].start + parts[index].done
+        var remaining = bytes
+        while !remaining.isEmpty {
+            let written = pwrite(descriptor, remaining.baseAddress, remaining.count, off_t(offset))
+            if written < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            offset += Int64(written)
+            parts[index].done += Int64(written)
+            remaining = UnsafeRawBufferPointer(rebasing: remaining[written...])
+        }
+        dirty = true
+        return nil
+    }
+
+    /// Forgets a part's progress (a server that cannot resume it).
+    func restart(part index: Int) {
+        parts[index].done = 0
+        dirty = true
+    }
+
+    /// Throws the file's bytes away and starts over (a digest that did not match).
+    func discard() throws(ArtifactError) {
+        for index in parts.indices { parts[index].done = 0 }
+        verified = false
+        finishedUnknownSize = false
+        guard ftruncate(descriptor, 0) == 0 else { throw StagingDirectory.error(errno, "truncate", dataPath) }
+        dirty = true
+        try saveIfChanged()
+    }
+
+    /// Saves the progress when it changed since the last save (write to a temporary, rename).
+    func saveIfChanged() throws(ArtifactError) {
+        guard dirty else { return }
+        let state = SavedState(url: remote.url, size: remote.size, etag: remote.etag, parts: parts, verified: verified)
+        guard let bytes = try? JSONCoding.encode(state) else { return }
+        try StagingDirectory.writeAtomically(bytes, to: statePath)
+        dirty = false
+    }
+
+    func markVerified() throws(ArtifactError) {
+        verified = true
+        dirty = true
+        try saveIfChanged()
+    }
+
+    /// Files at least `partThreshold` long (whose server takes ranges) are cut into
+    /// `partChunkSize` parts; everything else is one part.
+    private static func split(_ remote: RemoteFile, settings: DownloadSettings) -> [Part] {
+        guard let size = remote.size else { return [Part(start: 0, length: nil, done: 0)] }
+        guard remote.acceptsRanges, size >= settings.partThreshold, size > settings.partChunkSize else {
+            return [Part(start: 0, length: size, done: 0)]
+        }
+        return stride(from: Int64(0), to: size, by: Int(settings.partChunkSize)).map {
+            Part(start: $0, length: min(settings.partChunkSize, size - $0), done: 0)
+        }
+    }
+}
+
+/// File-system steps of staging and publishing, with errors that name the path and cause.
+enum StagingDirectory {
+    static func error(_ code: Int32, _ operation: String, _ path: String) -> ArtifactError {
+        let reason = String(cString: strerror(code))
+        switch code {
+        case ENOSPC, EDQUOT: return ArtifactError(.storage, "no space left on the device for \(path) (\(operation): \(reason))")
+        case EACCES, EPERM, EROFS: return ArtifactError(.permissionDenied, "cannot \(operation) \(path): \(reason)")
+        default: return ArtifactError(.storage, "cannot \(operation) \(path): \(reason)")
+        }
+    }
+
+    static func createDirectory(_ path: String) throws(ArtifactError) {
+        var current = ""
+        for segment in path.split(separator: "/") {
+            current += "/" + segment
+            if mkdir(current, 0o755) != 0, errno != EEXIST { throw error(errno, "create the directory", current) }
+        }
+    }
+
+    static func createParents(of path: String) throws(ArtifactError) {
+        let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if !parent.isEmpty { try createDirectory(parent) }
+    }
+
+    static func read(_ path: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(ArtifactError) {
+        let temporary = path + ".tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw error(errno, "create", temporary) }
+        defer { close(descriptor) }
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw error(written < 0 ? errno : ENOSPC, "write", temporary) }
+        guard rename(temporary, path) == 0 else { throw error(errno, "rename", temporary) }
+    }
+
+    /// Removes `path` and everything under it; missing is fine.
+    static func remove(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Bytes free for an unprivileged writer on the file system holding `path`.
+    static func freeBytes(at path: String) -> Int64? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+}
