@@ -105,7 +105,7 @@ struct ArtifactDownloader {
         try engine.run(files)
     }
 
-    /// The files whose size or digest is wrong. Good files are marked so a resume skips them.
+    /// The files whose size or digest is wrong. Good ones are marked so a second round skips them.
     private func verify(_ files: [StagedFile]) throws(ArtifactError) -> [StagedFile] {
         job.update { $0.state = .verifying }
         var damaged: [StagedFile] = []
@@ -115,7 +115,7 @@ struct ArtifactDownloader {
                 logger.warning("verification failed", metadata: ["id": "\(job.id)", "problem": "\(problem)"])
                 damaged.append(file)
             } else {
-                try file.markVerified()
+                file.markVerified()
             }
         }
         job.update { $0.state = .downloading }

@@ -18,13 +18,13 @@ final class StagedFile {
         var isComplete: Bool { length.map { done >= $0 } ?? false }
     }
 
-    /// What the saved state must match to be resumed.
+    /// What the saved state must match to be resumed. Verification is not saved: bytes on
+    /// disk are checked again by every run that publishes them.
     private struct SavedState: Codable {
         var url: String
         var size: Int64?
         var etag: String?
         var parts: [Part]
-        var verified: Bool
     }
 
     let remote: RemoteFile
@@ -55,7 +55,6 @@ final class StagedFile {
             access(dataPath, F_OK) == 0
         {
             parts = saved.parts
-            verified = saved.verified
             resumed = true
         }
         descriptor = open(dataPath, O_WRONLY | O_CREAT | O_CLOEXEC | (resumed ? 0 : O_TRUNC), 0o644)
@@ -111,17 +110,13 @@ final class StagedFile {
     /// Saves the progress when it changed since the last save (write to a temporary, rename).
     func saveIfChanged() throws(ArtifactError) {
         guard dirty else { return }
-        let state = SavedState(url: remote.url, size: remote.size, etag: remote.etag, parts: parts, verified: verified)
+        let state = SavedState(url: remote.url, size: remote.size, etag: remote.etag, parts: parts)
         guard let bytes = try? JSONCoding.encode(state) else { return }
         try StagingDirectory.writeAtomically(bytes, to: statePath)
         dirty = false
     }
 
-    func markVerified() throws(ArtifactError) {
-        verified = true
-        dirty = true
-        try saveIfChanged()
-    }
+    func markVerified() { verified = true }
 
     /// Files at least `partThreshold` long (whose server takes ranges) are cut into
     /// `partChunkSize` parts; everything else is one part.

@@ -203,7 +203,14 @@ final class TransferEngine {
     }
 
     /// Settles a finished attempt: nil when the part is done, a retry, or a thrown error.
+    /// A finished part's progress is saved at once, so a kill right after loses nothing of it.
     private func finish(_ attempt: Attempt, code: CURLcode) throws(ArtifactError) -> Pending? {
+        let retry = try settle(attempt, code: code)
+        try attempt.file.saveIfChanged()
+        return retry
+    }
+
+    private func settle(_ attempt: Attempt, code: CURLcode) throws(ArtifactError) -> Pending? {
         let file = attempt.file
         let part = file.parts[attempt.part]
         let name = file.remote.relativePath

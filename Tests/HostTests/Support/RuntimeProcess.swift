@@ -15,7 +15,7 @@ final class ServerProcess: Sendable {
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         // The tests' own environment must not configure the runtime under test.
-        for key in env.keys where key.hasPrefix("INFERENCE_ENGINE") || key.hasPrefix("ENGINE_RUNTIME_") { env[key] = nil }
+        for key in env.keys where Self.runtimeSettingPrefixes.contains(where: key.hasPrefix) { env[key] = nil }
         env.merge(environment) { $1 }
         process.environment = env
         let errors = Pipe()
@@ -43,6 +43,8 @@ final class ServerProcess: Sendable {
         }
         self.port = port
     }
+
+    static let runtimeSettingPrefixes = ["INFERENCE_ENGINE", "ENGINE_RUNTIME_", "DOWNLOADER_", "AWS_", "HF_", "TOS_", "GCS_"]
 
     struct StartError: Error, CustomStringConvertible {
         let log: String
