@@ -178,11 +178,14 @@ final class TransferEngine {
             var status = 0
             _ = ert_curl_getinfo_long(attempt.easy, CURLINFO_RESPONSE_CODE, &status)
             attempt.status = status
-            // 200 to a Range request is the whole file: writing it at the part's offset would
-            // corrupt the file.
+            // 200 to a Range request is the whole file. A one-part file starts over at byte 0;
+            // for a part of a larger file, writing it at the part's offset would corrupt it.
             if status == 200, attempt.rangeRequested {
-                attempt.rangeIgnored = true
-                return 0
+                guard attempt.file.parts.count == 1 else {
+                    attempt.rangeIgnored = true
+                    return 0
+                }
+                attempt.file.restart(part: 0)
             }
         }
         guard attempt.status == 200 || attempt.status == 206 || attempt.file.remote.url.hasPrefix("file:") else {
