@@ -36,13 +36,15 @@ def error(description):
 ERRORS = {
     "400": error("The request is invalid (malformed JSON, unknown or missing field, invalid name)."),
     "401": error("A bearer token is required (authentication is on)."),
-    "404": error("The engine, adapter or route is unknown."),
+    "403": error("Refused: a path outside the download roots, a host not allowed, or the source denied access."),
+    "404": error("The engine, adapter, artifact or route is unknown."),
     "409": error("Conflict: already loaded elsewhere, or the engine is busy; retry later."),
     "413": error("The request body is larger than the limit."),
     "501": error("The engine or driver cannot do this; the message says which setting to change."),
     "502": error("The engine answered with an error or garbage; its message is kept."),
     "503": error("The engine is not reachable or not ready."),
     "504": error("The engine did not answer before the deadline."),
+    "507": error("No space left (or another write error) in the download directory; partial data is kept."),
 }
 
 
@@ -52,6 +54,7 @@ def errors(*codes):
 
 ENGINE_ERRORS = ("401", "404", "502", "503", "504")
 MUTATION_ERRORS = ("400", "401", "404", "409", "413", "501", "502", "503", "504")
+DOWNLOAD_ERRORS = ("400", "401", "403", "404", "409", "413", "502", "504", "507")
 
 
 def engine_param():
@@ -141,12 +144,33 @@ def document():
             "responses": {"200": {"description": "Loaded.",
                                   "content": {"text/plain": {"schema": {"type": "string"}},
                                               "application/json": {"schema": ref("ArtifactLoadResult")}}},
-                          **errors(*MUTATION_ERRORS)}}},
+                          **errors(*MUTATION_ERRORS), **errors("403", "507")}}},
         "/v1/lora_adapter/unload": {"post": {
             "summary": "Unload a LoRA adapter from the default engine (AIBrix-compatible); engine errors are reported",
             "operationId": "compatUnloadAdapter",
             "requestBody": {"required": True, **json_body(ref("CompatUnload"))},
             "responses": {"200": json_body(ref("UnloadResult"), "Unloaded."), **errors(*MUTATION_ERRORS)}}},
+        "/v1/model/download": {"post": {
+            "summary": "Start (or join) a model download (AIBrix-compatible)", "operationId": "downloadModel",
+            "description": "Answers once the file list is known: a missing repository or bucket is reported at once, the "
+                           "transfer goes on in the background (follow it with download_id).",
+            "requestBody": {"required": True, **json_body(ref("ModelDownload"))},
+            "responses": {"200": json_body(ref("ModelStatusCard"), "Downloading, or already downloaded."), **errors(*DOWNLOAD_ERRORS)}}},
+        "/v1/model/list": {"get": {
+            "summary": "Models under a download directory and their status (AIBrix-compatible)", "operationId": "listDownloadedModels",
+            "description": "local_dir comes from the query or, as AIBrix sent it, a JSON body {local_dir}.",
+            "parameters": [{"name": "local_dir", "in": "query", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": json_body(ref("ModelStatusList"), "The models."), **errors("400", "401", "403")}}},
+        "/v1/downloads": {"get": {"summary": "Download jobs of this process (running and recent)", "operationId": "listDownloads",
+                                  "responses": {"200": json_body(ref("DownloadList"), "The jobs."), **errors("401")}}},
+        "/v1/downloads/{id}": {
+            "get": {"summary": "One download job: state, bytes, files, rate, error", "operationId": "getDownload",
+                    "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": json_body(ref("Download"), "The job."), **errors("401", "404")}},
+            "delete": {"summary": "Cancel a running download (partial data is kept for a resume) or forget a finished one",
+                       "operationId": "cancelDownload",
+                       "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                       "responses": {"200": json_body(ref("Download"), "The job as it ended."), **errors("401", "404")}}},
         "/v1/engines": {"get": {"summary": "The configured engines", "operationId": "listEngines",
                                 "responses": {"200": json_body(ref("EngineList"), "The engines."), **errors("401")}}},
         "/v1/drivers": {"get": {"summary": "Loaded drivers and the files that failed to load", "operationId": "listDrivers",
@@ -173,14 +197,39 @@ def document():
                        "properties": {"lora_name": name, "lora_path": {"type": "string", "minLength": 1}}},
         "ArtifactLoad": {"type": "object", "required": ["lora_name", "artifact_url"], "additionalProperties": False,
                          "properties": {"lora_name": name,
-                                        "artifact_url": {"type": "string", "pattern": "^(/|file://)",
-                                                         "description": "A local path or file:// URL (remote sources come with the download service)."},
+                                        "artifact_url": {"type": "string", "minLength": 1,
+                                                         "description": "hf://, huggingface://, s3://, tos://, gs://, gcs://, http(s):// "
+                                                                        "(downloaded, then loaded), or a local path / file:// URL (loaded in place)."},
                                         "credentials_secret": {"type": "string"},
                                         "credentials": {"type": "object", "additionalProperties": {"type": "string"}},
                                         "additional_config": {"type": "object", "additionalProperties": {"type": "string"}},
                                         "local_dir": {"type": "string"}}},
         "ArtifactLoadResult": {"type": "object", "required": ["status", "message", "local_path"], "properties": {
             "status": {"type": "string"}, "message": {"type": "string"}, "local_path": {"type": "string"}, "engine_response": {}}},
+        "ModelDownload": {"type": "object", "required": ["model_uri"], "additionalProperties": False, "properties": {
+            "model_uri": {"type": "string", "minLength": 1, "description": "hf://org/name, org/name, s3://, tos://, gs://, gcs://, http(s)://, or a path inside the download roots."},
+            "local_dir": {"type": "string", "description": "Base directory; must be inside the download roots (default DOWNLOADER_LOCAL_DIR)."},
+            "model_name": {"type": "string", "description": "name or org/name (default: from the URI)."},
+            "download_extra_config": {"type": "object", "description": "AIBrix's keys: num_threads, part_threshold, part_chunksize, "
+                                      "allow_file_suffix, force_download, hf_token, hf_endpoint, hf_revision, ak, sk, endpoint, region ..."}}},
+        "ModelStatusCard": {"type": "object", "required": ["model_name", "model_root_path", "source", "model_status"], "properties": {
+            "model_name": {"type": "string"}, "model_root_path": {"type": "string"}, "source": {"type": "string"},
+            "model_status": {"type": "string", "enum": ["not_exist", "downloading", "downloaded", "no_operation", "unknown"]},
+            "download_id": {"type": "string"}}},
+        "ModelStatusList": {"type": "object", "required": ["object", "data"],
+                            "properties": {"object": {"type": "string"}, "data": {"type": "array", "items": ref("ModelStatusCard")}}},
+        "Download": {"type": "object", "required": ["id", "source", "kind", "model_name", "local_path", "state", "bytes_done",
+                                                    "bytes_total", "files_done", "files_total", "bytes_per_second", "created_at"],
+                     "properties": {
+                         "id": {"type": "string"}, "source": {"type": "string"}, "kind": {"type": "string"},
+                         "model_name": {"type": "string"}, "local_path": {"type": "string"},
+                         "state": {"type": "string", "enum": ["queued", "listing", "downloading", "verifying", "completed", "failed", "cancelled"]},
+                         "bytes_done": {"type": "integer"}, "bytes_total": {"type": "integer"}, "files_done": {"type": "integer"},
+                         "files_total": {"type": "integer"}, "bytes_per_second": {"type": "integer"},
+                         "error": {"type": "string"}, "error_kind": {"type": "string"},
+                         "created_at": {"type": "string"}, "finished_at": {"type": "string"}}},
+        "DownloadList": {"type": "object", "required": ["object", "data"],
+                         "properties": {"object": {"type": "string"}, "data": {"type": "array", "items": ref("Download")}}},
         "CompatUnload": {"type": "object", "required": ["lora_name"], "additionalProperties": False,
                          "properties": {"lora_name": name, "cleanup_local": {"type": "boolean"}, "lora_int_id": {"type": "integer"}}},
         "UnloadResult": {"type": "object", "required": ["status", "message"],

@@ -23,11 +23,19 @@ import Testing
     func schemathesisFindsNoServerErrorAndNoMismatch(flavor: String) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.schemathesis), "schemathesis missing: run scripts/setup.sh")
         let engine = try ServerProcess.simulator(flavor)
-        let runtime = try ServerProcess.runtime(for: engine, flavor: flavor)
-        let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-        // schemathesis keeps a cache in its working directory: not in the checkout.
+        // schemathesis also asks for downloads: they stay in a scratch directory and on loopback.
         let scratch = try TemporaryDirectory()
         defer { scratch.remove() }
+        let dead = "http://127.0.0.1:9"
+        let runtime = try ServerProcess.runtime(
+            for: engine, flavor: flavor,
+            environment: [
+                "DOWNLOADER_LOCAL_DIR": scratch.path + "/models", "ENGINE_RUNTIME_ADAPTER_DIR": scratch.path + "/adapters",
+                "ENGINE_RUNTIME_SECRETS_DIR": scratch.path + "/secrets", "DOWNLOADER_ALLOWED_HOSTS": "127.0.0.1",
+                "HF_ENDPOINT": dead, "AWS_ENDPOINT_URL": dead, "TOS_ENDPOINT": dead, "GCS_ENDPOINT": dead,
+            ])
+        let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+        // schemathesis keeps a cache in its working directory: not in the checkout.
         let result = try Program.run(
             Self.schemathesis,
             [

@@ -11,6 +11,14 @@ struct ArtifactPlanner: Sendable {
     let http: CurlHTTPClient
 
     func plan(_ source: ArtifactSource, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> DownloadPlan {
+        switch source {
+        case .huggingFace: try settings.checkHost(of: settings.huggingFace.endpoint)
+        case .objectStore(let location):
+            let client = try ObjectStoreClient(flavor: location.flavor, credentials: settings.objectStore(location.flavor), http: http)
+            try settings.checkHost(of: client.url(bucket: location.bucket, key: ""))
+        case .http(let url): try settings.checkHost(of: url)
+        case .local: break
+        }
         var plan: DownloadPlan
         switch source {
         case .huggingFace(let repository, let revision):

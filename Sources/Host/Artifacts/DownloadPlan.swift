@@ -105,3 +105,16 @@ enum URIEncoding {
         return String(validating: bytes, as: UTF8.self) ?? text
     }
 }
+
+/// Pieces of http(s) URLs.
+enum URLParts {
+    /// The host of `url` (brackets kept for IPv6), without user info or port.
+    static func host(of url: String) -> String {
+        let afterScheme = url.split(separator: "://", maxSplits: 1).last ?? ""
+        var authority = afterScheme.split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+        authority = String(authority.split(separator: "?", maxSplits: 1).first ?? "")
+        if let at = authority.lastIndex(of: "@") { authority = String(authority[authority.index(after: at)...]) }
+        if authority.hasPrefix("[") { return String(authority.split(separator: "]").first ?? "") + "]" }
+        return String(authority.split(separator: ":").first ?? "")
+    }
+}

@@ -16,6 +16,10 @@ public struct DownloadSettings: Sendable, Equatable {
     public var stallTimeoutSeconds = 30
     /// Attempts per part, the first included.
     public var maxAttempts = 5
+    /// Hosts sources may be fetched from (`DOWNLOADER_ALLOWED_HOSTS`: `name`, or `.suffix` for a
+    /// domain and its subdomains); empty allows any. Guards against requests that point the
+    /// sidecar at internal services.
+    public var allowedHosts: [String] = []
     public var huggingFace = HuggingFaceSettings()
     public var s3 = ObjectStoreCredentials(region: "us-east-1")
     public var tos = ObjectStoreCredentials(region: "")
@@ -69,6 +73,7 @@ public struct DownloadSettings: Sendable, Equatable {
         }
         if let raw = value("DOWNLOADER_MAX_ATTEMPTS") { settings.maxAttempts = try integer(raw, name: "DOWNLOADER_MAX_ATTEMPTS", in: 1...20) }
 
+        if let raw = value("DOWNLOADER_ALLOWED_HOSTS") { settings.allowedHosts = suffixList(raw).map { $0.lowercased() } }
         if let endpoint = value("HF_ENDPOINT") { settings.huggingFace.endpoint = try baseURL(endpoint, name: "HF_ENDPOINT") }
         settings.huggingFace.token = value("HF_TOKEN") ?? value("HUGGING_FACE_HUB_TOKEN")
         settings.huggingFace.revision = value("HF_REVISION")
@@ -201,6 +206,18 @@ public struct DownloadSettings: Sendable, Equatable {
         case .s3: s3
         case .tos: tos
         case .gcs: gcs
+        }
+    }
+
+    /// Refuses `url` when an allow-list is set and its host is not on it.
+    func checkHost(of url: String) throws(ArtifactError) {
+        guard !allowedHosts.isEmpty else { return }
+        let host = URLParts.host(of: url).lowercased()
+        let allowed = allowedHosts.contains { entry in
+            entry.hasPrefix(".") ? host.hasSuffix(entry) || host == entry.dropFirst() : host == entry
+        }
+        guard allowed else {
+            throw ArtifactError(.permissionDenied, "host \"\(host)\" is not in DOWNLOADER_ALLOWED_HOSTS")
         }
     }
 

@@ -56,18 +56,11 @@ struct ObjectStoreClient: Sendable {
         case "virtual": return true
         default:
             // Dots break TLS for virtual hosts; IP addresses and localhost have no bucket DNS.
-            let host = hostOf(endpoint)
+            let host = URLParts.host(of: endpoint)
             let isIP = host.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E } || host.hasPrefix("[")
             if bucket.contains(".") || isIP || host == "localhost" { return false }
             return credentials.endpoint == nil || flavor == .tos
         }
-    }
-
-    private func hostOf(_ url: String) -> String {
-        let afterScheme = url.split(separator: "://", maxSplits: 1).last ?? ""
-        let authority = afterScheme.split(separator: "/", maxSplits: 1).first ?? ""
-        if authority.hasPrefix("[") { return String(authority.split(separator: "]").first ?? "") + "]" }
-        return String(authority.split(separator: ":").first ?? "")
     }
 
     /// The URL of `key` in `bucket` (the bucket's root when `key` is empty), plus a query.

@@ -62,6 +62,11 @@ struct ArtifactRoutes {
             Download.self, request, allowed: ["model_uri", "local_dir", "model_name", "download_extra_config"])
         do {
             let source = try ArtifactSource.parse(download.model_uri)
+            // Over the API, a local source may only be copied from inside the download roots:
+            // the caller must not be able to pull arbitrary files of the pod into view.
+            if case .local(let path) = source, (try? downloads.roots.check(path)) == nil {
+                throw ArtifactError(.permissionDenied, "a local model_uri must be inside the download roots (\(downloads.roots.all.joined(separator: ", ")))")
+            }
             let settings = try downloads.settings.applying(extraConfig: download.download_extra_config ?? [:], to: source)
             let request = DownloadManager.Request(
                 uri: download.model_uri, localDir: download.local_dir, modelName: download.model_name, settings: settings)

@@ -74,8 +74,8 @@ enum OpenAPIDocument {
             "type": "object"
           },
           "artifact_url": {
-            "description": "A local path or file:// URL (remote sources come with the download service).",
-            "pattern": "^(/|file://)",
+            "description": "hf://, huggingface://, s3://, tos://, gs://, gcs://, http(s):// (downloaded, then loaded), or a local path / file:// URL (loaded in place).",
+            "minLength": 1,
             "type": "string"
           },
           "credentials": {
@@ -161,6 +161,97 @@ enum OpenAPIDocument {
         "required": [
           "lora_name",
           "lora_path"
+        ],
+        "type": "object"
+      },
+      "Download": {
+        "properties": {
+          "bytes_done": {
+            "type": "integer"
+          },
+          "bytes_per_second": {
+            "type": "integer"
+          },
+          "bytes_total": {
+            "type": "integer"
+          },
+          "created_at": {
+            "type": "string"
+          },
+          "error": {
+            "type": "string"
+          },
+          "error_kind": {
+            "type": "string"
+          },
+          "files_done": {
+            "type": "integer"
+          },
+          "files_total": {
+            "type": "integer"
+          },
+          "finished_at": {
+            "type": "string"
+          },
+          "id": {
+            "type": "string"
+          },
+          "kind": {
+            "type": "string"
+          },
+          "local_path": {
+            "type": "string"
+          },
+          "model_name": {
+            "type": "string"
+          },
+          "source": {
+            "type": "string"
+          },
+          "state": {
+            "enum": [
+              "queued",
+              "listing",
+              "downloading",
+              "verifying",
+              "completed",
+              "failed",
+              "cancelled"
+            ],
+            "type": "string"
+          }
+        },
+        "required": [
+          "id",
+          "source",
+          "kind",
+          "model_name",
+          "local_path",
+          "state",
+          "bytes_done",
+          "bytes_total",
+          "files_done",
+          "files_total",
+          "bytes_per_second",
+          "created_at"
+        ],
+        "type": "object"
+      },
+      "DownloadList": {
+        "properties": {
+          "data": {
+            "items": {
+              "$ref": "#/components/schemas/Download"
+            },
+            "type": "array"
+          },
+          "object": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "object",
+          "data"
         ],
         "type": "object"
       },
@@ -389,6 +480,32 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "ModelDownload": {
+        "additionalProperties": false,
+        "properties": {
+          "download_extra_config": {
+            "description": "AIBrix's keys: num_threads, part_threshold, part_chunksize, allow_file_suffix, force_download, hf_token, hf_endpoint, hf_revision, ak, sk, endpoint, region ...",
+            "type": "object"
+          },
+          "local_dir": {
+            "description": "Base directory; must be inside the download roots (default DOWNLOADER_LOCAL_DIR).",
+            "type": "string"
+          },
+          "model_name": {
+            "description": "name or org/name (default: from the URI).",
+            "type": "string"
+          },
+          "model_uri": {
+            "description": "hf://org/name, org/name, s3://, tos://, gs://, gcs://, http(s)://, or a path inside the download roots.",
+            "minLength": 1,
+            "type": "string"
+          }
+        },
+        "required": [
+          "model_uri"
+        ],
+        "type": "object"
+      },
       "ModelList": {
         "properties": {
           "data": {
@@ -422,6 +539,57 @@ enum OpenAPIDocument {
           }
         },
         "required": [
+          "data"
+        ],
+        "type": "object"
+      },
+      "ModelStatusCard": {
+        "properties": {
+          "download_id": {
+            "type": "string"
+          },
+          "model_name": {
+            "type": "string"
+          },
+          "model_root_path": {
+            "type": "string"
+          },
+          "model_status": {
+            "enum": [
+              "not_exist",
+              "downloading",
+              "downloaded",
+              "no_operation",
+              "unknown"
+            ],
+            "type": "string"
+          },
+          "source": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "model_name",
+          "model_root_path",
+          "source",
+          "model_status"
+        ],
+        "type": "object"
+      },
+      "ModelStatusList": {
+        "properties": {
+          "data": {
+            "items": {
+              "$ref": "#/components/schemas/ModelStatusCard"
+            },
+            "type": "array"
+          },
+          "object": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "object",
           "data"
         ],
         "type": "object"
@@ -614,6 +782,128 @@ enum OpenAPIDocument {
         "summary": "Readiness: every engine answers its health check"
       }
     },
+    "/v1/downloads": {
+      "get": {
+        "operationId": "listDownloads",
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/DownloadList"
+                }
+              }
+            },
+            "description": "The jobs."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          }
+        },
+        "summary": "Download jobs of this process (running and recent)"
+      }
+    },
+    "/v1/downloads/{id}": {
+      "delete": {
+        "operationId": "cancelDownload",
+        "parameters": [
+          {
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Download"
+                }
+              }
+            },
+            "description": "The job as it ended."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          }
+        },
+        "summary": "Cancel a running download (partial data is kept for a resume) or forget a finished one"
+      },
+      "get": {
+        "operationId": "getDownload",
+        "parameters": [
+          {
+            "in": "path",
+            "name": "id",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Download"
+                }
+              }
+            },
+            "description": "The job."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          }
+        },
+        "summary": "One download job: state, bytes, files, rate, error"
+      }
+    },
     "/v1/drivers": {
       "get": {
         "operationId": "listDrivers",
@@ -684,7 +974,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           }
         },
         "summary": "One driver"
@@ -792,7 +1082,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -903,7 +1193,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "502": {
             "content": {
@@ -984,7 +1274,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "502": {
             "content": {
@@ -1083,7 +1373,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -1213,7 +1503,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -1324,7 +1614,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "502": {
             "content": {
@@ -1405,7 +1695,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "503": {
             "content": {
@@ -1486,7 +1776,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -1616,7 +1906,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -1746,7 +2036,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -1875,7 +2165,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -1973,7 +2263,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "502": {
             "content": {
@@ -2066,6 +2356,16 @@ enum OpenAPIDocument {
             },
             "description": "A bearer token is required (authentication is on)."
           },
+          "403": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Refused: a path outside the download roots, a host not allowed, or the source denied access."
+          },
           "404": {
             "content": {
               "application/json": {
@@ -2074,7 +2374,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -2135,6 +2435,16 @@ enum OpenAPIDocument {
               }
             },
             "description": "The engine did not answer before the deadline."
+          },
+          "507": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "No space left (or another write error) in the download directory; partial data is kept."
           }
         },
         "summary": "Load a LoRA adapter into the default engine (AIBrix-compatible)"
@@ -2192,7 +2502,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -2290,7 +2600,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "502": {
             "content": {
@@ -2376,7 +2686,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -2495,7 +2805,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -2561,6 +2871,184 @@ enum OpenAPIDocument {
         "summary": "Unload a LoRA adapter"
       }
     },
+    "/v1/model/download": {
+      "post": {
+        "description": "Answers once the file list is known: a missing repository or bucket is reported at once, the transfer goes on in the background (follow it with download_id).",
+        "operationId": "downloadModel",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/ModelDownload"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ModelStatusCard"
+                }
+              }
+            },
+            "description": "Downloading, or already downloaded."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "403": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Refused: a path outside the download roots, a host not allowed, or the source denied access."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request body is larger than the limit."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine answered with an error or garbage; its message is kept."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine did not answer before the deadline."
+          },
+          "507": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "No space left (or another write error) in the download directory; partial data is kept."
+          }
+        },
+        "summary": "Start (or join) a model download (AIBrix-compatible)"
+      }
+    },
+    "/v1/model/list": {
+      "get": {
+        "description": "local_dir comes from the query or, as AIBrix sent it, a JSON body {local_dir}.",
+        "operationId": "listDownloadedModels",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "local_dir",
+            "required": false,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ModelStatusList"
+                }
+              }
+            },
+            "description": "The models."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "403": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Refused: a path outside the download roots, a host not allowed, or the source denied access."
+          }
+        },
+        "summary": "Models under a download directory and their status (AIBrix-compatible)"
+      }
+    },
     "/v1/models": {
       "get": {
         "operationId": "listModels",
@@ -2593,7 +3081,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "502": {
             "content": {
@@ -2681,7 +3169,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -2798,7 +3286,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
@@ -2915,7 +3403,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine, adapter or route is unknown."
+            "description": "The engine, adapter, artifact or route is unknown."
           },
           "409": {
             "content": {
