@@ -111,24 +111,31 @@ struct DownloadCommand: AsyncParsableCommand {
 struct ProgressDisplay {
     let job: DownloadJob
     let isTerminal: Bool
+    let started = ProgressDisplay.now()
 
     func follow() async -> Result<ArtifactTarget, ArtifactError> {
-        let waiting = Task { await job.wait() }
-        var lastLine = UInt64(0)
-        while true {
-            let snapshot = job.snapshot
-            if snapshot.state == .completed || snapshot.state == .failed || snapshot.state == .cancelled { break }
-            let now = Self.now()
-            if isTerminal {
-                FileHandleError.writeRaw("\r\u{1B}[K" + bar(snapshot))
-            } else if now - lastLine >= 5_000_000_000 {
-                lastLine = now
-                if snapshot.files_total > 0 { FileHandleError.write(line(snapshot)) }
+        let isTerminal = self.isTerminal
+        let display = self
+        // The display runs beside the download and stops the moment it ends.
+        let printer = Task {
+            var lastLine = UInt64(0)
+            while !Task.isCancelled {
+                let snapshot = display.job.snapshot
+                let now = Self.now()
+                if isTerminal {
+                    FileHandleError.writeRaw("\r\u{1B}[K" + display.bar(snapshot))
+                } else if now - lastLine >= 5_000_000_000, snapshot.files_total > 0, lastLine > 0 || now - display.started >= 5_000_000_000 {
+                    lastLine = now
+                    FileHandleError.write(display.line(snapshot))
+                }
+                try? await Task.sleep(for: .milliseconds(200))
             }
-            try? await Task.sleep(for: .milliseconds(isTerminal ? 200 : 500))
         }
+        let result = await job.wait()
+        printer.cancel()
+        await printer.value
         if isTerminal { FileHandleError.writeRaw("\r\u{1B}[K") }
-        return await waiting.value
+        return result
     }
 
     private func fraction(_ snapshot: DownloadJob.Snapshot) -> Double {

@@ -87,7 +87,7 @@ struct ArtifactDownloader {
                 return .init(path: file.remote.relativePath, size: file.doneBytes, sha256: sha256, etag: file.remote.etag)
             },
             completed_at: Date().ISO8601Format())
-        try ArtifactStore.publish(target, files: files, manifest: manifest)
+        try ArtifactStore.publish(target, files: files, manifest: manifest, sync: settings.syncBeforePublish)
     }
 
     private func transfer(_ files: [StagedFile], access: TransferAccess, settings: DownloadSettings) throws(ArtifactError) {

@@ -200,10 +200,10 @@ enum ArtifactStore {
     }
 
     /// Makes the staged files visible under the target name in one rename. The manifest is
-    /// written first and every file is flushed to disk, so what appears is complete.
-    static func publish(_ target: ArtifactTarget, files: [StagedFile], manifest: ArtifactManifest) throws(ArtifactError) {
+    /// written first and (with `sync`) every file is flushed to disk, so what appears is complete.
+    static func publish(_ target: ArtifactTarget, files: [StagedFile], manifest: ArtifactManifest, sync: Bool) throws(ArtifactError) {
         let staged = target.stagingDirectory + "/files"
-        for file in files {
+        for file in files where sync {
             let descriptor = open(file.dataPath, O_RDONLY | O_CLOEXEC)
             if descriptor >= 0 {
                 fsync(descriptor)

@@ -16,6 +16,10 @@ public struct DownloadSettings: Sendable, Equatable {
     public var stallTimeoutSeconds = 30
     /// Attempts per part, the first included.
     public var maxAttempts = 5
+    /// Flush every file to disk before the directory is published (`DOWNLOADER_FSYNC`), so a
+    /// power loss cannot leave a published model with missing pages. Off suits volumes that do
+    /// not outlive the pod (emptyDir).
+    public var syncBeforePublish = true
     /// Hosts sources may be fetched from (`DOWNLOADER_ALLOWED_HOSTS`: `name`, or `.suffix` for a
     /// domain and its subdomains); empty allows any. Guards against requests that point the
     /// sidecar at internal services.
@@ -71,6 +75,7 @@ public struct DownloadSettings: Sendable, Equatable {
         if let raw = value("DOWNLOADER_STALL_TIMEOUT") {
             settings.stallTimeoutSeconds = try integer(raw, name: "DOWNLOADER_STALL_TIMEOUT", in: 1...3600)
         }
+        if let raw = value("DOWNLOADER_FSYNC") { settings.syncBeforePublish = try boolean(raw, name: "DOWNLOADER_FSYNC") }
         if let raw = value("DOWNLOADER_MAX_ATTEMPTS") { settings.maxAttempts = try integer(raw, name: "DOWNLOADER_MAX_ATTEMPTS", in: 1...20) }
 
         if let raw = value("DOWNLOADER_ALLOWED_HOSTS") { settings.allowedHosts = suffixList(raw).map { $0.lowercased() } }

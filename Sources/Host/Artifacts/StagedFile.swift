@@ -142,12 +142,14 @@ enum StagingDirectory {
         }
     }
 
+    /// `mkdir -p`: the common case (parent exists) costs one system call.
     static func createDirectory(_ path: String) throws(ArtifactError) {
-        var current = ""
-        for segment in path.split(separator: "/") {
-            current += "/" + segment
-            if mkdir(current, 0o755) != 0, errno != EEXIST { throw error(errno, "create the directory", current) }
+        if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
+            throw error(errno, "create the directory", path)
         }
+        try createDirectory(String(path[..<slash]))
+        if mkdir(path, 0o755) != 0, errno != EEXIST { throw error(errno, "create the directory", path) }
     }
 
     static func createParents(of path: String) throws(ArtifactError) {

@@ -126,8 +126,13 @@ final class TransferEngine {
                 lastSave = Self.now()
             }
             onTick()
+            // Refill free slots at once: curl_multi_poll sleeps its whole timeout when no
+            // transfer is running, which would cost 100 ms per batch of small files.
+            let now2 = Self.now()
+            let canStart = active.count < settings.numThreads && pending.contains { $0.notBefore <= now2 }
+            if canStart { continue }
             var ready: Int32 = 0
-            curl_multi_poll(multi, nil, 0, 100, &ready)
+            curl_multi_poll(multi, nil, 0, active.isEmpty ? 20 : 100, &ready)
         }
     }
 
@@ -206,10 +211,11 @@ final class TransferEngine {
     }
 
     /// Settles a finished attempt: nil when the part is done, a retry, or a thrown error.
-    /// A finished part's progress is saved at once, so a kill right after loses nothing of it.
+    /// A finished part of a large file is saved at once, so a kill right after loses nothing
+    /// of it; one-part files wait for the periodic save (at most a second of small files).
     private func finish(_ attempt: Attempt, code: CURLcode) throws(ArtifactError) -> Pending? {
         let retry = try settle(attempt, code: code)
-        try attempt.file.saveIfChanged()
+        if attempt.file.parts.count > 1 { try attempt.file.saveIfChanged() }
         return retry
     }
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Download throughput of `engine-runtime download` against curl, from the same nginx on loopback.
+
+Usage: scripts/bench_download.py [--build .build/release] [--big-mib 1024] [--small 200]
+                                 [--small-kib 256] [--rounds 3]
+
+Serves one large file and a Hugging Face-style mirror of many small files from nginx (a
+temporary directory, loopback only), then, round by round so both see the same machine noise:
+  - big file:    curl -o (one stream)          vs engine-runtime download (ranged parts)
+  - small files: curl --parallel (32 at once)  vs engine-runtime download hf://bench/many
+Prints the median MB/s of each, the ratio, and engine-runtime's peak RSS (ru_maxrss).
+engine-runtime also flushes each file to disk (fsync) before publishing; curl does not.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nginx(directory, port):
+    os.makedirs(f"{directory}/tmp", exist_ok=True)
+    conf = f"""
+daemon off; worker_processes 2; error_log {directory}/error.log; pid {directory}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; sendfile on; tcp_nopush on;
+  client_body_temp_path {directory}/tmp; proxy_temp_path {directory}/tmp; fastcgi_temp_path {directory}/tmp;
+  uwsgi_temp_path {directory}/tmp; scgi_temp_path {directory}/tmp;
+  server {{
+    listen 127.0.0.1:{port}; root {directory}/www;
+    location /api/ {{ default_type application/json; }}
+    location / {{ rewrite ^/([^/]+)/([^/]+)/resolve/[^/]+/(.*)$ /repos/$1/$2/$3 break; }}
+  }}
+}}"""
+    with open(f"{directory}/nginx.conf", "w") as f:
+        f.write(conf)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen([nginx, "-c", f"{directory}/nginx.conf", "-p", directory, "-e", f"{directory}/error.log"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    sys.exit("nginx did not start")
+
+
+def run(command, env=None):
+    """Runs a command; returns (seconds, peak RSS in MiB of the child)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        sys.exit(f"{command[0]} failed ({status}): {process.stderr.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default=os.path.join(ROOT, ".build/release"))
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--small-kib", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    binary = os.path.join(args.build, "engine-runtime")
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"{binary} missing: swift build -c release")
+
+    work = tempfile.mkdtemp(prefix="bench-download-")
+    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
+    try:
+        www = f"{work}/www"
+        os.makedirs(f"{www}/files")
+        with open(f"{www}/files/big.bin", "wb") as f:
+            for _ in range(args.big_mib):
+                f.write(os.urandom(1 << 20))
+        siblings = []
+        os.makedirs(f"{www}/repos/bench/many")
+        for i in range(args.small):
+            name = f"shard-{i:04d}.bin"
+            with open(f"{www}/repos/bench/many/{name}", "wb") as f:
+                f.write(os.urandom(args.small_kib << 10))
+            siblings.append({"rfilename": name, "size": args.small_kib << 10})
+        os.makedirs(f"{www}/api/models/bench/many/revision")
+        with open(f"{www}/api/models/bench/many/revision/main", "w") as f:
+            json.dump({"sha": "0" * 40, "siblings": siblings}, f)
+        port = free_port()
+        nginx = start_nginx(work, port)
+        base = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "AWS_"))}
+        env["HF_ENDPOINT"] = base
+        urls = f"{work}/urls.txt"
+        with open(urls, "w") as f:
+            for sibling in siblings:
+                f.write(f'url = "{base}/bench/many/resolve/main/{sibling["rfilename"]}"\noutput = "{work}/curl-small/{sibling["rfilename"]}"\n')
+
+        results = {"big_curl": [], "big_ours": [], "small_curl": [], "small_ours": []}
+        peak = {"big": 0.0, "small": 0.0}
+        big_bytes = args.big_mib << 20
+        small_bytes = args.small * (args.small_kib << 10)
+        for round_number in range(args.rounds):
+            for directory in ("curl-big", "curl-small", "ours"):
+                shutil.rmtree(f"{work}/{directory}", ignore_errors=True)
+                os.makedirs(f"{work}/{directory}")
+            seconds, _ = run(["curl", "-fsS", "-o", f"{work}/curl-big/big.bin", f"{base}/files/big.bin"])
+            results["big_curl"].append(big_bytes / seconds / 1e6)
+            seconds, rss = run([binary, "download", "--model-uri", f"{base}/files/big.bin", "--local-dir", f"{work}/ours",
+                                "--model-name", "big", "--log-level", "error"], env)
+            results["big_ours"].append(big_bytes / seconds / 1e6)
+            peak["big"] = max(peak["big"], rss)
+            seconds, _ = run(["curl", "-fsS", "--parallel", "--parallel-max", "32", "--config", urls])
+            results["small_curl"].append(small_bytes / seconds / 1e6)
+            seconds, rss = run([binary, "download", "--model-uri", "hf://bench/many", "--local-dir", f"{work}/ours",
+                                "--log-level", "error"], env)
+            results["small_ours"].append(small_bytes / seconds / 1e6)
+            peak["small"] = max(peak["small"], rss)
+            print(f"round {round_number + 1}: " + ", ".join(f"{k} {v[-1]:.0f} MB/s" for k, v in results.items()), flush=True)
+        nginx.terminate()
+
+        median = {k: statistics.median(v) for k, v in results.items()}
+        print()
+        print(f"one {args.big_mib} MiB file:   curl {median['big_curl']:.0f} MB/s, engine-runtime {median['big_ours']:.0f} MB/s "
+              f"({median['big_ours'] / median['big_curl']:.2f}x curl), peak RSS {peak['big']:.1f} MiB")
+        print(f"{args.small} files of {args.small_kib} KiB: curl --parallel {median['small_curl']:.0f} MB/s, "
+              f"engine-runtime {median['small_ours']:.0f} MB/s ({median['small_ours'] / median['small_curl']:.2f}x curl), "
+              f"peak RSS {peak['small']:.1f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
