@@ -9,7 +9,8 @@ temporary directory, loopback only), then, round by round so both see the same m
   - big file:    curl -o (one stream)          vs engine-runtime download (ranged parts)
   - small files: curl --parallel (32 at once)  vs engine-runtime download hf://bench/many
 Prints the median MB/s of each, the ratio, and engine-runtime's peak RSS (ru_maxrss).
-engine-runtime also flushes each file to disk (fsync) before publishing; curl does not.
+engine-runtime also flushes each file to disk (fsync) before publishing; curl does not
+(DOWNLOADER_FSYNC=0 in the environment turns that off for a like-for-like run).
 """
 import argparse
 import json
@@ -63,7 +64,9 @@ http {{
 
 
 def run(command, env=None):
-    """Runs a command; returns (seconds, peak RSS in MiB of the child)."""
+    """Runs a command; returns (seconds, peak RSS in MiB of the child). Dirty pages are
+    flushed first, so neither side pays for the other's writeback."""
+    os.sync()
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(process.pid, 0)
@@ -137,11 +140,15 @@ def main():
         nginx.terminate()
 
         median = {k: statistics.median(v) for k, v in results.items()}
+        # The ratio of each round (both sides measured back to back), then its median: the
+        # machine's noise between rounds cancels out.
+        ratio = {kind: statistics.median(o / c for o, c in zip(results[f"{kind}_ours"], results[f"{kind}_curl"]))
+                 for kind in ("big", "small")}
         print()
         print(f"one {args.big_mib} MiB file:   curl {median['big_curl']:.0f} MB/s, engine-runtime {median['big_ours']:.0f} MB/s "
-              f"({median['big_ours'] / median['big_curl']:.2f}x curl), peak RSS {peak['big']:.1f} MiB")
+              f"(median per-round ratio {ratio['big']:.2f}x curl), peak RSS {peak['big']:.1f} MiB")
         print(f"{args.small} files of {args.small_kib} KiB: curl --parallel {median['small_curl']:.0f} MB/s, "
-              f"engine-runtime {median['small_ours']:.0f} MB/s ({median['small_ours'] / median['small_curl']:.2f}x curl), "
+              f"engine-runtime {median['small_ours']:.0f} MB/s (median per-round ratio {ratio['small']:.2f}x curl), "
               f"peak RSS {peak['small']:.1f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
