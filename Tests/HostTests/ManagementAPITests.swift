@@ -223,7 +223,8 @@ import Testing
             (#"{"lora_name":"a"}"#, 400, "missing field \"lora_path\""),
             (#"{"lora_name":5,"lora_path":"/tmp"}"#, 400, "\"lora_name\" must be a string"),
             (#"{"lora_name":"a","lora_path":"/tmp","artifact_url":"/tmp"}"#, 400, "not both"),
-            (#"{"lora_name":"a","artifact_url":"s3://bucket/a"}"#, 501, "scheme \"s3\""),
+            (#"{"lora_name":"a","artifact_url":"ftp://host/a"}"#, 400, "unsupported artifact URI scheme \"ftp\""),
+            (#"{"lora_name":"a","artifact_url":"s3://bucket/a","credentials_secret":"../etc"}"#, 400, "Kubernetes secret name"),
             ("{\"lora_name\":\"a\",\"lora_path\":\"" + String(repeating: "x", count: 5000) + "\"}", 413, "larger than 4096 bytes"),
         ]
         for (body, status, message) in cases {
