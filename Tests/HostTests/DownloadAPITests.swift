@@ -37,8 +37,8 @@ struct DownloadAPITests {
     }
 
     @Test func modelDownloadListJobsAndErrors() async throws {
-        let moto = try MotoServer()
-        try moto.python(
+        let moto = try await MotoServer.start()
+        try await moto.populate(
             """
             s3.create_bucket(Bucket="models")
             s3.put_object(Bucket="models", Key="qwen/config.json", Body=b'{"model_type": "qwen2"}')
@@ -97,7 +97,10 @@ struct DownloadAPITests {
     }
 
     @Test func cancelKeepsPartialDataAndASecondRequestResumes() async throws {
-        let nginx = try NginxServer(rate: "256k")
+        // Each request gets its first MiB at full speed, then crawls: the first download is
+        // stuck half-way for as long as the test needs, and the resumed one (from 1 MiB on)
+        // finishes at once.
+        let nginx = try await NginxServer.start(rate: "1k", rateAfter: "1m")
         let content = DownloadCLITests.randomBytes(2 << 20)
         try nginx.put("files/slow.bin", content)
         let directory = try TemporaryDirectory()
@@ -107,7 +110,12 @@ struct DownloadAPITests {
         let body = #"{"model_uri":"\#(nginx.baseURL)/files/slow.bin","model_name":"slow"}"#
         let card = try JSONDecoder().decode(Card.self, from: Data(try await runtime.post("/v1/model/download", body).body))
         let id = try #require(card.download_id)
-        try await Task.sleep(for: .milliseconds(1500))
+        _ = try await Self.waitForJob(runtime, id, until: ["downloading"])
+        for _ in 0..<100 {
+            let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(try await runtime.get("/v1/downloads/\(id)").body))
+            if snapshot.bytes_done >= 1 << 20 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let cancelled = try await runtime.request("DELETE", "/v1/downloads/\(id)")
         #expect(cancelled.status == 200)
         let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(cancelled.body))
@@ -125,8 +133,8 @@ struct DownloadAPITests {
     }
 
     @Test func loraArtifactWithASecretThenUnloadCleansUp() async throws {
-        let moto = try MotoServer()
-        try moto.python(
+        let moto = try await MotoServer.start()
+        try await moto.populate(
             """
             s3.create_bucket(Bucket="models")
             s3.put_object(Bucket="models", Key="adapters/sql/adapter_config.json", Body=b'{"r": 8}')
@@ -171,7 +179,7 @@ struct DownloadAPITests {
     }
 
     @Test func concurrentLoadsOfOneArtifactShareOneDownload() async throws {
-        let nginx = try NginxServer(rate: "1m")
+        let nginx = try await NginxServer.start(rate: "1m")
         try nginx.put("adapters/a1/adapter.bin", DownloadCLITests.randomBytes(1 << 20))
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -28,13 +28,14 @@ struct DownloadCLITests {
         }
     }
 
-    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> Process {
+    static func start(_ arguments: [String], environment: [String: String] = [:], log: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestPaths.binary)
         process.arguments = ["download"] + arguments + ["--log-level", "warning"]
         process.environment = Self.environment(environment)
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try process.run()
         return process
     }
@@ -53,15 +54,21 @@ struct DownloadCLITests {
 
     /// Starts a download, and kills it (SIGKILL) once `statePath` records `bytes` done.
     static func killMidway(_ arguments: [String], statePath: String, bytes: Int64, environment: [String: String] = [:]) async throws -> [SavedPart] {
-        let process = try start(arguments, environment: environment)
-        var done: Int64 = 0
-        for _ in 0..<400 where done < bytes && process.isRunning {
-            try await Task.sleep(for: .milliseconds(25))
-            done = savedParts(statePath).reduce(0) { $0 + $1.done }
+        let log = NSTemporaryDirectory() + "/download-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let process = try start(arguments, environment: environment, log: log)
+        // Watched from a thread of its own, so a busy concurrency pool cannot make it late.
+        try await TestThreadPool.shared.runIfActive {
+            var done: Int64 = 0
+            for _ in 0..<800 where done < bytes && process.isRunning {
+                usleep(25_000)
+                done = savedParts(statePath).reduce(0) { $0 + $1.done }
+            }
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
         }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal, "the download finished before it could be killed")
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(process.terminationReason == .uncaughtSignal, "the download ended before it could be killed: \(output)")
         return savedParts(statePath)
     }
 
@@ -82,7 +89,7 @@ struct DownloadCLITests {
     @Test func killedDownloadResumesWithoutFetchingFinishedRangesAgain() async throws {
         // 4 connections at 256 KB/s: the download takes 8 s, so the kill lands mid-way even
         // on a loaded machine.
-        let nginx = try NginxServer(rate: "256k")
+        let nginx = try await NginxServer.start(rate: "256k")
         let content = Self.randomBytes(8 << 20)
         try nginx.put("files/model.bin", content)
         let local = try TemporaryDirectory()
@@ -119,7 +126,7 @@ struct DownloadCLITests {
     }
 
     @Test func httpErrorsEndWithOneClearLine() async throws {
-        let nginx = try NginxServer()
+        let nginx = try await NginxServer.start()
         let local = try TemporaryDirectory()
         defer { local.remove() }
         let forbidden = try await Self.download(["--model-uri", nginx.baseURL + "/forbidden/x.bin", "--local-dir", local.path])
@@ -138,7 +145,7 @@ struct DownloadCLITests {
     }
 
     @Test func aWriteFailureIsReportedAndTheDownloadResumesLater() async throws {
-        let nginx = try NginxServer()
+        let nginx = try await NginxServer.start()
         let content = Self.randomBytes(3 << 20)
         try nginx.put("files/w.bin", content)
         let local = try TemporaryDirectory()
@@ -161,7 +168,7 @@ struct DownloadCLITests {
     // MARK: Hugging Face
 
     @Test func huggingFaceMirrorWithVerificationAndACorruptedByteRefetched() async throws {
-        let nginx = try NginxServer(rate: "256k")
+        let nginx = try await NginxServer.start(rate: "256k")
         let weights = Self.randomBytes(6 << 20)
         let config = Array(#"{"architectures":["LlamaForCausalLM"]}"#.utf8)
         let vocab = Array("hello\nworld\n".utf8)
@@ -217,8 +224,8 @@ struct DownloadCLITests {
     // MARK: Object stores
 
     @Test func objectStoresListPagesNestedKeysBigFilesAndEveryForm() async throws {
-        let moto = try MotoServer()
-        try moto.python(
+        let moto = try await MotoServer.start()
+        try await moto.populate(
             """
             s3.create_bucket(Bucket="models")
             for i in range(1050):

@@ -18,7 +18,7 @@ struct ArtifactDownloader {
                 "download finished",
                 metadata: [
                     "id": "\(job.id)", "source": "\(job.displayURI)", "path": "\(job.target.path)", "files": "\(snapshot.files_total)",
-                    "bytes": "\(snapshot.bytes_total)", "seconds": "\(Int(seconds * 1000) / 1000)",
+                    "bytes": "\(snapshot.bytes_total)", "milliseconds": "\(Int(seconds * 1000))",
                 ])
             return .success(())
         } catch {

@@ -24,6 +24,27 @@ func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// Starts a server that must be told its port: picks a free one, and tries again with another
+/// when the server exits at once (another test took the port between the check and the bind;
+/// without this, the test would talk to whatever took it).
+func startOnFreePort(name: String, log: () -> String, _ launch: (Int) throws -> Process) throws -> (Int, Process) {
+    var lastError: any Error = ServerProcess.StartError(log: "\(name) did not start")
+    for _ in 0..<5 {
+        let port = try freeLoopbackPort()
+        let process = try launch(port)
+        do {
+            try waitForListener(port: port, process: process, name: name, log: log)
+            Thread.sleep(forTimeInterval: 0.2)
+            if process.isRunning { return (port, process) }
+        } catch {
+            lastError = error
+        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+    throw lastError
+}
+
 /// Waits until something accepts TCP connections on `port`.
 func waitForListener(port: Int, process: Process, name: String, log: () -> String) throws {
     let deadline = Date().addingTimeInterval(30)
@@ -55,14 +76,27 @@ final class NginxServer: @unchecked Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var accessLog: String { directory.path + "/access.log" }
 
-    /// `rate` limits each connection ("2m" is 2 MB/s). Hugging Face mirror paths are served
+    /// `rate` limits each request ("2m" is 2 MB/s), after its first `rateAfter` bytes when given. Hugging Face mirror paths are served
     /// from `www/repos/<org>/<name>/...`; `.safetensors` files redirect like the Hub's LFS.
-    init(rate: String? = nil) throws {
+    init(rate: String? = nil, rateAfter: String? = nil) throws {
         directory = try TemporaryDirectory()
-        port = try freeLoopbackPort()
         try FileManager.default.createDirectory(atPath: directory.path + "/www", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: directory.path + "/tmp", withIntermediateDirectories: true)
-        let config = """
+        let directory = self.directory
+        (port, process) = try startOnFreePort(name: "nginx", log: { (try? String(contentsOfFile: directory.path + "/error.log", encoding: .utf8)) ?? "" }) { port in
+            try Self.configuration(directory: directory, port: port, rate: rate, rateAfter: rateAfter).write(toFile: directory.path + "/nginx.conf", atomically: true, encoding: .utf8)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.executable)
+            process.arguments = ["-c", directory.path + "/nginx.conf", "-p", directory.path, "-e", directory.path + "/error.log"]
+            process.standardError = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+    }
+
+    private static func configuration(directory: TemporaryDirectory, port: Int, rate: String?, rateAfter: String?) -> String {
+        """
             daemon off;
             worker_processes 1;
             error_log \(directory.path)/error.log;
@@ -80,6 +114,7 @@ final class NginxServer: @unchecked Sendable {
                 listen 127.0.0.1:\(port);
                 root \(directory.path)/www;
                 \(rate.map { "limit_rate \($0);" } ?? "")
+                \(rateAfter.map { "limit_rate_after \($0);" } ?? "")
                 location /forbidden/ { return 403; }
                 location /api/ { default_type application/json; }
                 location /lfs/ { rewrite ^/lfs/(.*)$ /repos/$1 break; }
@@ -90,15 +125,11 @@ final class NginxServer: @unchecked Sendable {
               }
             }
             """
-        try config.write(toFile: directory.path + "/nginx.conf", atomically: true, encoding: .utf8)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = ["-c", directory.path + "/nginx.conf", "-p", directory.path, "-e", directory.path + "/error.log"]
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let errorLog = directory.path + "/error.log"
-        try waitForListener(port: port, process: process, name: "nginx") { (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? "" }
+    }
+
+    /// Starts one on the test thread pool: starting blocks, and the concurrency pool must not.
+    static func start(rate: String? = nil, rateAfter: String? = nil) async throws -> NginxServer {
+        try await TestThreadPool.shared.runIfActive { try NginxServer(rate: rate, rateAfter: rateAfter) }
     }
 
     static let executable = ["/usr/sbin/nginx", "/usr/bin/nginx"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "nginx"
@@ -156,17 +187,28 @@ final class MotoServer: @unchecked Sendable {
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
     init() throws {
-        port = try freeLoopbackPort()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.venv + "/moto_server")
-        process.arguments = ["-H", "127.0.0.1", "-p", "\(port)"]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
         let log = self.log
-        errors.fileHandleForReading.readabilityHandler = { handle in log.append(String(decoding: handle.availableData, as: UTF8.self)) }
-        try process.run()
-        try waitForListener(port: port, process: process, name: "moto_server") { log.text }
+        (port, process) = try startOnFreePort(name: "moto_server", log: { log.text }) { port in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.venv + "/moto_server")
+            process.arguments = ["-H", "127.0.0.1", "-p", "\(port)"]
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            errors.fileHandleForReading.readabilityHandler = { handle in log.append(String(decoding: handle.availableData, as: UTF8.self)) }
+            try process.run()
+            return process
+        }
+    }
+
+    /// Starts one on the test thread pool: starting blocks, and the concurrency pool must not.
+    static func start() async throws -> MotoServer {
+        try await TestThreadPool.shared.runIfActive { try MotoServer() }
+    }
+
+    /// `python(script)` on the test thread pool.
+    func populate(_ script: String) async throws {
+        try await TestThreadPool.shared.runIfActive { try self.python(script) }
     }
 
     /// Runs a Python script with `s3` bound to a boto3 client of this server.
