@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// Model downloads: AIBrix's `/v1/model/download` and `/v1/model/list`, and the download
 /// jobs API (`/v1/downloads`) for progress and cancellation.
@@ -132,20 +133,25 @@ extension APIError {
     }
 }
 
-/// Runs `body`, giving up waiting after `timeout` (the work itself is not cancelled).
-/// Returns whether it finished in time.
+/// Runs `body`, giving up waiting after `timeout`; `body` itself goes on (a task group would
+/// wait for it, since waiting on a job does not end on cancellation). Returns whether it
+/// finished in time.
 func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async -> Void) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-        group.addTask {
-            await body()
-            return true
-        }
-        group.addTask {
+    final class FirstAnswer: Sendable {
+        let continuation: Mutex<CheckedContinuation<Bool, Never>?>
+        init(_ continuation: CheckedContinuation<Bool, Never>) { self.continuation = Mutex(continuation) }
+        func resume(_ value: Bool) { continuation.withLock { $0.take() }?.resume(returning: value) }
+    }
+    return await withCheckedContinuation { continuation in
+        let answer = FirstAnswer(continuation)
+        let timer = Task {
             try? await Task.sleep(for: timeout)
-            return false
+            answer.resume(false)
         }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
+        Task {
+            await body()
+            timer.cancel()
+            answer.resume(true)
+        }
     }
 }
