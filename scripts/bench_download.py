@@ -90,6 +90,7 @@ def main():
 
     work = tempfile.mkdtemp(prefix="bench-download-")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
+    nginx = None
     try:
         www = f"{work}/www"
         os.makedirs(f"{www}/files")
@@ -137,7 +138,6 @@ def main():
             results["small_ours"].append(small_bytes / seconds / 1e6)
             peak["small"] = max(peak["small"], rss)
             print(f"round {round_number + 1}: " + ", ".join(f"{k} {v[-1]:.0f} MB/s" for k, v in results.items()), flush=True)
-        nginx.terminate()
 
         median = {k: statistics.median(v) for k, v in results.items()}
         # The ratio of each round (both sides measured back to back), then its median: the
@@ -151,6 +151,9 @@ def main():
               f"engine-runtime {median['small_ours']:.0f} MB/s (median per-round ratio {ratio['small']:.2f}x curl), "
               f"peak RSS {peak['small']:.1f} MiB")
     finally:
+        if nginx:
+            nginx.terminate()
+            nginx.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
