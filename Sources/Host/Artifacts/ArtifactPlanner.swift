@@ -61,7 +61,7 @@ struct ArtifactPlanner: Sendable {
         if let token = settings.huggingFace.token { access.headers.append("Authorization: Bearer \(token)") }
         let encodedRevision = URIEncoding.encode(revision, keepSlash: false)
         let apiURL = "\(endpoint)/api/models/\(repository)/revision/\(encodedRevision)?blobs=true"
-        let response = try get(apiURL, access: access, what: "Hugging Face repository \(repository)", isCancelled: isCancelled)
+        let response = try send("GET", apiURL, access: access, what: "Hugging Face repository \(repository)", isCancelled: isCancelled)
         switch response.status {
         case 200: break
         case 401, 403:
@@ -146,9 +146,7 @@ struct ArtifactPlanner: Sendable {
                 access: access)
         case 405, 501:  // no HEAD: fetch it in one piece
             return DownloadPlan(files: [RemoteFile(relativePath: fileName, url: url, size: nil, digest: nil, etag: nil, acceptsRanges: false)], access: access)
-        case 401, 403: throw ArtifactError(.permissionDenied, "\(CurlHTTPClient.redacted(url)) answered HTTP \(head.status)")
-        case 404, 410: throw ArtifactError(.notFound, "\(CurlHTTPClient.redacted(url)) was not found (HTTP \(head.status))")
-        default: throw ArtifactError(.upstream, "\(CurlHTTPClient.redacted(url)) answered HTTP \(head.status)")
+        default: throw ArtifactError.httpAnswer(head.status, body: head.body, what: CurlHTTPClient.redacted(url)).error
         }
     }
 
@@ -184,22 +182,11 @@ struct ArtifactPlanner: Sendable {
 
     // MARK: Requests
 
-    private func get(_ url: String, access: TransferAccess, what: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError)
-        -> HTTPClientResponse
-    {
-        try send("GET", url, access: access, what: what, isCancelled: isCancelled)
-    }
-
     private func send(_ method: String, _ url: String, access: TransferAccess, what: String, isCancelled: @escaping @Sendable () -> Bool)
         throws(ArtifactError) -> HTTPClientResponse
     {
-        let request = HTTPClientRequest(
-            method: method, url: url, headers: access.headers, timeout: .seconds(Int64(max(10, settings.stallTimeoutSeconds))),
-            idempotent: true, maxResponseBytes: 64 << 20, followRedirects: access.followRedirects, signing: access.signing)
-        switch http.perform(request, isCancelled: isCancelled) {
-        case .success(let response): return response
-        case .failure(let error):
-            throw ArtifactError(error.status == .timeout ? .timeout : error.status == .cancelled ? .cancelled : .upstream, "\(what): \(error.message)")
-        }
+        try http.send(
+            method, url, access: access, timeoutSeconds: Int64(max(10, settings.stallTimeoutSeconds)), maxResponseBytes: 64 << 20,
+            what: what, isCancelled: isCancelled)
     }
 }

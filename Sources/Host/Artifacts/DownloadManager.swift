@@ -102,10 +102,11 @@ public final class DownloadManager: Sendable {
     /// Artifacts under `localDir` (checked against the roots) with their status.
     public func list(localDir: String) throws(ArtifactError) -> [(target: ArtifactTarget, status: ModelDownloadStatus, kind: String?)] {
         let directory = try roots.check(localDir)
+        let jobs = allJobs
         var targets = Set(ArtifactStore.artifacts(in: directory))
-        for job in allJobs where job.target.localDir == directory { targets.insert(job.target) }
+        for job in jobs where job.target.localDir == directory { targets.insert(job.target) }
         return targets.sorted { $0.modelName < $1.modelName }.map { target in
-            let kind = ArtifactManifest.load(target)?.kind ?? allJobs.last { $0.target == target }?.source.kind
+            let kind = ArtifactManifest.load(target)?.kind ?? jobs.last { $0.target == target }?.source.kind
             return (target, status(of: target), kind)
         }
     }

@@ -51,6 +51,25 @@ struct TransferAccess: Sendable {
     var protocols = "http,https"
 }
 
+extension CurlHTTPClient {
+    /// One metadata request to a source (a listing, a HEAD), with `access` applied and a
+    /// transport failure turned into an ArtifactError about `what`.
+    func send(
+        _ method: String, _ url: String, access: TransferAccess, timeoutSeconds: Int64, maxResponseBytes: Int, what: String,
+        isCancelled: @escaping @Sendable () -> Bool
+    ) throws(ArtifactError) -> HTTPClientResponse {
+        let request = HTTPClientRequest(
+            method: method, url: url, headers: access.headers, timeout: .seconds(timeoutSeconds), idempotent: true,
+            maxResponseBytes: maxResponseBytes, followRedirects: access.followRedirects, signing: access.signing)
+        switch perform(request, isCancelled: isCancelled) {
+        case .success(let response): return response
+        case .failure(let error):
+            let kind: ArtifactError.Kind = error.status == .timeout ? .timeout : error.status == .cancelled ? .cancelled : .upstream
+            throw ArtifactError(kind, "\(what): \(error.message)")
+        }
+    }
+}
+
 /// Relative paths that come from a source (object keys, repository file names): nothing in
 /// them may lead outside the directory they are written under.
 enum SafeRelativePath {

@@ -89,7 +89,7 @@ struct ObjectStoreClient: Sendable {
             if !prefix.isEmpty { query.append("prefix=" + URIEncoding.encode(prefix, keepSlash: false)) }
             let response = try send("GET", url(bucket: bucket, key: "", query: query.joined(separator: "&")), what: "listing s3://\(bucket)/\(prefix)", isCancelled: isCancelled)
             guard response.status == 200 else {
-                throw Self.error(response, what: "listing \(flavor.rawValue)://\(bucket)/\(prefix)")
+                throw ArtifactError.httpAnswer(response.status, body: response.body, what: "listing \(flavor.rawValue)://\(bucket)/\(prefix)").error
             }
             let page = try ListBucketResult.parse(response.body)
             objects += page.objects
@@ -105,7 +105,9 @@ struct ObjectStoreClient: Sendable {
     func head(bucket: String, key: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> Object? {
         let response = try send("HEAD", url(bucket: bucket, key: key), what: "HEAD \(key)", isCancelled: isCancelled)
         if response.status == 404 { return nil }
-        guard response.status == 200 else { throw Self.error(response, what: "\(flavor.rawValue)://\(bucket)/\(key)") }
+        guard response.status == 200 else {
+            throw ArtifactError.httpAnswer(response.status, body: response.body, what: "\(flavor.rawValue)://\(bucket)/\(key)").error
+        }
         guard let length = response.headers["content-length"].flatMap({ Int64($0) }) else {
             throw ArtifactError(.upstream, "the object store gave no Content-Length for \(key)")
         }
@@ -115,24 +117,7 @@ struct ObjectStoreClient: Sendable {
     private func send(_ method: String, _ url: String, what: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError)
         -> HTTPClientResponse
     {
-        let request = HTTPClientRequest(
-            method: method, url: url, timeout: .seconds(timeoutSeconds), idempotent: true, maxResponseBytes: 8 << 20,
-            signing: access.signing)
-        switch http.perform(request, isCancelled: isCancelled) {
-        case .success(let response): return response
-        case .failure(let error): throw ArtifactError(error.status == .timeout ? .timeout : .upstream, "\(what): \(error.message)")
-        }
-    }
-
-    /// Maps an object store's error answer to an ArtifactError carrying its code.
-    static func error(_ response: HTTPClientResponse, what: String) -> ArtifactError {
-        let code = XMLText.first("Code", in: response.body) ?? ""
-        let detail = code.isEmpty ? "HTTP \(response.status)" : "HTTP \(response.status) \(code)"
-        switch response.status {
-        case 401, 403: return ArtifactError(.permissionDenied, "access denied for \(what) (\(detail)); check the credentials")
-        case 404: return ArtifactError(.notFound, "\(what) was not found (\(detail))")
-        default: return ArtifactError(.upstream, "\(what) failed (\(detail))")
-        }
+        try http.send(method, url, access: access, timeoutSeconds: timeoutSeconds, maxResponseBytes: 8 << 20, what: what, isCancelled: isCancelled)
     }
 }
 

@@ -150,20 +150,13 @@ final class TransferEngine {
         _ = ert_curl_setopt_string(easy, CURLOPT_URL, file.remote.url)
         _ = ert_curl_setopt_string(easy, CURLOPT_PROTOCOLS_STR, access.protocols)
         _ = ert_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        _ = ert_curl_setopt_long(easy, CURLOPT_FOLLOWLOCATION, access.followRedirects ? 1 : 0)
-        _ = ert_curl_setopt_long(easy, CURLOPT_MAXREDIRS, 5)
-        _ = ert_curl_setopt_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        CurlEasyHandle.applyRedirectsAndSigning(easy, followRedirects: access.followRedirects, signing: access.signing)
         _ = ert_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, 15_000)
         _ = ert_curl_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
         _ = ert_curl_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, settings.stallTimeoutSeconds)
         _ = ert_curl_setopt_long(easy, CURLOPT_BUFFERSIZE, 256 << 10)
         _ = ert_curl_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
         _ = ert_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
-        if let signing = access.signing {
-            _ = ert_curl_setopt_string(easy, CURLOPT_AWS_SIGV4, "aws:amz:\(signing.region):s3")
-            _ = ert_curl_setopt_string(easy, CURLOPT_USERNAME, signing.accessKey)
-            _ = ert_curl_setopt_string(easy, CURLOPT_PASSWORD, signing.secretKey)
-        }
         if rangeRequested {
             let end = part.length.map { String(part.start + $0 - 1) } ?? ""
             _ = ert_curl_setopt_string(easy, CURLOPT_RANGE, "\(from)-\(end)")
@@ -245,7 +238,7 @@ final class TransferEngine {
             failure = ArtifactError(.upstream, "\(name): the answer ended after \(part.done) of \(part.length ?? 0) bytes")
             transient = true
         } else if code == CURLE_OK {
-            (failure, transient) = Self.httpFailure(status, body: attempt.errorBody, name: name)
+            (failure, transient) = ArtifactError.httpAnswer(status, body: attempt.errorBody, what: name)
         } else {
             let reason = String(cString: curl_easy_strerror(code))
             switch code {
@@ -272,18 +265,6 @@ final class TransferEngine {
         let jitter = UInt64.random(in: 0...(backoff / 4))
         log("retrying \(name) part \(attempt.part + 1)/\(file.parts.count) from byte \(part.start + file.parts[attempt.part].done) in \((backoff + jitter) / 1_000_000) ms: \(failure.message)")
         return Pending(file: file, part: attempt.part, attempt: attempt.attempt + 1, notBefore: Self.now() + backoff + jitter)
-    }
-
-    private static func httpFailure(_ status: Int, body: [UInt8], name: String) -> (ArtifactError, Bool) {
-        let code = XMLText.first("Code", in: body).map { " \($0)" } ?? ""
-        switch status {
-        case 401, 403: return (ArtifactError(.permissionDenied, "\(name): access denied (HTTP \(status)\(code))"), false)
-        case 404, 410: return (ArtifactError(.notFound, "\(name): not found (HTTP \(status)\(code))"), false)
-        case 412: return (ArtifactError(.conflict, "\(name) changed at the source during the download (HTTP 412); download it again"), false)
-        case 416: return (ArtifactError(.integrity, "\(name) is shorter at the source than listed (HTTP 416)"), false)
-        case 408, 429, 500...599: return (ArtifactError(.upstream, "\(name): HTTP \(status)\(code)"), true)
-        default: return (ArtifactError(.upstream, "\(name): unexpected HTTP \(status)\(code)"), false)
-        }
     }
 
     static func now() -> UInt64 {

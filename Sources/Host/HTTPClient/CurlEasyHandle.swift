@@ -59,14 +59,7 @@ final class CurlEasyHandle: @unchecked Sendable {
         _ = ert_curl_setopt_string(handle, CURLOPT_URL, request.url)
         _ = ert_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         _ = ert_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-        _ = ert_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
-        _ = ert_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
-        _ = ert_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
-        if let signing = request.signing {
-            _ = ert_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(signing.region):s3")
-            _ = ert_curl_setopt_string(handle, CURLOPT_USERNAME, signing.accessKey)
-            _ = ert_curl_setopt_string(handle, CURLOPT_PASSWORD, signing.secretKey)
-        }
+        Self.applyRedirectsAndSigning(handle, followRedirects: request.followRedirects, signing: request.signing)
         _ = ert_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
@@ -135,6 +128,19 @@ final class CurlEasyHandle: @unchecked Sendable {
             HTTPClientResponse(
                 status: status, contentType: contentType.map { String(cString: $0) } ?? "", body: transfer.body,
                 newConnections: connects, headers: transfer.headers))
+    }
+
+    /// The redirect policy (at most five, http and https only) and SigV4 signing, shared by
+    /// every libcurl transfer of the host: engine calls, source metadata and downloads.
+    static func applyRedirectsAndSigning(_ handle: UnsafeMutableRawPointer, followRedirects: Bool, signing: AWSSigning?) {
+        _ = ert_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0)
+        _ = ert_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
+        _ = ert_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        if let signing {
+            _ = ert_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(signing.region):s3")
+            _ = ert_curl_setopt_string(handle, CURLOPT_USERNAME, signing.accessKey)
+            _ = ert_curl_setopt_string(handle, CURLOPT_PASSWORD, signing.secretKey)
+        }
     }
 
     private static func error(
