@@ -111,21 +111,21 @@ struct DownloadCommand: AsyncParsableCommand {
 struct ProgressDisplay {
     let job: DownloadJob
     let isTerminal: Bool
-    let started = ProgressDisplay.now()
+    let started = ContinuousClock.now
 
     func follow() async -> Result<ArtifactTarget, ArtifactError> {
         let isTerminal = self.isTerminal
         let display = self
         // The display runs beside the download and stops the moment it ends.
         let printer = Task {
-            var lastLine = UInt64(0)
+            // Without a terminal: a line every five seconds, the first after five seconds.
+            var nextLine = display.started + .seconds(5)
             while !Task.isCancelled {
                 let snapshot = display.job.snapshot
-                let now = Self.now()
                 if isTerminal {
                     FileHandleError.writeRaw("\r\u{1B}[K" + display.bar(snapshot))
-                } else if now - lastLine >= 5_000_000_000, snapshot.files_total > 0, lastLine > 0 || now - display.started >= 5_000_000_000 {
-                    lastLine = now
+                } else if ContinuousClock.now >= nextLine, snapshot.files_total > 0 {
+                    nextLine = ContinuousClock.now + .seconds(5)
                     FileHandleError.write(display.line(snapshot))
                 }
                 try? await Task.sleep(for: .milliseconds(200))
@@ -169,12 +169,6 @@ struct ProgressDisplay {
             unit += 1
         }
         return unit == 0 ? "\(count) B" : "\(Double(Int(value * 10)) / 10) \(units[unit])"
-    }
-
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }
 
