@@ -10,21 +10,14 @@ import Testing
 struct DownloadCLITests {
     // MARK: Helpers
 
-    static func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        for key in env.keys where ServerProcess.runtimeSettingPrefixes.contains(where: key.hasPrefix) { env[key] = nil }
-        env.merge(extra) { $1 }
-        return env
-    }
-
     static func download(_ arguments: [String], environment: [String: String] = [:], fileSizeLimitKiB: Int? = nil) async throws -> ProgramOutput {
         let argv = ["download"] + arguments + ["--log-level", "warning"]
         return try await TestThreadPool.shared.runIfActive {
             if let limit = fileSizeLimitKiB {
                 let quoted = ([TestPaths.binary] + argv).map { "'\($0)'" }.joined(separator: " ")
-                return try Program.run("/bin/bash", ["-c", "ulimit -f \(limit); exec \(quoted)"], environment: Self.environment(environment))
+                return try Program.run("/bin/bash", ["-c", "ulimit -f \(limit); exec \(quoted)"], environment: ServerProcess.cleanEnvironment(environment))
             }
-            return try Program.run(TestPaths.binary, argv, environment: Self.environment(environment))
+            return try Program.run(TestPaths.binary, argv, environment: ServerProcess.cleanEnvironment(environment))
         }
     }
 
@@ -32,7 +25,7 @@ struct DownloadCLITests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: TestPaths.binary)
         process.arguments = ["download"] + arguments + ["--log-level", "warning"]
-        process.environment = Self.environment(environment)
+        process.environment = ServerProcess.cleanEnvironment(environment)
         process.standardOutput = FileHandle.nullDevice
         FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

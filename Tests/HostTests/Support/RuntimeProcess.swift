@@ -13,11 +13,7 @@ final class ServerProcess: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        // The tests' own environment must not configure the runtime under test.
-        for key in env.keys where Self.runtimeSettingPrefixes.contains(where: key.hasPrefix) { env[key] = nil }
-        env.merge(environment) { $1 }
-        process.environment = env
+        process.environment = Self.cleanEnvironment(environment)
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -45,6 +41,15 @@ final class ServerProcess: Sendable {
     }
 
     static let runtimeSettingPrefixes = ["INFERENCE_ENGINE", "ENGINE_RUNTIME_", "DOWNLOADER_", "AWS_", "HF_", "TOS_", "GCS_"]
+
+    /// The tests' environment without the runtime's settings (they must not configure the
+    /// binary under test), plus `extra`.
+    static func cleanEnvironment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for key in environment.keys where runtimeSettingPrefixes.contains(where: key.hasPrefix) { environment[key] = nil }
+        environment.merge(extra) { $1 }
+        return environment
+    }
 
     struct StartError: Error, CustomStringConvertible {
         let log: String
