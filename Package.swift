@@ -28,10 +28,15 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // Download verification (sha256, git blob sha1, MD5); 4.x needs only FoundationEssentials.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // `drivers check` runs its checks in a child process; `traits: []` keeps Foundation out.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2", traits: []),
     ],
     targets: [
         // The driver ABI: a pure C11 header plus a file of layout assertions.
         .target(name: "PluginABI", path: "Sources/PluginABI"),
+        // The ABI's Swift side, shared by the host and EngineDriverKit: enums from the header's
+        // constants, struct sizes, error records, sinks, JSON values.
+        .target(name: "DriverABI", dependencies: ["PluginABI"], path: "Sources/DriverABI", swiftSettings: swiftSettings),
         .systemLibrary(
             name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]),
@@ -43,7 +48,7 @@ let package = Package(
         .target(
             name: "Host",
             dependencies: [
-                "PluginABI", "CCurl", "CFFI",
+                "PluginABI", "DriverABI", "CCurl", "CFFI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -59,6 +64,7 @@ let package = Package(
             dependencies: [
                 "Host",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -78,7 +84,7 @@ let package = Package(
         // What Swift drivers share: C-ABI plumbing behind a Swift protocol. Linked statically
         // into each driver; the host never links it.
         .target(
-            name: "EngineDriverKit", dependencies: ["PluginABI"], path: "Sources/EngineDriverKit",
+            name: "EngineDriverKit", dependencies: ["PluginABI", "DriverABI"], path: "Sources/EngineDriverKit",
             swiftSettings: swiftSettings),
         .target(
             name: "EngineVLLM", dependencies: ["EngineDriverKit", "PluginABI"],
@@ -87,16 +93,35 @@ let package = Package(
             name: "EngineSGLang", dependencies: ["EngineDriverKit", "PluginABI"],
             path: "Sources/EngineSGLang", swiftSettings: swiftSettings),
 
+        // What both test targets share (paths, temporary directories, running programs).
+        .target(
+            name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport",
+            swiftSettings: swiftSettings),
+        // Fast in-process tests: routes through HummingbirdTesting, services, the ABI layer, the
+        // kit, parsers, concurrency primitives. No spawned binaries.
         .testTarget(
-            name: "HostTests",
+            name: "UnitTests",
             dependencies: [
-                "Host", "PluginABI",
+                "Host", "PluginABI", "DriverABI", "EngineDriverKit", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/UnitTests",
+            swiftSettings: swiftSettings),
+        // Process-level tests: the real binary on loopback, drivers compiled with cc, nginx,
+        // moto, Prometheus.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "Host", "PluginABI", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            path: "Tests/HostTests",
+            path: "Tests/IntegrationTests",
             swiftSettings: swiftSettings),
     ]
 )

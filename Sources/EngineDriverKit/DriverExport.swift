@@ -22,22 +22,7 @@ public final class DriverExport: @unchecked Sendable {
 
         var table = ert_operations()
         table.struct_size = UInt32(MemoryLayout<ert_operations>.size)
-        let thunks = OperationThunks.self
-        func pick(_ operation: DriverOperation, _ thunk: ert_operation_fn) -> ert_operation_fn? {
-            info.operations.contains(operation) ? thunk : nil
-        }
-        table.health = pick(.health, thunks.health)
-        table.readiness = pick(.readiness, thunks.readiness)
-        table.engine_info = pick(.engineInfo, thunks.engineInfo)
-        table.list_models = pick(.listModels, thunks.listModels)
-        table.load_lora_adapter = pick(.loadLoRAAdapter, thunks.loadLoRAAdapter)
-        table.unload_lora_adapter = pick(.unloadLoRAAdapter, thunks.unloadLoRAAdapter)
-        table.load_model = pick(.loadModel, thunks.loadModel)
-        table.unload_model = pick(.unloadModel, thunks.unloadModel)
-        table.sleep = pick(.sleep, thunks.sleep)
-        table.wake = pick(.wake, thunks.wake)
-        table.reset_cache = pick(.resetCache, thunks.resetCache)
-        table.metrics = pick(.metrics, thunks.metrics)
+        for operation in info.operations { operation.set(OperationThunks.thunk(for: operation), in: &table) }
         let operations = UnsafeMutablePointer<ert_operations>.allocate(capacity: 1)
         operations.initialize(to: table)
 
@@ -66,11 +51,11 @@ public final class DriverExport: @unchecked Sendable {
         for (index, spec) in info.metricRules.enumerated() {
             var rule = ert_metric_rule()
             rule.struct_size = UInt32(MemoryLayout<ert_metric_rule>.size)
-            rule.source_type = spec.kind.rawValue
+            rule.source_type = spec.kind.raw
             rule.source_name = keep(spec.source)
             rule.standard_name = keep(spec.standard)
             rule.scale = 1
-            rule.aggregate = spec.aggregate.rawValue
+            rule.aggregate = spec.aggregate.raw
             rule.aggregate_labels = spec.aggregateLabels.map(keep)
             rule.label_renames = spec.labelRenames.map(keep)
             rule.label_values = spec.labelValues.map(keep)
@@ -106,13 +91,14 @@ public final class DriverExport: @unchecked Sendable {
         of type: Instance.Type, config: UnsafePointer<ert_instance_config>?,
         out: UnsafeMutablePointer<OpaquePointer?>?, error: UnsafeMutablePointer<ert_error>?
     ) -> ert_status {
-        guard let config, let out, config.pointee.struct_size >= UInt32(MemoryLayout<ert_instance_config>.size),
-            let services = config.pointee.services
+        // A host of any 1.x minor: read the caller's struct_size bytes, the rest stays absent.
+        guard let config, let out,
+            let (c, _) = GrowableStruct.read(ert_instance_config.self, at: config, minimumSize: ABIMinimumSize.instanceConfig),
+            let services = c.services
         else {
-            error?.write(DriverFailure.invalidArgument("create_instance: config, out or services missing"))
+            error?.write(DriverFailure.invalidArgument("create_instance: config (of at least ABI 1.0's size), out or services missing"))
             return ERT_STATUS_INVALID_ARGUMENT
         }
-        let c = config.pointee
         func text(_ pointer: UnsafePointer<CChar>?) -> String? { pointer.map { String(cString: $0) } }
         var endpoint = text(c.endpoint) ?? ""
         while endpoint.hasSuffix("/") { endpoint.removeLast() }
@@ -147,18 +133,10 @@ final class InstanceBox {
 }
 
 extension UnsafeMutablePointer where Pointee == ert_error {
-    /// Fills a host-owned error record, respecting its declared size.
+    /// Fills a host-owned error record, never past its declared size (an older host's record
+    /// may be smaller than this kit's).
     func write(_ failure: DriverFailure) {
-        guard pointee.struct_size >= UInt32(MemoryLayout<ert_error>.size) else { return }
-        pointee.status = failure.status
-        pointee.upstream_http_status = failure.upstreamHTTPStatus
-        withUnsafeMutableBytes(of: &pointee.message) { buffer in
-            let utf8 = Array(failure.message.utf8)
-            var end = min(utf8.count, buffer.count - 1)
-            if end < utf8.count { while end > 0, utf8[end] & 0xC0 == 0x80 { end -= 1 } }
-            buffer.copyBytes(from: utf8[..<end])
-            buffer[end] = 0
-        }
+        ErrorRecord.write(failure.status, upstreamHTTPStatus: failure.upstreamHTTPStatus, message: failure.message, into: self)
     }
 }
 
@@ -181,12 +159,9 @@ enum OperationThunks {
         do {
             // Every request is a JSON object; checking here spares each driver the check.
             let request = DriverRequest(bytes: bytes)
-            _ = try request.decode([String: AnyJSON].self)
+            _ = try request.decode([String: JSONValue].self)
             let answer = try box.instance.perform(operation, request: request, call: CallScope(host: host))
-            let accepted = answer.withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) { response.pointee.write?(response.pointee.context, $0.baseAddress, $0.count) ?? false }
-            }
-            guard accepted || answer.isEmpty else {
+            guard response.write(answer) else {
                 error?.write(.internalError("the host refused the answer (too large)"))
                 return ERT_STATUS_INTERNAL
             }
@@ -197,6 +172,24 @@ enum OperationThunks {
         }
     }
 
+    static func thunk(for operation: DriverOperation) -> ert_operation_fn {
+        switch operation {
+        case .health: health
+        case .readiness: readiness
+        case .engineInfo: engineInfo
+        case .listModels: listModels
+        case .loadLoRAAdapter: loadLoRAAdapter
+        case .unloadLoRAAdapter: unloadLoRAAdapter
+        case .loadModel: loadModel
+        case .unloadModel: unloadModel
+        case .sleep: sleep
+        case .wake: wake
+        case .resetCache: resetCache
+        case .metrics: metrics
+        }
+    }
+
+    // A C function pointer cannot capture the operation, so each operation has its own.
     static let health: ert_operation_fn = { run(.health, $0, $1, $2, $3, $4, $5) }
     static let readiness: ert_operation_fn = { run(.readiness, $0, $1, $2, $3, $4, $5) }
     static let engineInfo: ert_operation_fn = { run(.engineInfo, $0, $1, $2, $3, $4, $5) }

@@ -1,10 +1,7 @@
+// The ABI's Swift side (operations, statuses, struct sizes, sinks, JSON) is shared with the
+// host; a driver that imports the kit sees it too.
+@_exported import DriverABI
 import PluginABI
-
-/// The JSON operations of the ABI, in `ert_operations` order.
-public enum DriverOperation: Int, Sendable, CaseIterable {
-    case health, readiness, engineInfo, listModels, loadLoRAAdapter, unloadLoRAAdapter
-    case loadModel, unloadModel, sleep, wake, resetCache, metrics
-}
 
 /// A driver's failure: an ABI status, one line, and the engine's HTTP status when it answered.
 public struct DriverFailure: Error, Sendable {
@@ -91,8 +88,8 @@ public protocol EngineDriverInstance: AnyObject, Sendable {
 
 /// One `ert_metric_rule`, written in Swift.
 public struct MetricRuleSpec: Sendable {
-    public enum Kind: UInt32, Sendable { case counter = 1, gauge = 2, histogram = 3 }
-    public enum Aggregate: UInt32, Sendable { case none = 0, sum, max, newest }
+    public typealias Kind = MetricSourceType
+    public typealias Aggregate = MetricAggregate
 
     public var kind: Kind
     public var source: String

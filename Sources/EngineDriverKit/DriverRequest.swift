@@ -8,7 +8,7 @@ public struct DriverRequest: Sendable {
     /// is an invalid argument naming the problem.
     public func decode<T: Decodable>(_ type: T.Type) throws(DriverFailure) -> T {
         do {
-            return try JSONDecoder().decode(type, from: Data(bytes.isEmpty ? Array("{}".utf8) : bytes))
+            return try JSONCoding.decode(type, from: bytes.isEmpty ? Array("{}".utf8) : bytes)
         } catch let DecodingError.keyNotFound(key, _) {
             throw .invalidArgument("missing field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
@@ -26,32 +26,16 @@ public struct DriverRequest: Sendable {
 /// JSON encoding for driver answers.
 public enum DriverJSON {
     public static func encode(_ value: some Encodable) throws(DriverFailure) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do { return Array(try encoder.encode(value)) } catch {
+        do { return try JSONCoding.encode(value) } catch {
             throw .internalError("could not encode the answer: \(error)")
         }
     }
 
     /// Checks that engine output is one JSON value before passing it through unchanged.
     public static func validated(_ bytes: [UInt8], what: String, httpStatus: Int) throws(DriverFailure) -> [UInt8] {
-        guard (try? JSONDecoder().decode(AnyJSON.self, from: Data(bytes))) != nil else {
+        guard JSONCoding.isValidJSON(bytes) else {
             throw .upstream("\(what): the engine answered something that is not JSON", status: Int32(httpStatus))
         }
         return bytes
-    }
-}
-
-/// Decodes any JSON value and keeps nothing: a well-formedness check.
-struct AnyJSON: Decodable {
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() || (try? container.decode(Bool.self)) != nil || (try? container.decode(Double.self)) != nil
-            || (try? container.decode(String.self)) != nil
-        {
-            return
-        }
-        if (try? container.decode([AnyJSON].self)) != nil { return }
-        _ = try container.decode([String: AnyJSON].self)
     }
 }

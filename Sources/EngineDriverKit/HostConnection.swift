@@ -34,7 +34,7 @@ public struct CallScope {
 
         /// Decodes the body as JSON.
         public func decode<T: Decodable>(_ type: T.Type) -> T? {
-            try? JSONDecoder().decode(type, from: Data(body))
+            try? JSONCoding.decode(type, from: body)
         }
 
         public var text: String { String(decoding: body, as: UTF8.self) }
@@ -49,11 +49,10 @@ public struct CallScope {
         guard let send = host.services.pointee.http_request else {
             throw DriverFailure.internalError("the host offers no HTTP service")
         }
-        let collector = BytesCollector()
+        let collector = ByteSink()
         var response = ert_http_response()
         response.struct_size = UInt32(MemoryLayout<ert_http_response>.size)
-        var error = ert_error()
-        error.struct_size = UInt32(MemoryLayout<ert_error>.size)
+        var error = ErrorRecord.empty()
         let cHeaders = headers.map { strdup($0) }
         defer { cHeaders.forEach { free($0) } }
         let status: ert_status = method.withCString { cMethod in
@@ -66,36 +65,16 @@ public struct CallScope {
                                 headers: headerLines.baseAddress, header_count: headerLines.count,
                                 body: bodyChars.baseAddress, body_length: bodyChars.count, timeout_ms: timeoutMilliseconds,
                                 flags: idempotent ? UInt32(ERT_HTTP_IDEMPOTENT) : 0, max_response_bytes: maxResponseBytes)
-                            return collector.withSink { sink in send(host.context, &request, &response, sink, &error) }
+                            return collector.withCSink { sink in send(host.context, &request, &response, sink, &error) }
                         }
                     }
                 }
             }
         }
         guard status == ERT_STATUS_OK else {
-            let message = withUnsafeBytes(of: error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            throw DriverFailure(status, message, upstreamHTTPStatus: error.upstream_http_status)
+            throw DriverFailure(status, CString.read(error.message), upstreamHTTPStatus: error.upstream_http_status)
         }
-        let contentType = withUnsafeBytes(of: response.content_type) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let contentType = CString.read(response.content_type)
         return Reply(status: Int(response.status), contentType: contentType, body: collector.bytes)
-    }
-}
-
-/// An `ert_sink` that collects into a Swift array (used on one thread).
-final class BytesCollector {
-    var bytes: [UInt8] = []
-
-    func withSink<R>(_ body: (UnsafePointer<ert_sink>) -> R) -> R {
-        var sink = ert_sink(
-            struct_size: UInt32(MemoryLayout<ert_sink>.size), context: Unmanaged.passUnretained(self).toOpaque(),
-            write: { context, data, length in
-                guard let context, let data else { return length == 0 }
-                let collector = Unmanaged<BytesCollector>.fromOpaque(context).takeUnretainedValue()
-                data.withMemoryRebound(to: UInt8.self, capacity: length) {
-                    collector.bytes.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
-                }
-                return true
-            })
-        return withUnsafePointer(to: &sink) { body($0) }
     }
 }

@@ -64,12 +64,12 @@ struct DownloadCommand: AsyncParsableCommand {
         let logger = try logging.makeLogger()
         let environment = Settings.environmentDictionary()
         let job: DownloadJob
-        do throws(ArtifactError) {
+        do throws(RuntimeError) {
             let source = try ArtifactSource.parse(modelURI)
             var overrides: [String: JSONValue] = [:]
             if let extraConfig {
                 guard let object = try? JSONCoding.decode([String: JSONValue].self, from: Array(extraConfig.utf8)) else {
-                    throw ArtifactError(.invalidArgument, "--download-extra-config must be a JSON object")
+                    throw RuntimeError(.invalidArgument, "--download-extra-config must be a JSON object")
                 }
                 overrides = object
             }
@@ -84,7 +84,7 @@ struct DownloadCommand: AsyncParsableCommand {
             var roots = try ArtifactRoots.fromEnvironment(environment)
             let directory = localDir ?? roots.models
             guard let normalized = ArtifactRoots.absolute(directory, base: Settings.currentDirectory()) else {
-                throw ArtifactError(.invalidArgument, "--local-dir must not contain '..'")
+                throw RuntimeError(.invalidArgument, "--local-dir must not contain '..'")
             }
             // On the command line the operator chooses the directory: it becomes a root.
             roots.extra.append(normalized)
@@ -113,7 +113,7 @@ struct ProgressDisplay {
     let isTerminal: Bool
     let started = ContinuousClock.now
 
-    func follow() async -> Result<ArtifactTarget, ArtifactError> {
+    func follow() async -> Result<ArtifactTarget, RuntimeError> {
         let isTerminal = self.isTerminal
         let display = self
         // The display runs beside the download and stops the moment it ends.

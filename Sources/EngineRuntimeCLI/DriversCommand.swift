@@ -80,7 +80,7 @@ struct DriversCommand: AsyncParsableCommand {
                         if let line = try? JSONCoding.encode(check) { Self.progress("conformance-check\t" + String(decoding: line, as: UTF8.self)) }
                     })
             } else {
-                report = try isolatedReport()
+                report = try await isolatedReport()
             }
             print(json ? try JSONCoding.encodePretty(report) : report.text)
             if !report.passed { throw ExitCode(1) }
@@ -94,8 +94,8 @@ struct DriversCommand: AsyncParsableCommand {
 
         /// Runs the checks in a child `engine-runtime drivers check --in-process` and reads its
         /// report; when the child dies, builds the report from its progress lines.
-        func isolatedReport() throws -> ConformanceReport {
-            let outcome = try ChildProcess.run(
+        func isolatedReport() async throws -> ConformanceReport {
+            let outcome = try await ChildProcess.run(
                 Settings.executablePath(),
                 ["drivers", "check", path, "--json", "--in-process", "--timeout", String(timeout), "--endpoint", endpoint])
             if outcome.signal == nil, let report = try? JSONCoding.decode(ConformanceReport.self, from: outcome.stdout) {

@@ -123,7 +123,7 @@ struct Serve: AsyncParsableCommand {
         let environment = Settings.environmentDictionary()
         let downloadSettings: DownloadSettings
         let roots: ArtifactRoots
-        do throws(ArtifactError) {
+        do throws(RuntimeError) {
             downloadSettings = try DownloadSettings.fromEnvironment(environment)
             roots = try ArtifactRoots.fromEnvironment(environment)
         } catch {
@@ -133,39 +133,32 @@ struct Serve: AsyncParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         let registry = try drivers.loadDrivers(logger: logger)
         guard (1...256).contains(driverThreads) else { throw ValidationError("--driver-threads must be in 1...256") }
-        let pool = NIOThreadPool(numberOfThreads: driverThreads)
-        pool.start()
+        // One HTTP client for the whole runtime: its easy handles keep their connections to the
+        // engines open across driver calls and metric scrapes, and serve download metadata.
+        let http = CurlHTTPClient(logger: logger)
+        let pool = WorkerPool(threads: driverThreads)
         let engines: EngineRegistry
-        do {
-            engines = try await EngineRegistry.start(
-                configuration: runtime, drivers: registry, pool: pool, httpClient: CurlHTTPClient(logger: logger), logger: logger)
+        do throws(ConfigurationError) {
+            engines = try await EngineRegistry.start(configuration: runtime, drivers: registry, pool: pool, httpClient: http, logger: logger)
         } catch {
-            try? await pool.shutdownGracefully()
+            await pool.shutdown()
             throw ValidationError(error.description)
         }
         if runtime.authToken == nil {
             logger.notice("authentication is off: set ENGINE_RUNTIME_AUTH_TOKEN to require a bearer token")
         }
         let metrics = MetricsService(
-            engines: engines, mode: mode,
-            ttl: .milliseconds(Int64(metricsCache)),
-            timeout: TimeAmount(runtime.deadlines.probe), runtimeMetrics: RuntimeMetrics(drivers: registry),
-            pool: pool, httpClient: CurlHTTPClient(logger: logger), logger: logger)
-        let downloads = DownloadManager(
-            settings: downloadSettings, roots: roots, http: CurlHTTPClient(logger: logger), logger: logger)
-        let app = RuntimeServer(
-            configuration: server, runtime: runtime, drivers: registry, engines: engines, metrics: metrics, downloads: downloads,
-            secrets: CredentialsSecrets(directory: Settings.string(nil, env: "ENGINE_RUNTIME_SECRETS_DIR", default: "/var/run/secrets/aibrix")),
-            logger: logger)
-        do {
-            try await app.run()
-        } catch {
-            await engines.shutdown()
-            try? await pool.shutdownGracefully()
-            throw error
-        }
-        await engines.shutdown()
-        try? await pool.shutdownGracefully()
+            engines: engines, mode: mode, ttl: .milliseconds(Int64(metricsCache)), timeout: TimeAmount(runtime.deadlines.probe),
+            runtimeMetrics: RuntimeMetrics(drivers: registry), pool: pool, httpClient: http, logger: logger)
+        let downloads = DownloadManager(settings: downloadSettings, roots: roots, http: http, logger: logger)
+        let secrets = CredentialsSecrets(directory: Settings.string(nil, env: "ENGINE_RUNTIME_SECRETS_DIR", default: "/var/run/secrets/aibrix"))
+        let dependencies = RouterDependencies(
+            engines: engines.directory, adapters: AdapterService(downloads: downloads, secrets: secrets), downloads: downloads,
+            metrics: metrics, runtimeMetrics: metrics.runtimeMetrics, drivers: registry, authToken: runtime.authToken,
+            maxBodyBytes: runtime.maxBodyBytes)
+        let app = RuntimeRouter.application(dependencies, configuration: server, logger: logger)
+        try await RuntimeServices.group(pool: pool, engines: engines, downloads: downloads, server: app, logger: logger).run()
+        logger.info("engine-runtime stopped")
     }
 
     /// Engines, auth, limits and deadlines from flags, environment and the engines file.
@@ -191,7 +184,7 @@ struct Serve: AsyncParsableCommand {
                 }
                 return EngineConfiguration(
                     name: entry.name, engine: entry.engine.lowercased(), driver: entry.driver, endpoint: entry.endpoint,
-                    api_key: apiKey, engine_version: entry.engine_version, options: entry.options)
+                    apiKey: apiKey, engineVersion: entry.engine_version, options: entry.options)
             }
             defaultEngine = file.default_engine ?? engines.first?.name ?? "default"
         } else {
@@ -200,8 +193,8 @@ struct Serve: AsyncParsableCommand {
                     name: "default",
                     engine: Settings.string(engine, env: "INFERENCE_ENGINE", default: "vllm").lowercased(),
                     endpoint: Settings.string(engineEndpoint, env: "INFERENCE_ENGINE_ENDPOINT", default: "http://localhost:8000"),
-                    api_key: Settings.environment("INFERENCE_ENGINE_API_KEY"),
-                    engine_version: Settings.environment("INFERENCE_ENGINE_VERSION"))
+                    apiKey: Settings.environment("INFERENCE_ENGINE_API_KEY"),
+                    engineVersion: Settings.environment("INFERENCE_ENGINE_VERSION"))
             ]
             defaultEngine = "default"
         }

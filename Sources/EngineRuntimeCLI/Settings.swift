@@ -1,4 +1,5 @@
 import ArgumentParser
+import FoundationEssentials
 import Host
 import Logging
 
@@ -16,18 +17,7 @@ enum Settings {
     }
 
     /// The whole environment, for settings read by name in the library (`DOWNLOADER_*` ...).
-    static func environmentDictionary() -> [String: String] {
-        var result: [String: String] = [:]
-        var entry = environ
-        while let pointer = entry.pointee {
-            let text = String(cString: pointer)
-            if let equals = text.firstIndex(of: "=") {
-                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
-            entry += 1
-        }
-        return result
-    }
+    static func environmentDictionary() -> [String: String] { ProcessInfo.processInfo.environment }
 
     static func string(_ flag: String?, env: String, default fallback: String) -> String {
         flag ?? environment(env) ?? fallback

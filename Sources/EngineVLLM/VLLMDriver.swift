@@ -193,17 +193,9 @@ final class VLLMInstance: EngineDriverInstance {
 
     /// The path an adapter was loaded from, per the LoRA cards of `/v1/models`.
     private func loadedAdapterPath(named name: String, _ call: CallScope) throws(DriverFailure) -> String? {
-        struct Models: Decodable {
-            struct Card: Decodable {
-                var id: String
-                var root: String?
-                var parent: String?
-            }
-            var data: [Card]
-        }
         let reply = try engine.get("/v1/models", in: call)
-        guard reply.status == 200, let models = reply.decode(Models.self) else { return nil }
-        return models.data.first { $0.id == name && $0.parent != nil }?.root
+        guard reply.status == 200, let models = reply.decode(ModelList.self) else { return nil }
+        return models.adapters.first { $0.id == name }?.root
     }
 
     private func failure(_ reply: CallScope.Reply, doing what: String) -> DriverFailure {

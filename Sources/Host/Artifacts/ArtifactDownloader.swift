@@ -8,12 +8,12 @@ struct ArtifactDownloader {
     let http: CurlHTTPClient
     let logger: Logger
 
-    func run() -> Result<Void, ArtifactError> {
-        let started = TransferEngine.now()
-        do throws(ArtifactError) {
+    func run() -> Result<Void, RuntimeError> {
+        let started = ContinuousClock.now
+        do throws(RuntimeError) {
             try download()
             let snapshot = job.snapshot
-            let seconds = Double(TransferEngine.now() - started) / 1e9
+            let seconds = (ContinuousClock.now - started) / .seconds(1)
             logger.info(
                 "download finished",
                 metadata: [
@@ -29,18 +29,18 @@ struct ArtifactDownloader {
         }
     }
 
-    private func download() throws(ArtifactError) {
+    private func download() throws(RuntimeError) {
         let target = job.target
         let settings = job.settings
         try StagingDirectory.createDirectory(target.localDir)
         guard let lock = try ArtifactLock(target) else {
-            throw ArtifactError(.conflict, "another process is downloading \(target.path)")
+            throw RuntimeError(.conflict, "another process is downloading \(target.path)")
         }
         defer { withExtendedLifetime(lock) {} }
 
         if !settings.forceDownload, let manifest = ArtifactManifest.load(target) {
             guard manifest.source == job.displayURI else {
-                throw ArtifactError(
+                throw RuntimeError(
                     .conflict,
                     "\(target.path) already holds \(manifest.source); choose another model_name or set force_download")
             }
@@ -53,7 +53,7 @@ struct ArtifactDownloader {
         let isCancelled: @Sendable () -> Bool = { [job] in job.isCancelled }
         let plan = try ArtifactPlanner(settings: settings, http: http).plan(job.source, isCancelled: isCancelled)
         if settings.forceDownload { StagingDirectory.remove(target.stagingDirectory) }
-        let files = try plan.files.map { remote throws(ArtifactError) in
+        let files = try plan.files.map { remote throws(RuntimeError) in
             try StagedFile(remote: remote, stagingRoot: target.stagingDirectory, settings: settings)
         }
         let alreadyDone = files.reduce(0) { $0 + $1.doneBytes }
@@ -63,7 +63,7 @@ struct ArtifactDownloader {
         }
         let needed = plan.totalBytes - alreadyDone
         if let free = StagingDirectory.freeBytes(at: target.localDir), needed > free {
-            throw ArtifactError(.storage, "no space left for \(target.path): needs \(needed) more bytes, \(free) free")
+            throw RuntimeError(.storage, "no space left for \(target.path): needs \(needed) more bytes, \(free) free")
         }
 
         try transfer(files, access: plan.access, settings: settings)
@@ -75,7 +75,7 @@ struct ArtifactDownloader {
             for file in damaged { try file.discard() }
             try transfer(damaged, access: plan.access, settings: settings)
             if let still = try verify(damaged).first {
-                throw ArtifactError(.integrity, try problem(of: still) ?? "\(still.remote.relativePath) failed verification twice")
+                throw RuntimeError(.integrity, try problem(of: still) ?? "\(still.remote.relativePath) failed verification twice")
             }
         }
 
@@ -90,13 +90,13 @@ struct ArtifactDownloader {
         try ArtifactStore.publish(target, files: files, manifest: manifest, sync: settings.syncBeforePublish)
     }
 
-    private func transfer(_ files: [StagedFile], access: TransferAccess, settings: DownloadSettings) throws(ArtifactError) {
-        var lastTick = UInt64(0)
+    private func transfer(_ files: [StagedFile], access: TransferAccess, settings: DownloadSettings) throws(RuntimeError) {
+        var lastTick = ContinuousClock.now - .seconds(1)
         let engine = TransferEngine(
             access: access, settings: settings, isCancelled: { [job] in job.isCancelled },
             onTick: { [job] in
-                let now = TransferEngine.now()
-                guard now - lastTick > 200_000_000 else { return }
+                let now = ContinuousClock.now
+                guard now - lastTick > .milliseconds(200) else { return }
                 lastTick = now
                 job.advanced(bytes: files.reduce(0) { $0 + $1.doneBytes }, files: files.count { $0.isTransferred })
             },
@@ -106,11 +106,11 @@ struct ArtifactDownloader {
     }
 
     /// The files whose size or digest is wrong. Good ones are marked so a second round skips them.
-    private func verify(_ files: [StagedFile]) throws(ArtifactError) -> [StagedFile] {
+    private func verify(_ files: [StagedFile]) throws(RuntimeError) -> [StagedFile] {
         job.update { $0.state = .verifying }
         var damaged: [StagedFile] = []
         for file in files where !file.verified {
-            if job.isCancelled { throw ArtifactError(.cancelled, "the download was cancelled") }
+            if job.isCancelled { throw RuntimeError(.cancelled, "the download was cancelled") }
             if let problem = try problem(of: file) {
                 logger.warning("verification failed", metadata: ["id": "\(job.id)", "problem": "\(problem)"])
                 damaged.append(file)
@@ -122,7 +122,7 @@ struct ArtifactDownloader {
         return damaged
     }
 
-    private func problem(of file: StagedFile) throws(ArtifactError) -> String? {
+    private func problem(of file: StagedFile) throws(RuntimeError) -> String? {
         try FileDigest.mismatch(path: file.dataPath, size: file.remote.size, expected: file.remote.digest, name: file.remote.relativePath)
     }
 }

@@ -10,7 +10,7 @@ struct ArtifactPlanner: Sendable {
     let settings: DownloadSettings
     let http: CurlHTTPClient
 
-    func plan(_ source: ArtifactSource, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> DownloadPlan {
+    func plan(_ source: ArtifactSource, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> DownloadPlan {
         switch source {
         case .huggingFace: try settings.checkHost(of: settings.huggingFace.endpoint)
         case .objectStore(let location):
@@ -31,7 +31,7 @@ struct ArtifactPlanner: Sendable {
         plan.files = plan.files.filter { settings.keeps($0.relativePath) }
         guard !plan.files.isEmpty else {
             let filter = settings.allowFileSuffixes.isEmpty ? "" : " (after the suffix filter \(settings.allowFileSuffixes.joined(separator: ",")))"
-            throw ArtifactError(.notFound, "the artifact has no files\(filter)")
+            throw RuntimeError(.notFound, "the artifact has no files\(filter)")
         }
         return plan
     }
@@ -53,26 +53,26 @@ struct ArtifactPlanner: Sendable {
         var siblings: [Sibling]?
     }
 
-    private func huggingFace(_ repository: String, revision: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError)
+    private func huggingFace(_ repository: String, revision: String, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError)
         -> DownloadPlan
     {
         let endpoint = settings.huggingFace.endpoint
         var access = TransferAccess(followRedirects: true)
         if let token = settings.huggingFace.token { access.headers.append("Authorization: Bearer \(token)") }
-        let encodedRevision = URIEncoding.encode(revision, keepSlash: false)
+        let encodedRevision = CurlURL.percentEncoded(revision, keepSlash: false)
         let apiURL = "\(endpoint)/api/models/\(repository)/revision/\(encodedRevision)?blobs=true"
         let response = try send("GET", apiURL, access: access, what: "Hugging Face repository \(repository)", isCancelled: isCancelled)
         switch response.status {
         case 200: break
         case 401, 403:
-            throw ArtifactError(.permissionDenied, "Hugging Face refused access to \(repository) (HTTP \(response.status)); gated or private repositories need HF_TOKEN")
+            throw RuntimeError(.permissionDenied, "Hugging Face refused access to \(repository) (HTTP \(response.status)); gated or private repositories need HF_TOKEN")
         case 404:
-            throw ArtifactError(.notFound, "Hugging Face repository \(repository) at revision \(revision) was not found (private repositories need HF_TOKEN)")
+            throw RuntimeError(.notFound, "Hugging Face repository \(repository) at revision \(revision) was not found (private repositories need HF_TOKEN)")
         default:
-            throw ArtifactError(.upstream, "Hugging Face answered HTTP \(response.status) for \(repository)")
+            throw RuntimeError(.upstream, "Hugging Face answered HTTP \(response.status) for \(repository)")
         }
         guard let info = try? JSONCoding.decode(RepositoryInfo.self, from: response.body), let siblings = info.siblings else {
-            throw ArtifactError(.upstream, "Hugging Face's answer for \(repository) is not a repository description")
+            throw RuntimeError(.upstream, "Hugging Face's answer for \(repository) is not a repository description")
         }
         // Pin every file to the commit the listing came from, so a push during the download
         // cannot mix two versions.
@@ -84,7 +84,7 @@ struct ArtifactPlanner: Sendable {
                 else { nil }
             return RemoteFile(
                 relativePath: sibling.rfilename,
-                url: "\(endpoint)/\(repository)/resolve/\(URIEncoding.encode(pinned, keepSlash: false))/\(URIEncoding.encode(sibling.rfilename, keepSlash: true))",
+                url: "\(endpoint)/\(repository)/resolve/\(CurlURL.percentEncoded(pinned, keepSlash: false))/\(CurlURL.percentEncoded(sibling.rfilename, keepSlash: true))",
                 size: sibling.lfs?.size ?? sibling.size, digest: digest, etag: sibling.lfs?.sha256 ?? sibling.blobId,
                 acceptsRanges: true)
         }
@@ -93,7 +93,7 @@ struct ArtifactPlanner: Sendable {
 
     // MARK: Object stores
 
-    private func objectStore(_ location: ArtifactSource.ObjectStoreLocation, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError)
+    private func objectStore(_ location: ArtifactSource.ObjectStoreLocation, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError)
         -> DownloadPlan
     {
         let client = try ObjectStoreClient(flavor: location.flavor, credentials: settings.objectStore(location.flavor), http: http)
@@ -118,7 +118,7 @@ struct ArtifactPlanner: Sendable {
         let prefix = location.key.isEmpty || location.key.hasSuffix("/") ? location.key : location.key + "/"
         let objects = try client.list(bucket: location.bucket, prefix: prefix, isCancelled: isCancelled)
             .filter { !$0.key.hasSuffix("/") }  // folder placeholder objects
-        guard !objects.isEmpty else { throw ArtifactError(.notFound, "\(uri) has no objects") }
+        guard !objects.isEmpty else { throw RuntimeError(.notFound, "\(uri) has no objects") }
         var files: [RemoteFile] = []
         for object in objects {
             let relative = String(object.key.dropFirst(prefix.count))
@@ -130,10 +130,10 @@ struct ArtifactPlanner: Sendable {
 
     // MARK: HTTP
 
-    private func http(_ url: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> DownloadPlan {
+    private func http(_ url: String, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> DownloadPlan {
         let access = TransferAccess(followRedirects: true)
         let name = String(url.split(separator: "?", maxSplits: 1)[0].split(separator: "#")[0].split(separator: "/").last ?? "")
-        let fileName = name.isEmpty || name.contains(":") ? "downloaded_file" : URIEncoding.decode(name)
+        let fileName = name.isEmpty || name.contains(":") ? "downloaded_file" : CurlURL.percentDecoded(name)
         let head = try send("HEAD", url, access: access, what: url, isCancelled: isCancelled)
         switch head.status {
         case 200:
@@ -146,27 +146,27 @@ struct ArtifactPlanner: Sendable {
                 access: access)
         case 405, 501:  // no HEAD: fetch it in one piece
             return DownloadPlan(files: [RemoteFile(relativePath: fileName, url: url, size: nil, digest: nil, etag: nil, acceptsRanges: false)], access: access)
-        default: throw ArtifactError.httpAnswer(head.status, body: head.body, what: CurlHTTPClient.redacted(url)).error
+        default: throw RuntimeError.httpAnswer(head.status, body: head.body, what: CurlHTTPClient.redacted(url)).error
         }
     }
 
     // MARK: Local
 
-    private func local(_ path: String) throws(ArtifactError) -> DownloadPlan {
+    private func local(_ path: String) throws(RuntimeError) -> DownloadPlan {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw ArtifactError(errno == EACCES ? .permissionDenied : .notFound, "local artifact \(path): \(String(cString: strerror(errno)))")
+            throw RuntimeError(errno == EACCES ? .permissionDenied : .notFound, "local artifact \(path): \(String(cString: strerror(errno)))")
         }
         let access = TransferAccess(protocols: "file")
         func file(_ absolute: String, relative: String, size: Int64) -> RemoteFile {
-            RemoteFile(relativePath: relative, url: "file://" + URIEncoding.encode(absolute, keepSlash: true), size: size, digest: nil, etag: nil, acceptsRanges: true)
+            RemoteFile(relativePath: relative, url: "file://" + CurlURL.percentEncoded(absolute, keepSlash: true), size: size, digest: nil, etag: nil, acceptsRanges: true)
         }
         if (info.st_mode & S_IFMT) == S_IFREG {
             return DownloadPlan(files: [file(path, relative: String(path.split(separator: "/").last ?? "file"), size: Int64(info.st_size))], access: access)
         }
-        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw ArtifactError(.invalidArgument, "local artifact \(path) is neither a file nor a directory") }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw RuntimeError(.invalidArgument, "local artifact \(path) is neither a file nor a directory") }
         guard let entries = try? FileManager.default.subpathsOfDirectory(atPath: path) else {
-            throw ArtifactError(.permissionDenied, "cannot read the directory \(path)")
+            throw RuntimeError(.permissionDenied, "cannot read the directory \(path)")
         }
         var files: [RemoteFile] = []
         let base = path.hasSuffix("/") ? path : path + "/"
@@ -183,7 +183,7 @@ struct ArtifactPlanner: Sendable {
     // MARK: Requests
 
     private func send(_ method: String, _ url: String, access: TransferAccess, what: String, isCancelled: @escaping @Sendable () -> Bool)
-        throws(ArtifactError) -> HTTPClientResponse
+        throws(RuntimeError) -> HTTPClientResponse
     {
         try http.send(
             method, url, access: access, timeoutSeconds: Int64(max(10, settings.stallTimeoutSeconds)), maxResponseBytes: 64 << 20,

@@ -48,16 +48,16 @@ public enum ArtifactSource: Sendable, Equatable {
         "hf://org/name, huggingface://org/name, org/name, s3://bucket/key, tos://bucket/key, gs://bucket/key, gcs://bucket/key, http(s)://host/path, an absolute path or file:///path"
 
     /// Parses `uri`; the error says which forms are accepted.
-    public static func parse(_ uri: String) throws(ArtifactError) -> ArtifactSource {
-        guard !uri.isEmpty, uri.utf8.count <= 4096 else { throw ArtifactError(.invalidArgument, "the artifact URI must be 1 to 4096 bytes") }
+    public static func parse(_ uri: String) throws(RuntimeError) -> ArtifactSource {
+        guard !uri.isEmpty, uri.utf8.count <= 4096 else { throw RuntimeError(.invalidArgument, "the artifact URI must be 1 to 4096 bytes") }
         guard !uri.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
-            throw ArtifactError(.invalidArgument, "the artifact URI contains control characters")
+            throw RuntimeError(.invalidArgument, "the artifact URI contains control characters")
         }
         if uri.hasPrefix("/") { return .local(path: try checkedLocalPath(uri)) }
         let schemeAndRest = uri.split(separator: "://", maxSplits: 1, omittingEmptySubsequences: false)
         guard schemeAndRest.count == 2 else {
             if let repository = try? huggingFaceRepository(uri) { return repository }
-            throw ArtifactError(.invalidArgument, "\"\(uri)\" is not an artifact URI; use one of: \(supportedForms)")
+            throw RuntimeError(.invalidArgument, "\"\(uri)\" is not an artifact URI; use one of: \(supportedForms)")
         }
         let scheme = schemeAndRest[0].lowercased()
         let rest = String(schemeAndRest[1])
@@ -68,32 +68,32 @@ public enum ArtifactSource: Sendable, Equatable {
             let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             let bucket = String(parts[0])
             guard isValidBucket(bucket) else {
-                throw ArtifactError(.invalidArgument, "\"\(bucket)\" is not a valid bucket name in \(scheme):// URI")
+                throw RuntimeError(.invalidArgument, "\"\(bucket)\" is not a valid bucket name in \(scheme):// URI")
             }
             let key = parts.count > 1 ? String(parts[1]) : ""
             return .objectStore(ObjectStoreLocation(flavor: flavor, bucket: bucket, key: key))
         case "http", "https":
             let host = rest.split(separator: "/", maxSplits: 1).first ?? ""
             guard !host.isEmpty, !host.contains("@") else {
-                throw ArtifactError(.invalidArgument, "an http(s) artifact URL needs a host and must not carry user:password@")
+                throw RuntimeError(.invalidArgument, "an http(s) artifact URL needs a host and must not carry user:password@")
             }
             return .http(url: scheme + "://" + rest)
         case "file":
             return .local(path: try checkedLocalPath(rest))
         default:
-            throw ArtifactError(.invalidArgument, "unsupported artifact URI scheme \"\(scheme)\"; use one of: \(supportedForms)")
+            throw RuntimeError(.invalidArgument, "unsupported artifact URI scheme \"\(scheme)\"; use one of: \(supportedForms)")
         }
     }
 
-    private static func checkedLocalPath(_ path: String) throws(ArtifactError) -> String {
+    private static func checkedLocalPath(_ path: String) throws(RuntimeError) -> String {
         guard path.hasPrefix("/"), !path.split(separator: "/").contains("..") else {
-            throw ArtifactError(.invalidArgument, "a local artifact must be an absolute path without '..'")
+            throw RuntimeError(.invalidArgument, "a local artifact must be an absolute path without '..'")
         }
         return path
     }
 
     /// `org/name` or `org/name@revision`: two segments of letters, digits, `-`, `_` and `.`.
-    private static func huggingFaceRepository(_ text: String) throws(ArtifactError) -> ArtifactSource {
+    private static func huggingFaceRepository(_ text: String) throws(RuntimeError) -> ArtifactSource {
         var repository = text
         var revision: String? = nil
         if let at = text.firstIndex(of: "@") {
@@ -101,14 +101,14 @@ public enum ArtifactSource: Sendable, Equatable {
             revision = String(text[text.index(after: at)...])
             guard let revision, !revision.isEmpty, revision.utf8.count <= 256,
                 revision.utf8.allSatisfy({ isNameByte($0) || $0 == 0x2F }), !revision.contains("..")
-            else { throw ArtifactError(.invalidArgument, "the Hugging Face revision after '@' is not valid") }
+            else { throw RuntimeError(.invalidArgument, "the Hugging Face revision after '@' is not valid") }
         }
         let segments = repository.split(separator: "/", omittingEmptySubsequences: false)
         guard segments.count == 2, segments.allSatisfy({ segment in
             !segment.isEmpty && segment.utf8.count <= 96 && segment.utf8.allSatisfy(isNameByte) && segment.first != "."
                 && !segment.contains("..")
         }) else {
-            throw ArtifactError(.invalidArgument, "a Hugging Face repository is written org/name, got \"\(repository)\"")
+            throw RuntimeError(.invalidArgument, "a Hugging Face repository is written org/name, got \"\(repository)\"")
         }
         return .huggingFace(repository: repository, revision: revision)
     }

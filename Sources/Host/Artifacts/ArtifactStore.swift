@@ -20,17 +20,17 @@ public struct ArtifactRoots: Sendable, Equatable {
         self.extra = extra.compactMap(Self.normalized)
     }
 
-    public static func fromEnvironment(_ environment: [String: String]) throws(ArtifactError) -> ArtifactRoots {
-        func directory(_ name: String, default value: String) throws(ArtifactError) -> String {
+    public static func fromEnvironment(_ environment: [String: String]) throws(RuntimeError) -> ArtifactRoots {
+        func directory(_ name: String, default value: String) throws(RuntimeError) -> String {
             let raw = environment[name].map { $0.trimmingWhitespace() } ?? ""
             guard !raw.isEmpty else { return value }
-            guard let path = normalized(raw) else { throw ArtifactError(.invalidArgument, "\(name) must be an absolute path without '..', got \"\(raw)\"") }
+            guard let path = normalized(raw) else { throw RuntimeError(.invalidArgument, "\(name) must be an absolute path without '..', got \"\(raw)\"") }
             return path
         }
         var extra: [String] = []
         for raw in (environment["ENGINE_RUNTIME_DOWNLOAD_ROOTS"] ?? "").split(separator: ":") where !raw.isEmpty {
             guard let path = normalized(String(raw)) else {
-                throw ArtifactError(.invalidArgument, "ENGINE_RUNTIME_DOWNLOAD_ROOTS entries must be absolute paths without '..', got \"\(raw)\"")
+                throw RuntimeError(.invalidArgument, "ENGINE_RUNTIME_DOWNLOAD_ROOTS entries must be absolute paths without '..', got \"\(raw)\"")
             }
             extra.append(path)
         }
@@ -59,9 +59,9 @@ public struct ArtifactRoots: Sendable, Equatable {
     }
 
     /// The clean form of `localDir` once it is known to be inside a root.
-    public func check(_ localDir: String) throws(ArtifactError) -> String {
+    public func check(_ localDir: String) throws(RuntimeError) -> String {
         guard let path = Self.normalized(localDir) else {
-            throw ArtifactError(.invalidArgument, "local_dir must be an absolute path without '..', got \"\(localDir)\"")
+            throw RuntimeError(.invalidArgument, "local_dir must be an absolute path without '..', got \"\(localDir)\"")
         }
         for root in all where path == root || path.hasPrefix(root == "/" ? "/" : root + "/") {
             // A symbolic link inside the root must not lead out of it.
@@ -72,7 +72,7 @@ public struct ArtifactRoots: Sendable, Equatable {
             }
             return path
         }
-        throw ArtifactError(
+        throw RuntimeError(
             .permissionDenied,
             "local_dir \(path) is outside the download roots (\(all.joined(separator: ", "))); set DOWNLOADER_LOCAL_DIR or ENGINE_RUNTIME_DOWNLOAD_ROOTS")
     }
@@ -100,14 +100,14 @@ public struct ArtifactTarget: Sendable, Equatable, Hashable {
     public let modelName: String
 
     /// `modelName` is one name or `org/name`; each part passes `ResourceName`.
-    public init(localDir: String, modelName: String) throws(ArtifactError) {
+    public init(localDir: String, modelName: String) throws(RuntimeError) {
         let segments = modelName.split(separator: "/", omittingEmptySubsequences: false)
         guard (1...2).contains(segments.count) else {
-            throw ArtifactError(.invalidArgument, "model_name must be a name or org/name, got \"\(modelName)\"")
+            throw RuntimeError(.invalidArgument, "model_name must be a name or org/name, got \"\(modelName)\"")
         }
         for segment in segments {
             if let problem = ResourceName.adapterNameProblem(String(segment)) {
-                throw ArtifactError(.invalidArgument, "model_name \"\(modelName)\" \(problem)")
+                throw RuntimeError(.invalidArgument, "model_name \"\(modelName)\" \(problem)")
             }
         }
         self.localDir = localDir
@@ -162,7 +162,7 @@ final class ArtifactLock {
     private var descriptor: Int32
 
     /// Takes the lock without waiting; nil when someone else holds it.
-    init?(_ target: ArtifactTarget) throws(ArtifactError) {
+    init?(_ target: ArtifactTarget) throws(RuntimeError) {
         try StagingDirectory.createParents(of: target.lockPath)
         descriptor = open(target.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", target.lockPath) }
@@ -201,7 +201,7 @@ enum ArtifactStore {
 
     /// Makes the staged files visible under the target name in one rename. The manifest is
     /// written first and (with `sync`) every file is flushed to disk, so what appears is complete.
-    static func publish(_ target: ArtifactTarget, files: [StagedFile], manifest: ArtifactManifest, sync: Bool) throws(ArtifactError) {
+    static func publish(_ target: ArtifactTarget, files: [StagedFile], manifest: ArtifactManifest, sync: Bool) throws(RuntimeError) {
         let staged = target.stagingDirectory + "/files"
         for file in files where sync {
             let descriptor = open(file.dataPath, O_RDONLY | O_CLOEXEC)
@@ -210,14 +210,14 @@ enum ArtifactStore {
                 close(descriptor)
             }
         }
-        guard let bytes = try? JSONCoding.encode(manifest) else { throw ArtifactError(.storage, "cannot encode the manifest") }
+        guard let bytes = try? JSONCoding.encode(manifest) else { throw RuntimeError(.storage, "cannot encode the manifest") }
         let manifestPath = staged + "/" + ArtifactManifest.relativePath
         try StagingDirectory.createParents(of: manifestPath)
         try StagingDirectory.writeAtomically(bytes, to: manifestPath)
         try StagingDirectory.createParents(of: target.path)
         var trash: String? = nil
         if StagingDirectory.exists(target.path) {
-            let aside = target.workDirectory + "/trash/" + target.key + ".\(getpid()).\(TransferEngine.now())"
+            let aside = target.workDirectory + "/trash/" + target.key + ".\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
             try StagingDirectory.createParents(of: aside)
             guard rename(target.path, aside) == 0 else { throw StagingDirectory.error(errno, "move aside", target.path) }
             trash = aside

@@ -23,7 +23,7 @@ public final class DownloadJob: Sendable {
         public var files_total: Int
         public var bytes_per_second: Int64
         public var error: String?
-        public var error_kind: ArtifactError.Kind?
+        public var error_kind: ErrorKind?
         public var created_at: String
         public var finished_at: String?
     }
@@ -37,8 +37,8 @@ public final class DownloadJob: Sendable {
 
     private struct Progress {
         var snapshot: Snapshot
-        var samples: [(time: UInt64, bytes: Int64)] = []
-        var waiters: [CheckedContinuation<Result<ArtifactTarget, ArtifactError>, Never>] = []
+        var samples: [(time: ContinuousClock.Instant, bytes: Int64)] = []
+        var waiters: [CheckedContinuation<Result<ArtifactTarget, RuntimeError>, Never>] = []
         var planWaiters: [CheckedContinuation<Void, Never>] = []
         var planned = false
     }
@@ -68,13 +68,13 @@ public final class DownloadJob: Sendable {
     public func cancel() { cancelRequested.store(true, ordering: .relaxed) }
 
     /// Waits for the end: the published target, or why it failed.
-    public func wait() async -> Result<ArtifactTarget, ArtifactError> {
+    public func wait() async -> Result<ArtifactTarget, RuntimeError> {
         await withCheckedContinuation { continuation in
-            let finished: Result<ArtifactTarget, ArtifactError>? = progress.withLock { progress in
+            let finished: Result<ArtifactTarget, RuntimeError>? = progress.withLock { progress in
                 switch progress.snapshot.state {
                 case .completed: return .success(target)
                 case .failed, .cancelled:
-                    return .failure(ArtifactError(progress.snapshot.error_kind ?? .upstream, progress.snapshot.error ?? "failed"))
+                    return .failure(RuntimeError(progress.snapshot.error_kind ?? .upstream, progress.snapshot.error ?? "failed"))
                 default:
                     progress.waiters.append(continuation)
                     return nil
@@ -118,19 +118,19 @@ public final class DownloadJob: Sendable {
 
     /// New totals; the rate is measured over the last five seconds.
     func advanced(bytes: Int64, files: Int) {
-        let now = TransferEngine.now()
+        let now = ContinuousClock.now
         progress.withLock { progress in
             progress.snapshot.bytes_done = bytes
             progress.snapshot.files_done = files
             progress.samples.append((now, bytes))
-            progress.samples.removeAll { now - $0.time > 5_000_000_000 }
-            if let first = progress.samples.first, now > first.time + 200_000_000 {
-                progress.snapshot.bytes_per_second = Int64(Double(bytes - first.bytes) / (Double(now - first.time) / 1e9))
+            progress.samples.removeAll { now - $0.time > .seconds(5) }
+            if let first = progress.samples.first, now > first.time + .milliseconds(200) {
+                progress.snapshot.bytes_per_second = Int64(Double(bytes - first.bytes) / ((now - first.time) / .seconds(1)))
             }
         }
     }
 
-    func finish(_ result: Result<Void, ArtifactError>) {
+    func finish(_ result: Result<Void, RuntimeError>) {
         let (waiters, planWaiters) = progress.withLock { progress in
             progress.snapshot.finished_at = Date().ISO8601Format()
             progress.snapshot.bytes_per_second = 0

@@ -9,7 +9,7 @@ public final class DownloadManager: Sendable {
     public let settings: DownloadSettings
     public let roots: ArtifactRoots
     private let http: CurlHTTPClient
-    private let logger: Logger
+    let logger: Logger
     private let pool: NIOThreadPool
     private let jobs = Mutex<[DownloadJob]>([])
     /// Finished jobs kept for `GET /v1/downloads`.
@@ -27,7 +27,11 @@ public final class DownloadManager: Sendable {
         pool.start()
     }
 
-    deinit { try? pool.syncShutdownGracefully() }
+    /// Lets running downloads finish, then ends the download threads; queued jobs fail as
+    /// cancelled. Called by the runtime's service group on shutdown, or by the CLI.
+    public func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
 
     /// A request for one artifact.
     public struct Request: Sendable {
@@ -44,7 +48,7 @@ public final class DownloadManager: Sendable {
     }
 
     /// Checks `request` and returns its target without starting anything.
-    public func target(for request: Request, defaultDirectory: String? = nil) throws(ArtifactError) -> (ArtifactSource, ArtifactTarget) {
+    public func target(for request: Request, defaultDirectory: String? = nil) throws(RuntimeError) -> (ArtifactSource, ArtifactTarget) {
         let source = try ArtifactSource.parse(request.uri)
         let directory = try roots.check(request.localDir ?? defaultDirectory ?? roots.models)
         return (source, try ArtifactTarget(localDir: directory, modelName: request.modelName ?? source.defaultName))
@@ -52,13 +56,13 @@ public final class DownloadManager: Sendable {
 
     /// The running job for the request's target, or a new one. A running job for the same
     /// target from another source is a conflict.
-    public func start(_ request: Request, defaultDirectory: String? = nil) throws(ArtifactError) -> DownloadJob {
+    public func start(_ request: Request, defaultDirectory: String? = nil) throws(RuntimeError) -> DownloadJob {
         let (source, target) = try self.target(for: request, defaultDirectory: defaultDirectory)
         let display = CurlHTTPClient.redacted(request.uri)
-        let (job, isNew) = try jobs.withLock { jobs throws(ArtifactError) -> (DownloadJob, Bool) in
+        let (job, isNew) = try jobs.withLock { jobs throws(RuntimeError) -> (DownloadJob, Bool) in
             if let running = jobs.first(where: { $0.target == target && !$0.snapshot.state.isFinished }) {
                 guard running.displayURI == display else {
-                    throw ArtifactError(.conflict, "\(target.path) is being downloaded from \(running.displayURI) (job \(running.id))")
+                    throw RuntimeError(.conflict, "\(target.path) is being downloaded from \(running.displayURI) (job \(running.id))")
                 }
                 return (running, false)
             }
@@ -75,7 +79,7 @@ public final class DownloadManager: Sendable {
             logger.info("download queued", metadata: ["id": "\(job.id)", "source": "\(job.displayURI)", "path": "\(target.path)"])
             pool.submit { [http, logger] state in
                 guard state == .active else {
-                    job.finish(.failure(ArtifactError(.cancelled, "the runtime is shutting down")))
+                    job.finish(.failure(RuntimeError(.cancelled, "the runtime is shutting down")))
                     return
                 }
                 job.finish(ArtifactDownloader(job: job, http: http, logger: logger).run())
@@ -100,7 +104,7 @@ public final class DownloadManager: Sendable {
     }
 
     /// Artifacts under `localDir` (checked against the roots) with their status.
-    public func list(localDir: String) throws(ArtifactError) -> [(target: ArtifactTarget, status: ModelDownloadStatus, kind: String?)] {
+    public func list(localDir: String) throws(RuntimeError) -> [(target: ArtifactTarget, status: ModelDownloadStatus, kind: String?)] {
         let directory = try roots.check(localDir)
         let jobs = allJobs
         var targets = Set(ArtifactStore.artifacts(in: directory))

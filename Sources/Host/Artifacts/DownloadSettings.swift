@@ -57,7 +57,7 @@ public struct DownloadSettings: Sendable, Equatable {
     ]
 
     /// The settings the environment describes. Bad values are errors, not defaults.
-    public static func fromEnvironment(_ environment: [String: String]) throws(ArtifactError) -> DownloadSettings {
+    public static func fromEnvironment(_ environment: [String: String]) throws(RuntimeError) -> DownloadSettings {
         var settings = DownloadSettings()
         func value(_ name: String) -> String? {
             guard let raw = environment[name]?.trimmingWhitespace(), !raw.isEmpty else { return nil }
@@ -110,11 +110,11 @@ public struct DownloadSettings: Sendable, Equatable {
 
     /// These settings narrowed by a request's `download_extra_config`. `force_download` is
     /// OR-ed in: a request can turn it on, not off (the operator's setting wins).
-    public func applying(extraConfig: [String: JSONValue], to flavor: ArtifactSource) throws(ArtifactError) -> DownloadSettings {
+    public func applying(extraConfig: [String: JSONValue], to flavor: ArtifactSource) throws(RuntimeError) -> DownloadSettings {
         var settings = self
         for (key, value) in extraConfig.sorted(by: { $0.key < $1.key }) {
             guard Self.extraConfigKeys.contains(key) else {
-                throw ArtifactError(
+                throw RuntimeError(
                     .invalidArgument,
                     "unknown download_extra_config key \"\(key)\"; known keys: \(Self.extraConfigKeys.sorted().joined(separator: ", "))")
             }
@@ -125,9 +125,9 @@ public struct DownloadSettings: Sendable, Equatable {
             case .number(let number): text = String(number)
             case .bool(let flag): text = flag ? "true" : "false"
             case .array(let items):
-                guard key == "allow_file_suffix" else { throw ArtifactError(.invalidArgument, "download_extra_config \(key) must not be a list") }
+                guard key == "allow_file_suffix" else { throw RuntimeError(.invalidArgument, "download_extra_config \(key) must not be a list") }
                 text = items.compactMap { if case .string(let s) = $0 { s } else { nil } }.joined(separator: ",")
-            default: throw ArtifactError(.invalidArgument, "download_extra_config \(key) must be a string, number or boolean")
+            default: throw RuntimeError(.invalidArgument, "download_extra_config \(key) must be a string, number or boolean")
             }
             let name = "download_extra_config \(key)"
             switch key {
@@ -157,7 +157,7 @@ public struct DownloadSettings: Sendable, Equatable {
     ]
 
     /// These settings with a LoRA request's `credentials` (AIBrix's keys per scheme).
-    public func applying(credentials: [String: String], to source: ArtifactSource) throws(ArtifactError) -> DownloadSettings {
+    public func applying(credentials: [String: String], to source: ArtifactSource) throws(RuntimeError) -> DownloadSettings {
         var settings = self
         for (key, value) in credentials.sorted(by: { $0.key < $1.key }) {
             switch key {
@@ -175,19 +175,19 @@ public struct DownloadSettings: Sendable, Equatable {
             case "hf_endpoint": settings.huggingFace.endpoint = try Self.baseURL(value, name: "credentials hf_endpoint")
             case "revision", "hf_revision": settings.huggingFace.revision = value
             case "gcp_service_account_json":
-                throw ArtifactError(
+                throw RuntimeError(
                     .invalidArgument,
                     "GCS service-account JSON is not supported; give HMAC keys (gcs_access_key_id, gcs_secret_access_key) for S3 interoperability")
             default:
-                throw ArtifactError(.invalidArgument, "unknown credentials key \"\(key)\"")
+                throw RuntimeError(.invalidArgument, "unknown credentials key \"\(key)\"")
             }
         }
         return settings
     }
 
-    private mutating func setObjectStore(key: String, value: String, for source: ArtifactSource) throws(ArtifactError) {
+    private mutating func setObjectStore(key: String, value: String, for source: ArtifactSource) throws(RuntimeError) {
         guard case .objectStore(let location) = source else {
-            throw ArtifactError(.invalidArgument, "\"\(key)\" applies to object stores, not to \(source.kind) sources")
+            throw RuntimeError(.invalidArgument, "\"\(key)\" applies to object stores, not to \(source.kind) sources")
         }
         var store = objectStore(location.flavor)
         switch key {
@@ -215,14 +215,14 @@ public struct DownloadSettings: Sendable, Equatable {
     }
 
     /// Refuses `url` when an allow-list is set and its host is not on it.
-    func checkHost(of url: String) throws(ArtifactError) {
+    func checkHost(of url: String) throws(RuntimeError) {
         guard !allowedHosts.isEmpty else { return }
-        let host = URLParts.host(of: url).lowercased()
+        let host = CurlURL.host(of: url).lowercased()
         let allowed = allowedHosts.contains { entry in
             entry.hasPrefix(".") ? host.hasSuffix(entry) || host == entry.dropFirst() : host == entry
         }
         guard allowed else {
-            throw ArtifactError(.permissionDenied, "host \"\(host)\" is not in DOWNLOADER_ALLOWED_HOSTS")
+            throw RuntimeError(.permissionDenied, "host \"\(host)\" is not in DOWNLOADER_ALLOWED_HOSTS")
         }
     }
 
@@ -235,35 +235,35 @@ public struct DownloadSettings: Sendable, Equatable {
         raw.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
     }
 
-    static func integer(_ raw: String, name: String, in range: ClosedRange<Int>) throws(ArtifactError) -> Int {
+    static func integer(_ raw: String, name: String, in range: ClosedRange<Int>) throws(RuntimeError) -> Int {
         guard let value = Int(raw.trimmingWhitespace()), range.contains(value) else {
-            throw ArtifactError(.invalidArgument, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound), got \"\(raw)\"")
+            throw RuntimeError(.invalidArgument, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound), got \"\(raw)\"")
         }
         return value
     }
 
-    static func boolean(_ raw: String, name: String) throws(ArtifactError) -> Bool {
+    static func boolean(_ raw: String, name: String) throws(RuntimeError) -> Bool {
         switch raw.trimmingWhitespace().lowercased() {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off": return false
-        default: throw ArtifactError(.invalidArgument, "\(name) must be true or false, got \"\(raw)\"")
+        default: throw RuntimeError(.invalidArgument, "\(name) must be true or false, got \"\(raw)\"")
         }
     }
 
-    static func baseURL(_ raw: String, name: String) throws(ArtifactError) -> String {
+    static func baseURL(_ raw: String, name: String) throws(RuntimeError) -> String {
         var url = raw.trimmingWhitespace()
         if !url.contains("://") { url = "https://" + url }
         guard url.hasPrefix("http://") || url.hasPrefix("https://"), !url.contains("?"),
             !url.dropFirst(8).isEmpty, !url.utf8.contains(where: { $0 <= 0x20 })
-        else { throw ArtifactError(.invalidArgument, "\(name) must be an http(s) base URL, got \"\(raw)\"") }
+        else { throw RuntimeError(.invalidArgument, "\(name) must be an http(s) base URL, got \"\(raw)\"") }
         while url.hasSuffix("/") { url.removeLast() }
         return url
     }
 
-    static func addressingStyle(_ raw: String) throws(ArtifactError) -> String {
+    static func addressingStyle(_ raw: String) throws(RuntimeError) -> String {
         let style = raw.lowercased()
         guard ["auto", "path", "virtual"].contains(style) else {
-            throw ArtifactError(.invalidArgument, "the S3 addressing style must be auto, path or virtual, got \"\(raw)\"")
+            throw RuntimeError(.invalidArgument, "the S3 addressing style must be auto, path or virtual, got \"\(raw)\"")
         }
         return style
     }

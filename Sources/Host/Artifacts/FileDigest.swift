@@ -7,7 +7,7 @@ import Glibc
 /// Checks a downloaded file against what its source published.
 enum FileDigest {
     /// Nil when `path` matches `expected` (and `size`, when known); otherwise what is wrong.
-    static func mismatch(path: String, size: Int64?, expected: ExpectedDigest?, name: String) throws(ArtifactError) -> String? {
+    static func mismatch(path: String, size: Int64?, expected: ExpectedDigest?, name: String) throws(RuntimeError) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { throw StagingDirectory.error(errno, "stat", path) }
         if let size, Int64(info.st_size) != size {
@@ -38,7 +38,7 @@ enum FileDigest {
     }
 
     /// Reads `path` in 1 MiB pieces, advising the kernel that the pages can go afterwards.
-    private static func read(_ path: String, _ body: (UnsafeRawBufferPointer) -> Void) throws(ArtifactError) {
+    private static func read(_ path: String, _ body: (UnsafeRawBufferPointer) -> Void) throws(RuntimeError) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", path) }
         defer { close(descriptor) }

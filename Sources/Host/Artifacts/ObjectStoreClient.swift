@@ -14,18 +14,18 @@ struct ObjectStoreClient: Sendable {
     }
 
     init(flavor: ArtifactSource.ObjectStoreFlavor, credentials: DownloadSettings.ObjectStoreCredentials, http: CurlHTTPClient)
-        throws(ArtifactError)
+        throws(RuntimeError)
     {
         self.flavor = flavor
         self.credentials = credentials
         self.http = http
         switch (credentials.accessKey, credentials.secretKey) {
         case (.some, nil), (nil, .some):
-            throw ArtifactError(.invalidArgument, "\(flavor.rawValue) credentials need both an access key and a secret key")
+            throw RuntimeError(.invalidArgument, "\(flavor.rawValue) credentials need both an access key and a secret key")
         default: break
         }
         if flavor == .tos, credentials.endpoint == nil {
-            throw ArtifactError(.invalidArgument, "tos:// needs TOS_ENDPOINT (the S3-compatible endpoint, e.g. https://tos-s3-cn-beijing.volces.com)")
+            throw RuntimeError(.invalidArgument, "tos:// needs TOS_ENDPOINT (the S3-compatible endpoint, e.g. https://tos-s3-cn-beijing.volces.com)")
         }
     }
 
@@ -56,7 +56,7 @@ struct ObjectStoreClient: Sendable {
         case "virtual": return true
         default:
             // Dots break TLS for virtual hosts; IP addresses and localhost have no bucket DNS.
-            let host = URLParts.host(of: endpoint)
+            let host = CurlURL.host(of: endpoint)
             let isIP = host.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E } || host.hasPrefix("[")
             if bucket.contains(".") || isIP || host == "localhost" { return false }
             return credentials.endpoint == nil || flavor == .tos
@@ -65,7 +65,7 @@ struct ObjectStoreClient: Sendable {
 
     /// The URL of `key` in `bucket` (the bucket's root when `key` is empty), plus a query.
     func url(bucket: String, key: String, query: String = "") -> String {
-        let path = URIEncoding.encode(key, keepSlash: true)
+        let path = CurlURL.percentEncoded(key, keepSlash: true)
         var base: String
         if usesVirtualHost(bucket) {
             let parts = endpoint.split(separator: "://", maxSplits: 1)
@@ -78,43 +78,43 @@ struct ObjectStoreClient: Sendable {
     }
 
     /// Every object under `prefix`, following continuation tokens (1,000 keys per page).
-    func list(bucket: String, prefix: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> [Object] {
+    func list(bucket: String, prefix: String, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> [Object] {
         var objects: [Object] = []
         var token: String? = nil
         repeat {
             // Parameters sorted by name: SigV4's canonical query string wants them that way.
             var query: [String] = []
-            if let token { query.append("continuation-token=" + URIEncoding.encode(token, keepSlash: false)) }
+            if let token { query.append("continuation-token=" + CurlURL.percentEncoded(token, keepSlash: false)) }
             query.append("list-type=2")
-            if !prefix.isEmpty { query.append("prefix=" + URIEncoding.encode(prefix, keepSlash: false)) }
+            if !prefix.isEmpty { query.append("prefix=" + CurlURL.percentEncoded(prefix, keepSlash: false)) }
             let response = try send("GET", url(bucket: bucket, key: "", query: query.joined(separator: "&")), what: "listing s3://\(bucket)/\(prefix)", isCancelled: isCancelled)
             guard response.status == 200 else {
-                throw ArtifactError.httpAnswer(response.status, body: response.body, what: "listing \(flavor.rawValue)://\(bucket)/\(prefix)").error
+                throw RuntimeError.httpAnswer(response.status, body: response.body, what: "listing \(flavor.rawValue)://\(bucket)/\(prefix)").error
             }
             let page = try ListBucketResult.parse(response.body)
             objects += page.objects
             token = page.isTruncated ? page.nextToken : nil
             if page.isTruncated, token == nil {
-                throw ArtifactError(.upstream, "the object store said the listing is truncated but gave no continuation token")
+                throw RuntimeError(.upstream, "the object store said the listing is truncated but gave no continuation token")
             }
         } while token != nil
         return objects
     }
 
     /// The object's size and ETag, or nil when there is no such key.
-    func head(bucket: String, key: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError) -> Object? {
+    func head(bucket: String, key: String, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> Object? {
         let response = try send("HEAD", url(bucket: bucket, key: key), what: "HEAD \(key)", isCancelled: isCancelled)
         if response.status == 404 { return nil }
         guard response.status == 200 else {
-            throw ArtifactError.httpAnswer(response.status, body: response.body, what: "\(flavor.rawValue)://\(bucket)/\(key)").error
+            throw RuntimeError.httpAnswer(response.status, body: response.body, what: "\(flavor.rawValue)://\(bucket)/\(key)").error
         }
         guard let length = response.headers["content-length"].flatMap({ Int64($0) }) else {
-            throw ArtifactError(.upstream, "the object store gave no Content-Length for \(key)")
+            throw RuntimeError(.upstream, "the object store gave no Content-Length for \(key)")
         }
         return Object(key: key, size: length, etag: response.headers["etag"])
     }
 
-    private func send(_ method: String, _ url: String, what: String, isCancelled: @escaping @Sendable () -> Bool) throws(ArtifactError)
+    private func send(_ method: String, _ url: String, what: String, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError)
         -> HTTPClientResponse
     {
         try http.send(method, url, access: access, timeoutSeconds: timeoutSeconds, maxResponseBytes: 8 << 20, what: what, isCancelled: isCancelled)
@@ -128,10 +128,10 @@ struct ListBucketResult {
     var isTruncated: Bool
     var nextToken: String?
 
-    static func parse(_ body: [UInt8]) throws(ArtifactError) -> ListBucketResult {
+    static func parse(_ body: [UInt8]) throws(RuntimeError) -> ListBucketResult {
         let text = String(decoding: body, as: UTF8.self)
         guard text.contains("<ListBucketResult") else {
-            throw ArtifactError(.upstream, "the object store's listing is not a ListBucketResult document")
+            throw RuntimeError(.upstream, "the object store's listing is not a ListBucketResult document")
         }
         var objects: [ObjectStoreClient.Object] = []
         var rest = Substring(text)
@@ -139,7 +139,7 @@ struct ListBucketResult {
             guard let close = rest[open.upperBound...].firstRange(of: "</Contents>") else { break }
             let entry = rest[open.upperBound..<close.lowerBound]
             guard let key = XMLText.first("Key", in: entry), let size = XMLText.first("Size", in: entry).flatMap({ Int64($0) }) else {
-                throw ArtifactError(.upstream, "a listing entry has no Key or Size")
+                throw RuntimeError(.upstream, "a listing entry has no Key or Size")
             }
             objects.append(.init(key: key, size: size, etag: XMLText.first("ETag", in: entry)))
             rest = rest[close.upperBound...]

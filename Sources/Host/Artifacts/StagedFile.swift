@@ -38,7 +38,7 @@ final class StagedFile {
     private var dirty = false
 
     /// Opens (creating or resuming) the staged copy of `remote` under `stagingRoot`.
-    init(remote: RemoteFile, stagingRoot: String, settings: DownloadSettings) throws(ArtifactError) {
+    init(remote: RemoteFile, stagingRoot: String, settings: DownloadSettings) throws(RuntimeError) {
         self.remote = remote
         dataPath = stagingRoot + "/files/" + remote.relativePath
         statePath = stagingRoot + "/state/" + remote.relativePath + ".json"
@@ -98,7 +98,7 @@ final class StagedFile {
     }
 
     /// Throws the file's bytes away and starts over (a digest that did not match).
-    func discard() throws(ArtifactError) {
+    func discard() throws(RuntimeError) {
         for index in parts.indices { parts[index].done = 0 }
         verified = false
         finishedUnknownSize = false
@@ -108,7 +108,7 @@ final class StagedFile {
     }
 
     /// Saves the progress when it changed since the last save (write to a temporary, rename).
-    func saveIfChanged() throws(ArtifactError) {
+    func saveIfChanged() throws(RuntimeError) {
         guard dirty else { return }
         let state = SavedState(url: remote.url, size: remote.size, etag: remote.etag, parts: parts)
         guard let bytes = try? JSONCoding.encode(state) else { return }
@@ -133,17 +133,17 @@ final class StagedFile {
 
 /// File-system steps of staging and publishing, with errors that name the path and cause.
 enum StagingDirectory {
-    static func error(_ code: Int32, _ operation: String, _ path: String) -> ArtifactError {
+    static func error(_ code: Int32, _ operation: String, _ path: String) -> RuntimeError {
         let reason = String(cString: strerror(code))
         switch code {
-        case ENOSPC, EDQUOT: return ArtifactError(.storage, "no space left on the device for \(path) (\(operation): \(reason))")
-        case EACCES, EPERM, EROFS: return ArtifactError(.permissionDenied, "cannot \(operation) \(path): \(reason)")
-        default: return ArtifactError(.storage, "cannot \(operation) \(path): \(reason)")
+        case ENOSPC, EDQUOT: return RuntimeError(.storage, "no space left on the device for \(path) (\(operation): \(reason))")
+        case EACCES, EPERM, EROFS: return RuntimeError(.permissionDenied, "cannot \(operation) \(path): \(reason)")
+        default: return RuntimeError(.storage, "cannot \(operation) \(path): \(reason)")
         }
     }
 
     /// `mkdir -p`: the common case (parent exists) costs one system call.
-    static func createDirectory(_ path: String) throws(ArtifactError) {
+    static func createDirectory(_ path: String) throws(RuntimeError) {
         if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
         guard errno == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else {
             throw error(errno, "create the directory", path)
@@ -152,7 +152,7 @@ enum StagingDirectory {
         if mkdir(path, 0o755) != 0, errno != EEXIST { throw error(errno, "create the directory", path) }
     }
 
-    static func createParents(of path: String) throws(ArtifactError) {
+    static func createParents(of path: String) throws(RuntimeError) {
         let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         if !parent.isEmpty { try createDirectory(parent) }
     }
@@ -161,7 +161,7 @@ enum StagingDirectory {
         Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(ArtifactError) {
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(RuntimeError) {
         let temporary = path + ".tmp"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw error(errno, "create", temporary) }

@@ -35,7 +35,7 @@ final class TransferEngine {
         var file: StagedFile
         var part: Int
         var attempt: Int
-        var notBefore: UInt64
+        var notBefore: ContinuousClock.Instant
     }
 
     /// The state libcurl's callbacks share with the engine during one attempt.
@@ -43,7 +43,7 @@ final class TransferEngine {
         let file: StagedFile
         let part: Int
         let attempt: Int
-        let easy: UnsafeMutableRawPointer
+        let easy: CurlEasyHandle
         let rangeRequested: Bool
         var status = 0
         var writeErrno: Int32 = 0
@@ -51,9 +51,8 @@ final class TransferEngine {
         var tooLong = false
         var errorBody: [UInt8] = []
         var received: Int64 = 0
-        var headers: UnsafeMutablePointer<curl_slist>?
 
-        init(file: StagedFile, part: Int, attempt: Int, easy: UnsafeMutableRawPointer, rangeRequested: Bool) {
+        init(file: StagedFile, part: Int, attempt: Int, easy: CurlEasyHandle, rangeRequested: Bool) {
             self.file = file
             self.part = part
             self.attempt = attempt
@@ -63,45 +62,44 @@ final class TransferEngine {
     }
 
     /// Transfers every unfinished part of `files`.
-    func run(_ files: [StagedFile]) throws(ArtifactError) {
+    func run(_ files: [StagedFile]) throws(RuntimeError) {
         var pending: [Pending] = []
         for file in files where !file.isTransferred {
             for (index, part) in file.parts.enumerated() where !part.isComplete {
                 if !file.remote.acceptsRanges, part.done > 0 { file.restart(part: index) }
-                pending.append(Pending(file: file, part: index, attempt: 1, notBefore: 0))
+                pending.append(Pending(file: file, part: index, attempt: 1, notBefore: .now))
             }
         }
         guard !pending.isEmpty else { return }
-        guard let multi = curl_multi_init() else { throw ArtifactError(.storage, "curl_multi_init failed") }
+        guard let multi = curl_multi_init() else { throw RuntimeError(.storage, "curl_multi_init failed") }
         _ = ert_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, settings.numThreads)
         var active: [UnsafeMutableRawPointer: Attempt] = [:]
-        var idleHandles: [UnsafeMutableRawPointer] = []
-        var lastSave = Self.now()
+        var idleHandles: [CurlEasyHandle] = []
+        var lastSave = ContinuousClock.now
         defer {
-            for (easy, attempt) in active {
-                curl_multi_remove_handle(multi, easy)
-                curl_slist_free_all(attempt.headers)
+            for (pointer, attempt) in active {
+                curl_multi_remove_handle(multi, pointer)
                 Unmanaged.passUnretained(attempt).release()
-                curl_easy_cleanup(easy)
+                attempt.easy.close()
             }
-            for easy in idleHandles { curl_easy_cleanup(easy) }
+            for easy in idleHandles { easy.close() }
             curl_multi_cleanup(multi)
             for file in files { try? file.saveIfChanged() }
         }
 
         while !pending.isEmpty || !active.isEmpty {
-            if isCancelled() { throw ArtifactError(.cancelled, "the download was cancelled; finished bytes are kept for a resume") }
-            let now = Self.now()
+            if isCancelled() { throw RuntimeError(.cancelled, "the download was cancelled; finished bytes are kept for a resume") }
+            let now = ContinuousClock.now
             // Start what may start: bounded by numThreads, retries after their backoff.
             var index = 0
             while active.count < settings.numThreads, index < pending.count {
                 guard pending[index].notBefore <= now else { index += 1; continue }
                 let next = pending.remove(at: index)
-                let easy = idleHandles.popLast() ?? curl_easy_init()
-                guard let easy else { throw ArtifactError(.storage, "curl_easy_init failed") }
+                let easy = idleHandles.popLast() ?? CurlEasyHandle()
+                guard let pointer = easy.pointer else { throw RuntimeError(.storage, "curl_easy_init failed") }
                 let attempt = start(next, easy: easy)
-                active[easy] = attempt
-                curl_multi_add_handle(multi, easy)
+                active[pointer] = attempt
+                curl_multi_add_handle(multi, pointer)
             }
 
             var running: Int32 = 0
@@ -113,22 +111,20 @@ final class TransferEngine {
                 else { continue }
                 let code = message.pointee.data.result
                 curl_multi_remove_handle(multi, easy)
-                curl_slist_free_all(attempt.headers)
-                attempt.headers = nil
                 Unmanaged.passUnretained(attempt).release()
-                idleHandles.append(easy)
+                idleHandles.append(attempt.easy)
                 if let retry = try finish(attempt, code: code) {
                     pending.append(retry)
                 }
             }
-            if Self.now() - lastSave >= 1_000_000_000 {
+            if ContinuousClock.now - lastSave >= .seconds(1) {
                 for file in files { try file.saveIfChanged() }
-                lastSave = Self.now()
+                lastSave = ContinuousClock.now
             }
             onTick()
             // Refill free slots at once: curl_multi_poll sleeps its whole timeout when no
             // transfer is running, which would cost 100 ms per batch of small files.
-            let now2 = Self.now()
+            let now2 = ContinuousClock.now
             let canStart = active.count < settings.numThreads && pending.contains { $0.notBefore <= now2 }
             if canStart { continue }
             var ready: Int32 = 0
@@ -136,27 +132,21 @@ final class TransferEngine {
         }
     }
 
-    private func start(_ pending: Pending, easy: UnsafeMutableRawPointer) -> Attempt {
+    private func start(_ pending: Pending, easy handle: CurlEasyHandle) -> Attempt {
         let file = pending.file
         let part = file.parts[pending.part]
-        curl_easy_reset(easy)
         let from = part.start + part.done
         let rangeRequested = from > 0 || file.parts.count > 1
-        let attempt = Attempt(file: file, part: pending.part, attempt: pending.attempt, easy: easy, rangeRequested: rangeRequested)
-        var headers: UnsafeMutablePointer<curl_slist>? = nil
-        for line in access.headers + (access.signing?.headers ?? []) { headers = curl_slist_append(headers, line) }
-        if rangeRequested, let tag = file.remote.ifMatch { headers = curl_slist_append(headers, "If-Match: \(tag)") }
-        attempt.headers = headers
-        _ = ert_curl_setopt_string(easy, CURLOPT_URL, file.remote.url)
-        _ = ert_curl_setopt_string(easy, CURLOPT_PROTOCOLS_STR, access.protocols)
-        _ = ert_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        CurlEasyHandle.applyRedirectsAndSigning(easy, followRedirects: access.followRedirects, signing: access.signing)
-        _ = ert_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, 15_000)
+        let attempt = Attempt(file: file, part: pending.part, attempt: pending.attempt, easy: handle, rangeRequested: rangeRequested)
+        var headers = access.headers
+        if rangeRequested, let tag = file.remote.ifMatch { headers.append("If-Match: \(tag)") }
+        handle.configure(
+            url: file.remote.url, protocols: access.protocols, headers: headers, followRedirects: access.followRedirects,
+            signing: access.signing, connectTimeoutMilliseconds: 15_000)
+        let easy = handle.pointer!
         _ = ert_curl_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
         _ = ert_curl_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, settings.stallTimeoutSeconds)
         _ = ert_curl_setopt_long(easy, CURLOPT_BUFFERSIZE, 256 << 10)
-        _ = ert_curl_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
-        _ = ert_curl_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
         if rangeRequested {
             let end = part.length.map { String(part.start + $0 - 1) } ?? ""
             _ = ert_curl_setopt_string(easy, CURLOPT_RANGE, "\(from)-\(end)")
@@ -173,12 +163,10 @@ final class TransferEngine {
     /// libcurl's write callback: the body of an answer, in pieces.
     static func receive(_ attempt: Attempt, _ bytes: UnsafeRawBufferPointer) -> Int {
         if attempt.status == 0 {
-            var status = 0
-            _ = ert_curl_getinfo_long(attempt.easy, CURLINFO_RESPONSE_CODE, &status)
-            attempt.status = status
+            attempt.status = attempt.easy.responseStatus
             // 200 to a Range request is the whole file. A one-part file starts over at byte 0;
             // for a part of a larger file, writing it at the part's offset would corrupt it.
-            if status == 200, attempt.rangeRequested {
+            if attempt.status == 200, attempt.rangeRequested {
                 guard attempt.file.parts.count == 1 else {
                     attempt.rangeIgnored = true
                     return 0
@@ -206,13 +194,13 @@ final class TransferEngine {
     /// Settles a finished attempt: nil when the part is done, a retry, or a thrown error.
     /// A finished part of a large file is saved at once, so a kill right after loses nothing
     /// of it; one-part files wait for the periodic save (at most a second of small files).
-    private func finish(_ attempt: Attempt, code: CURLcode) throws(ArtifactError) -> Pending? {
+    private func finish(_ attempt: Attempt, code: CURLcode) throws(RuntimeError) -> Pending? {
         let retry = try settle(attempt, code: code)
         if attempt.file.parts.count > 1 { try attempt.file.saveIfChanged() }
         return retry
     }
 
-    private func settle(_ attempt: Attempt, code: CURLcode) throws(ArtifactError) -> Pending? {
+    private func settle(_ attempt: Attempt, code: CURLcode) throws(RuntimeError) -> Pending? {
         let file = attempt.file
         let part = file.parts[attempt.part]
         let name = file.remote.relativePath
@@ -220,40 +208,40 @@ final class TransferEngine {
             throw StagingDirectory.error(attempt.writeErrno, "write", file.dataPath)
         }
         if attempt.rangeIgnored {
-            throw ArtifactError(.upstream, "the server ignored the Range header for \(name); it cannot be fetched in parts")
+            throw RuntimeError(.upstream, "the server ignored the Range header for \(name); it cannot be fetched in parts")
         }
         if attempt.tooLong {
-            throw ArtifactError(.integrity, "\(name) is longer than its published size \(file.remote.size ?? 0)")
+            throw RuntimeError(.integrity, "\(name) is longer than its published size \(file.remote.size ?? 0)")
         }
-        var status = attempt.status
-        if status == 0 { _ = ert_curl_getinfo_long(attempt.easy, CURLINFO_RESPONSE_CODE, &status) }
+        let status = attempt.status == 0 ? attempt.easy.responseStatus : attempt.status
         let isFile = file.remote.url.hasPrefix("file:")
-        var failure: ArtifactError
+        var failure: RuntimeError
         var transient: Bool
         if code == CURLE_OK, isFile || status == 200 || status == 206 {
             if part.isComplete || (part.length == nil) {
                 if part.length == nil { file.finishedUnknownSize = true }
                 return nil
             }
-            failure = ArtifactError(.upstream, "\(name): the answer ended after \(part.done) of \(part.length ?? 0) bytes")
+            failure = RuntimeError(.upstream, "\(name): the answer ended after \(part.done) of \(part.length ?? 0) bytes")
             transient = true
         } else if code == CURLE_OK {
-            (failure, transient) = ArtifactError.httpAnswer(status, body: attempt.errorBody, what: name)
+            (failure, transient) = RuntimeError.httpAnswer(status, body: attempt.errorBody, what: name)
         } else {
-            let reason = String(cString: curl_easy_strerror(code))
-            switch code {
-            case CURLE_OPERATION_TIMEDOUT:
-                failure = ArtifactError(.timeout, "\(name): no data for \(settings.stallTimeoutSeconds) s (\(reason))")
+            let reason = HTTPClientError.reason(code)
+            switch HTTPClientError.kind(of: code) {
+            case .timeout:
+                failure = RuntimeError(.timeout, "\(name): no data for \(settings.stallTimeoutSeconds) s (\(reason))")
                 transient = true
-            case CURLE_COULDNT_RESOLVE_HOST, CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL, CURLE_TOO_MANY_REDIRECTS:
-                failure = ArtifactError(.upstream, "\(name): \(reason)")
+            case .fileNotFound:
+                failure = RuntimeError(.notFound, "\(name): \(reason)")
                 transient = false
-            case CURLE_FILE_COULDNT_READ_FILE:
-                failure = ArtifactError(.notFound, "\(name): \(reason)")
+            case .invalidRequest:
+                failure = RuntimeError(.upstream, "\(name): \(reason)")
                 transient = false
-            default:
-                failure = ArtifactError(.upstream, "\(name): \(reason)")
-                transient = true
+            // A source that is down or breaks the connection may be back for the next attempt.
+            case .unreachable, .connectionBroken, .failed, .tooLarge, .cancelled:
+                failure = RuntimeError(.upstream, "\(name): \(reason)")
+                transient = code != CURLE_TOO_MANY_REDIRECTS
             }
         }
         if !file.remote.acceptsRanges { file.restart(part: attempt.part) }
@@ -261,15 +249,8 @@ final class TransferEngine {
             if transient { failure.message += " (after \(attempt.attempt) attempts)" }
             throw failure
         }
-        let backoff = min(UInt64(8_000_000_000), UInt64(250_000_000) << UInt64(attempt.attempt))
-        let jitter = UInt64.random(in: 0...(backoff / 4))
-        log("retrying \(name) part \(attempt.part + 1)/\(file.parts.count) from byte \(part.start + file.parts[attempt.part].done) in \((backoff + jitter) / 1_000_000) ms: \(failure.message)")
-        return Pending(file: file, part: attempt.part, attempt: attempt.attempt + 1, notBefore: Self.now() + backoff + jitter)
-    }
-
-    static func now() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+        let backoff = Backoff.download.delay(after: attempt.attempt)
+        log("retrying \(name) part \(attempt.part + 1)/\(file.parts.count) from byte \(part.start + file.parts[attempt.part].done) in \(Int(backoff / .milliseconds(1))) ms: \(failure.message)")
+        return Pending(file: file, part: attempt.part, attempt: attempt.attempt + 1, notBefore: .now + backoff)
     }
 }

@@ -1,5 +1,5 @@
 /// One engine the runtime manages.
-public struct EngineConfiguration: Sendable, Codable, Equatable {
+public struct EngineConfiguration: Sendable, Equatable {
     /// The engine's name in routes (`/v1/engines/{name}/...`); `default` for the one from env.
     public var name: String
     /// The engine kind a driver must drive (`vllm`, `sglang`, or a vendor's kind).
@@ -8,22 +8,22 @@ public struct EngineConfiguration: Sendable, Codable, Equatable {
     public var driver: String?
     public var endpoint: String
     /// Bearer token the engine expects. Never logged.
-    public var api_key: String?
+    public var apiKey: String?
     /// Informational engine version (any string).
-    public var engine_version: String?
+    public var engineVersion: String?
     /// Driver-specific options (a JSON object).
     public var options: JSONValue?
 
     public init(
-        name: String, engine: String, driver: String? = nil, endpoint: String, api_key: String? = nil,
-        engine_version: String? = nil, options: JSONValue? = nil
+        name: String, engine: String, driver: String? = nil, endpoint: String, apiKey: String? = nil,
+        engineVersion: String? = nil, options: JSONValue? = nil
     ) {
         self.name = name
         self.engine = engine
         self.driver = driver
         self.endpoint = endpoint
-        self.api_key = api_key
-        self.engine_version = engine_version
+        self.apiKey = apiKey
+        self.engineVersion = engineVersion
         self.options = options
     }
 }

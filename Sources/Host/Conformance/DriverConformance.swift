@@ -90,7 +90,7 @@ public enum DriverConformance {
     static let malformedRequest = #"{"lora_name": "conformance-check", "#
 
     /// Statuses a correct driver may answer when its engine cannot be reached.
-    static let acceptableStatuses: Set<DriverStatus> = [.ok, .invalidArgument, .notFound, .unsupported, .unavailable, .timeout, .upstream]
+    static let acceptableStatuses: Set<ErrorKind> = [.invalidArgument, .notFound, .unsupported, .unavailable, .timeout, .upstream]
 
     public static func run(
         path: String, endpoint: String = "http://127.0.0.1:9", timeout: TimeAmount = .seconds(10), logger: Logger,
@@ -119,15 +119,14 @@ public enum DriverConformance {
             "extension declarations", true,
             driver.extensionOperations.isEmpty ? "none declared" : driver.extensionOperations.map(\.name).joined(separator: ", "))
 
-        let pool = NIOThreadPool(numberOfThreads: 4)
-        pool.start()
+        let pool = WorkerPool(threads: 4)
         await exerciseInstance(driver: driver, endpoint: endpoint, timeout: timeout, pool: pool, logger: logger, into: &report)
-        try? await pool.shutdownGracefully()
+        await pool.shutdown()
         return report
     }
 
     private static func exerciseInstance(
-        driver: LoadedDriver, endpoint: String, timeout: TimeAmount, pool: NIOThreadPool, logger: Logger,
+        driver: LoadedDriver, endpoint: String, timeout: TimeAmount, pool: WorkerPool, logger: Logger,
         into report: inout ConformanceReport
     ) async {
         let client = CurlHTTPClient(logger: logger)
@@ -168,17 +167,17 @@ public enum DriverConformance {
             let problem = answerProblem(operation, answer)
             report.record("\(name) (valid request)", problem == nil, problem ?? "answered OK")
         } catch {
-            let passed = acceptableStatuses.contains(error.status) && !error.isContractViolation
+            let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation
             report.record(
                 "\(name) (valid request)", passed,
-                passed ? "answered \(error.status.errorType): \(error.message)" : "bad failure: \(error.description)")
+                passed ? "answered \(error.kind.envelopeType): \(error.message)" : "bad failure: \(error.description)")
         }
         report.starting("\(name) (malformed JSON)")
         do {
             _ = try await instance.invoke(operation, request: Array(malformedRequest.utf8), timeout: timeout)
             report.record("\(name) (malformed JSON)", false, "answered OK to malformed JSON; expected invalid_argument")
         } catch {
-            let passed = error.status == .invalidArgument && !error.isContractViolation
+            let passed = error.kind == .invalidArgument && !error.isContractViolation
             report.record(
                 "\(name) (malformed JSON)", passed,
                 passed ? "rejected: \(error.message)" : "expected invalid_argument with a message, got \(error.description)")
@@ -227,13 +226,13 @@ public enum DriverConformance {
             let result = try await instance.invokeExtension(named: operation.name, argumentsJSON: body, timeout: timeout)
             report.record("\(name) (zero arguments)", true, "returned \(result.typeName)")
         } catch {
-            let passed = acceptableStatuses.contains(error.status) && !error.isContractViolation
-            report.record("\(name) (zero arguments)", passed, passed ? "answered \(error.status.errorType): \(error.message)" : "bad failure: \(error.description)")
+            let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation
+            report.record("\(name) (zero arguments)", passed, passed ? "answered \(error.kind.envelopeType): \(error.message)" : "bad failure: \(error.description)")
         }
     }
 
     private static func checkSecondInstance(
-        driver: LoadedDriver, configuration: InstanceConfiguration, pool: NIOThreadPool, client: CurlHTTPClient, logger: Logger,
+        driver: LoadedDriver, configuration: InstanceConfiguration, pool: WorkerPool, client: CurlHTTPClient, logger: Logger,
         into report: inout ConformanceReport
     ) async {
         var second = configuration

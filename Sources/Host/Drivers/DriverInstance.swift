@@ -44,7 +44,7 @@ public final class DriverInstance: @unchecked Sendable {
 
     private let handle: InstanceHandle
     private let context: HostContext
-    private let pool: NIOThreadPool
+    private let pool: WorkerPool
     private let logger: Logger
     private let mutatingGate = AsyncSerialGate()
     private let inFlight = Mutex<Int>(0)
@@ -57,7 +57,7 @@ public final class DriverInstance: @unchecked Sendable {
 
     private init(
         name: String, engineKind: String, driver: LoadedDriver, handle: InstanceHandle, context: HostContext,
-        pool: NIOThreadPool, logger: Logger
+        pool: WorkerPool, logger: Logger
     ) {
         self.name = name
         self.engineKind = engineKind
@@ -70,11 +70,11 @@ public final class DriverInstance: @unchecked Sendable {
 
     /// Creates an instance through the driver's `create_instance`.
     public static func create(
-        driver: LoadedDriver, configuration: InstanceConfiguration, pool: NIOThreadPool, httpClient: CurlHTTPClient,
+        driver: LoadedDriver, configuration: InstanceConfiguration, pool: WorkerPool, httpClient: CurlHTTPClient,
         logger baseLogger: Logger
-    ) async throws(DriverCallError) -> DriverInstance {
+    ) async throws(RuntimeError) -> DriverInstance {
         guard driver.engineKinds.contains(configuration.engineKind) else {
-            throw DriverCallError(
+            throw RuntimeError(
                 .invalidArgument,
                 "driver \(driver.name) does not drive engine kind \"\(configuration.engineKind)\" (it drives: \(driver.engineKinds.joined(separator: ", ")))"
             )
@@ -83,7 +83,7 @@ public final class DriverInstance: @unchecked Sendable {
         logger[metadataKey: "driver"] = "\(driver.name)"
         logger[metadataKey: "instance"] = "\(configuration.name)"
         let context = HostContext(logger: logger, httpClient: httpClient)
-        let result: Result<InstanceHandle, DriverCallError> = await runOnPool(pool) {
+        let result: Result<InstanceHandle, RuntimeError> = await pool.run {
             CStringArena.with { arena in
                 var config = ert_instance_config(
                     struct_size: UInt32(MemoryLayout<ert_instance_config>.size),
@@ -95,12 +95,12 @@ public final class DriverInstance: @unchecked Sendable {
                     config_json: arena.copy(configuration.configJSON),
                     host_context: context.opaque,
                     services: HostABI.shared.services)
-                var error = ert_error.empty()
+                var error = ErrorRecord.empty()
                 var instance: OpaquePointer? = nil
                 let status = driver.createInstance(&config, &instance, &error)
-                guard status == ERT_STATUS_OK else { return .failure(error.callError(returned: status)) }
+                guard status == ERT_STATUS_OK else { return .failure(RuntimeError(driverReturned: status, record: error)) }
                 guard let instance else {
-                    return .failure(DriverCallError(.internalError, "create_instance returned OK but no instance"))
+                    return .failure(RuntimeError(.internalError, "create_instance returned OK but no instance"))
                 }
                 return .success(InstanceHandle(pointer: instance))
             }
@@ -116,38 +116,38 @@ public final class DriverInstance: @unchecked Sendable {
 
     /// Calls a JSON operation; returns what the driver wrote (JSON, or Prometheus text for
     /// `metrics`). Unsupported operations fail with `unsupported` without a call.
-    public func invoke(_ operation: DriverOperation, request: [UInt8], timeout: TimeAmount) async throws(DriverCallError)
+    public func invoke(_ operation: DriverOperation, request: [UInt8], timeout: TimeAmount) async throws(RuntimeError)
         -> [UInt8]
     {
         guard let function = operation.function(in: driver.operations) else {
-            throw DriverCallError(.unsupported, "driver \(driver.name) does not support \(operation.rawValue)")
+            throw RuntimeError(.unsupported, "driver \(driver.name) does not support \(operation.rawValue)")
         }
         let mutating = operation.isMutating || driver.capabilities.contains(.serializeAll)
         let handle = self.handle
         return try await call(label: operation.rawValue, mutating: mutating, timeout: timeout) { callPointer in
             let sink = ByteSink(limit: Self.maximumResponseBytes)
-            var error = ert_error.empty()
+            var error = ErrorRecord.empty()
             // The ABI promises a NUL-terminated request.
             let status = (request + [0]).withUnsafeBufferPointer { buffer in
                 buffer.withMemoryRebound(to: CChar.self) { text in
                     sink.withCSink { function(handle.pointer, callPointer, text.baseAddress, request.count, $0, &error) }
                 }
             }
-            guard status == ERT_STATUS_OK else { return .failure(error.callError(returned: status)) }
+            guard status == ERT_STATUS_OK else { return .failure(RuntimeError(driverReturned: status, record: error)) }
             if sink.overflowed {
                 return .failure(
-                    DriverCallError(.internalError, "\(operation.rawValue) answered more than \(Self.maximumResponseBytes) bytes"))
+                    RuntimeError(.internalError, "\(operation.rawValue) answered more than \(Self.maximumResponseBytes) bytes"))
             }
             return .success(sink.bytes)
         }
     }
 
     /// Validates `argumentsJSON` against the declaration, then calls the extension operation.
-    public func invokeExtension(named name: String, argumentsJSON: [UInt8], timeout: TimeAmount) async throws(DriverCallError)
+    public func invokeExtension(named name: String, argumentsJSON: [UInt8], timeout: TimeAmount) async throws(RuntimeError)
         -> JSONValue
     {
         guard let operation = driver.extensionOperation(named: name) else {
-            throw DriverCallError(.notFound, "driver \(driver.name) has no extension operation \"\(name)\"")
+            throw RuntimeError(.notFound, "driver \(driver.name) has no extension operation \"\(name)\"")
         }
         let arguments = try operation.validateArguments(json: argumentsJSON)
         let mutating = operation.isMutating || driver.capabilities.contains(.serializeAll)
@@ -165,7 +165,7 @@ public final class DriverInstance: @unchecked Sendable {
         while inFlight.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(5)) }
         let handle = self.handle
         let destroy = driver.destroyInstance
-        let _: Result<Void, DriverCallError> = await Self.runOnPool(pool) {
+        let _: Result<Void, RuntimeError> = await pool.run {
             destroy(handle.pointer)
             return .success(())
         }
@@ -176,10 +176,10 @@ public final class DriverInstance: @unchecked Sendable {
 
     private func call<T: Sendable>(
         label: String, mutating: Bool, timeout: TimeAmount,
-        _ body: @escaping @Sendable (UnsafePointer<ert_call>) -> Result<T, DriverCallError>
-    ) async throws(DriverCallError) -> T {
+        _ body: @escaping @Sendable (UnsafePointer<ert_call>) -> Result<T, RuntimeError>
+    ) async throws(RuntimeError) -> T {
         guard !destroyed.load(ordering: .acquiring) else {
-            throw DriverCallError(.unavailable, "instance \(name) is shutting down")
+            throw RuntimeError(.unavailable, "instance \(name) is shutting down")
         }
         if mutating { await mutatingGate.acquire() }
         inFlight.withLock { $0 += 1 }
@@ -191,66 +191,15 @@ public final class DriverInstance: @unchecked Sendable {
             inFlight.withLock { $0 -= 1 }
             if mutating { mutatingGate.release() }
         }
-        let result = await Self.runOnPool(pool, giveUpAt: deadline + Self.deadlineGrace, onGiveUp: { callContext.cancel() }) {
+        let result = await pool.run(giveUpAt: deadline + Self.deadlineGrace, onGiveUp: { callContext.cancel() }) {
             defer { finish() }
             var call = ert_call(struct_size: UInt32(MemoryLayout<ert_call>.size), host_context: callContext.opaque)
             return withExtendedLifetime(callContext) { withUnsafePointer(to: &call) { body($0) } }
         }
-        if case .failure(let error) = result, error.status == .timeout || error.status == .cancelled {
+        if case .failure(let error) = result, error.kind == .timeout || error.kind == .cancelled {
             callLogger.warning("driver call ended early", metadata: ["reason": "\(error.message)"])
         }
         return try result.get()
-    }
-
-    /// Runs blocking `work` on `pool`. With `giveUpAt`, answers `timeout` at that time (within
-    /// a watchdog tick) if the work is still running (the work itself carries on; `onGiveUp`
-    /// asks it to stop).
-    static func runOnPool<T: Sendable>(
-        _ pool: NIOThreadPool, giveUpAt: NIODeadline? = nil, onGiveUp: (@Sendable () -> Void)? = nil,
-        _ work: @escaping @Sendable () -> Result<T, DriverCallError>
-    ) async -> Result<T, DriverCallError> {
-        let once = OnceResume<Result<T, DriverCallError>>()
-        return await withCheckedContinuation { continuation in
-            once.set(continuation)
-            let watch = giveUpAt.map { giveUpAt in
-                DeadlineWatchdog.shared.watch(until: giveUpAt) {
-                    if once.resume(with: .failure(DriverCallError(.timeout, "the driver did not answer before the deadline"))) {
-                        onGiveUp?()
-                    }
-                }
-            }
-            pool.submit { state in
-                guard case .active = state else {
-                    watch.map(DeadlineWatchdog.shared.cancel)
-                    once.resume(with: .failure(DriverCallError(.unavailable, "the driver call pool is shut down")))
-                    return
-                }
-                let result = work()
-                watch.map(DeadlineWatchdog.shared.cancel)
-                once.resume(with: result)
-            }
-        }
-    }
-}
-
-/// Resumes a continuation exactly once, from whichever side gets there first.
-final class OnceResume<T: Sendable>: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, resumed: Bool)>((nil, false))
-
-    func set(_ continuation: CheckedContinuation<T, Never>) {
-        state.withLock { $0.continuation = continuation }
-    }
-
-    /// Returns true if this call resumed the continuation.
-    @discardableResult
-    func resume(with value: T) -> Bool {
-        let continuation = state.withLock { state -> CheckedContinuation<T, Never>? in
-            guard !state.resumed, let continuation = state.continuation else { return nil }
-            state.resumed = true
-            return continuation
-        }
-        continuation?.resume(returning: value)
-        return continuation != nil
     }
 }
 

@@ -14,6 +14,7 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
     case duplicateDriverName(String, firstPath: String)
     case invalidExtension(operation: String, reason: String)
     case invalidMetricRule(index: Int, reason: String)
+    case reservedFieldSet(structName: String, value: UInt64)
 
     public var description: String {
         switch self {
@@ -46,6 +47,8 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
             "extension operation \"\(operation)\": \(reason)"
         case .invalidMetricRule(let index, let reason):
             "metric rule #\(index): \(reason)"
+        case .reservedFieldSet(let name, let value):
+            "\(name).reserved0 is \(value); reserved fields must be zero (zero-initialize the struct: `= {0}` in C)"
         }
     }
 }

@@ -52,12 +52,12 @@ public enum DriverLoader {
             return .failure(.missingEntrySymbol(otherMajors: others))
         }
         let entry = unsafeBitCast(symbol, to: ert_driver_entry_v1_fn.self)
-        var error = ert_error.empty()
+        var error = ErrorRecord.empty()
         guard let descriptor = entry(HostABI.shared.info, &error) else {
-            let reason = error.callError(returned: ERT_STATUS_INTERNAL).message
+            let reason = RuntimeError(driverReturned: ERT_STATUS_INTERNAL, record: error).message
             return .failure(.driverRefusedHost(reason))
         }
-        do {
+        do throws(DriverLoadError) {
             return .success(try LoadedDriver(path: path, descriptor: descriptor))
         } catch {
             return .failure(error)

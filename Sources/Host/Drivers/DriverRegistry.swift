@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import FoundationEssentials
 
 /// The drivers one host uses, by name, and the files that failed to load.
 public struct DriverRegistry: Sendable {
@@ -39,19 +37,20 @@ public struct DriverRegistry: Sendable {
     }
 
     static func sharedObjects(in directory: String) throws(DriverDirectoryError) -> [String] {
-        guard let stream = opendir(directory) else {
-            throw DriverDirectoryError(directory: directory, reason: String(cString: strerror(errno)))
-        }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                String(decoding: bytes.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name.hasSuffix(".so"), !name.hasPrefix(".") { names.append(name) }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            let reason =
+                switch (error as? CocoaError)?.code {
+                case .fileReadNoSuchFile?: "no such directory"
+                case .fileReadNoPermission?: "permission denied"
+                default: "\(error)"
+                }
+            throw DriverDirectoryError(directory: directory, reason: reason)
         }
         let base = directory.hasSuffix("/") ? directory : directory + "/"
-        return names.sorted().map { base + $0 }
+        return names.filter { $0.hasSuffix(".so") && !$0.hasPrefix(".") }.sorted().map { base + $0 }
     }
 }
 

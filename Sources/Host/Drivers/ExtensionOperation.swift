@@ -160,25 +160,25 @@ public final class ExtensionOperation: @unchecked Sendable {
     /// Checks a JSON object of named arguments against the declaration: every parameter
     /// present with the right type, nothing extra, int64 in range, finite doubles, no NUL in
     /// strings. Throws `invalidArgument` naming the first problem.
-    public func validateArguments(json: [UInt8]) throws(DriverCallError) -> [Argument] {
+    public func validateArguments(json: [UInt8]) throws(RuntimeError) -> [Argument] {
         let document: JSONValue
         do {
             document = try JSONCoding.decode(JSONValue.self, from: json.isEmpty ? Array("{}".utf8) : json)
         } catch {
-            throw DriverCallError(.invalidArgument, "the request body is not valid JSON")
+            throw RuntimeError(.invalidArgument, "the request body is not valid JSON")
         }
         guard case .object(let object) = document else {
-            throw DriverCallError(.invalidArgument, "the arguments must be a JSON object, not \(document.typeName)")
+            throw RuntimeError(.invalidArgument, "the arguments must be a JSON object, not \(document.typeName)")
         }
         for key in object.keys.sorted() where !parameters.contains(where: { $0.name == key }) {
-            throw DriverCallError(.invalidArgument, "unknown argument \"\(key)\" for \(name)")
+            throw RuntimeError(.invalidArgument, "unknown argument \"\(key)\" for \(name)")
         }
-        return try parameters.map { parameter throws(DriverCallError) -> Argument in
+        return try parameters.map { parameter throws(RuntimeError) -> Argument in
             guard let value = object[parameter.name] else {
-                throw DriverCallError(.invalidArgument, "missing argument \"\(parameter.name)\" (\(parameter.type))")
+                throw RuntimeError(.invalidArgument, "missing argument \"\(parameter.name)\" (\(parameter.type))")
             }
-            func wrongType() -> DriverCallError {
-                DriverCallError(
+            func wrongType() -> RuntimeError {
+                RuntimeError(
                     .invalidArgument, "argument \"\(parameter.name)\" must be \(parameter.type), not \(value.typeName)")
             }
             switch (parameter.type, value) {
@@ -188,20 +188,20 @@ public final class ExtensionOperation: @unchecked Sendable {
                 return .int64(number)
             case (.int64, .number(let number)):
                 guard number.rounded() == number, number.isFinite else {
-                    throw DriverCallError(.invalidArgument, "argument \"\(parameter.name)\" must be an integer")
+                    throw RuntimeError(.invalidArgument, "argument \"\(parameter.name)\" must be an integer")
                 }
-                throw DriverCallError(
+                throw RuntimeError(
                     .invalidArgument, "argument \"\(parameter.name)\" is outside the int64 range")
             case (.double, .integer(let number)):
                 return .double(Double(number))
             case (.double, .number(let number)):
                 guard number.isFinite else {
-                    throw DriverCallError(.invalidArgument, "argument \"\(parameter.name)\" must be finite")
+                    throw RuntimeError(.invalidArgument, "argument \"\(parameter.name)\" must be finite")
                 }
                 return .double(number)
             case (.string, .string(let text)):
                 guard !text.utf8.contains(0) else {
-                    throw DriverCallError(.invalidArgument, "argument \"\(parameter.name)\" contains a NUL character")
+                    throw RuntimeError(.invalidArgument, "argument \"\(parameter.name)\" contains a NUL character")
                 }
                 return .string(text)
             default:
@@ -216,14 +216,14 @@ public final class ExtensionOperation: @unchecked Sendable {
     /// `arguments` must come from `validateArguments`.
     func invoke(
         instance: InstanceHandle, call: UnsafePointer<ert_call>, arguments: [Argument]
-    ) -> Result<JSONValue, DriverCallError> {
+    ) -> Result<JSONValue, RuntimeError> {
         precondition(arguments.count == parameters.count, "arguments were not validated")
         let slotCount = 3 + arguments.count + (resultType == .void ? 0 : 1)
         // Each slot holds one argument value (at most 8 bytes); libffi reads through pointers.
         let slots = UnsafeMutableRawPointer.allocate(byteCount: slotCount * 8, alignment: 8)
         let values = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: slotCount)
         var strings: [UnsafeMutablePointer<CChar>] = []
-        var error = ert_error.empty()
+        var error = ErrorRecord.empty()
         let resultSlot = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
         resultSlot.storeBytes(of: 0, as: UInt64.self)
         let stringResult = ByteSink(limit: Self.maximumStringResultBytes)
@@ -262,7 +262,7 @@ public final class ExtensionOperation: @unchecked Sendable {
                 return Int32(truncatingIfNeeded: returned)
             }
         }
-        guard raw == ERT_STATUS_OK else { return .failure(error.callError(returned: raw)) }
+        guard raw == ERT_STATUS_OK else { return .failure(RuntimeError(driverReturned: raw, record: error)) }
         switch resultType {
         case .void: return .success(.null)
         case .bool: return .success(.bool(resultSlot.load(as: UInt8.self) != 0))
@@ -270,15 +270,15 @@ public final class ExtensionOperation: @unchecked Sendable {
         case .double:
             let number = resultSlot.load(as: Double.self)
             guard number.isFinite else {
-                return .failure(DriverCallError(.internalError, "\(name) returned a non-finite double"))
+                return .failure(RuntimeError(.internalError, "\(name) returned a non-finite double"))
             }
             return .success(.number(number))
         case .string:
             if stringResult.overflowed {
-                return .failure(DriverCallError(.internalError, "\(name) returned a string over \(Self.maximumStringResultBytes) bytes"))
+                return .failure(RuntimeError(.internalError, "\(name) returned a string over \(Self.maximumStringResultBytes) bytes"))
             }
             guard let text = String(validating: stringResult.bytes, as: UTF8.self) else {
-                return .failure(DriverCallError(.internalError, "\(name) returned a string that is not valid UTF-8"))
+                return .failure(RuntimeError(.internalError, "\(name) returned a string that is not valid UTF-8"))
             }
             return .success(.string(text))
         }

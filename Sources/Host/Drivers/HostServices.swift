@@ -123,32 +123,27 @@ enum HostServiceFunctions {
             UnsafeMutableRawPointer?, UnsafePointer<ert_http_request>?, UnsafeMutablePointer<ert_http_response>?,
             UnsafePointer<ert_sink>?, UnsafeMutablePointer<ert_error>?
         ) -> ert_status = { context, requestPointer, responsePointer, body, errorPointer in
-            func fail(_ error: DriverCallError) -> ert_status {
-                if let errorPointer, GrowableStruct.declaredSize(at: errorPointer) >= ABIMinimumSize.error {
-                    errorPointer.pointee.fill(from: error)
-                }
-                return error.status.rawValue
-            }
+            func fail(_ error: RuntimeError) -> ert_status { error.write(to: errorPointer) }
             guard let context = HostContext.from(context) else {
-                return fail(DriverCallError(.invalidArgument, "http_request: host_context is NULL"))
+                return fail(RuntimeError(.invalidArgument, "http_request: host_context is NULL"))
             }
             guard let requestPointer,
                 let request = GrowableStruct.read(
                     ert_http_request.self, at: requestPointer, minimumSize: ABIMinimumSize.httpRequest)?.value
             else {
-                return fail(DriverCallError(.invalidArgument, "http_request: request is NULL or its struct_size is too small"))
+                return fail(RuntimeError(.invalidArgument, "http_request: request is NULL or its struct_size is too small"))
             }
             guard let method = request.method, let url = request.url else {
-                return fail(DriverCallError(.invalidArgument, "http_request: method and url are required"))
+                return fail(RuntimeError(.invalidArgument, "http_request: method and url are required"))
             }
             var headers: [String] = []
             if request.header_count > 0 {
                 guard let lines = request.headers else {
-                    return fail(DriverCallError(.invalidArgument, "http_request: headers is NULL but header_count > 0"))
+                    return fail(RuntimeError(.invalidArgument, "http_request: headers is NULL but header_count > 0"))
                 }
                 for index in 0..<request.header_count {
                     guard let line = lines[index] else {
-                        return fail(DriverCallError(.invalidArgument, "http_request: header \(index) is NULL"))
+                        return fail(RuntimeError(.invalidArgument, "http_request: header \(index) is NULL"))
                     }
                     headers.append(String(cString: line))
                 }
@@ -156,7 +151,7 @@ enum HostServiceFunctions {
             var bodyBytes: [UInt8] = []
             if request.body_length > 0 {
                 guard let bodyPointer = request.body else {
-                    return fail(DriverCallError(.invalidArgument, "http_request: body is NULL but body_length > 0"))
+                    return fail(RuntimeError(.invalidArgument, "http_request: body is NULL but body_length > 0"))
                 }
                 bodyBytes = Array(UnsafeRawBufferPointer(start: bodyPointer, count: request.body_length))
             }
@@ -170,7 +165,7 @@ enum HostServiceFunctions {
             let result = context.httpClient.perform(outgoing, deadline: context.deadline) { context.isCancelled }
             switch result {
             case .failure(let error):
-                return fail(error)
+                return fail(RuntimeError(error))
             case .success(let response):
                 if let responsePointer {
                     let size = GrowableStruct.declaredSize(at: responsePointer)
@@ -181,13 +176,8 @@ enum HostServiceFunctions {
                         CString.copy(response.contentType, into: &responsePointer.pointee.content_type)
                     }
                 }
-                if let body, let write = body.pointee.write, !response.body.isEmpty {
-                    let accepted = response.body.withUnsafeBufferPointer { buffer in
-                        buffer.withMemoryRebound(to: CChar.self) { write(body.pointee.context, $0.baseAddress, $0.count) }
-                    }
-                    if !accepted {
-                        return fail(DriverCallError(.upstream, "the driver's sink refused the response body"))
-                    }
+                if let body, !body.write(response.body) {
+                    return fail(RuntimeError(.upstream, "the driver's sink refused the response body"))
                 }
                 return ERT_STATUS_OK
             }

@@ -42,6 +42,9 @@ public final class LoadedDriver: @unchecked Sendable {
         guard descriptor.min_host_abi_minor <= ERT_ABI_VERSION_MINOR else {
             throw .needsNewerHostMinor(required: Int(descriptor.min_host_abi_minor), host: Int(ERT_ABI_VERSION_MINOR))
         }
+        // A reserved field may get a meaning in a later minor; a driver that sets it now would
+        // change meaning then.
+        guard descriptor.reserved0 == 0 else { throw .reservedFieldSet(structName: "ert_driver_descriptor", value: UInt64(descriptor.reserved0)) }
         guard let namePointer = descriptor.name else { throw .missingRequiredField("name") }
         guard let versionPointer = descriptor.version else { throw .missingRequiredField("version") }
         guard let kindsPointer = descriptor.engine_kinds else { throw .missingRequiredField("engine_kinds") }

@@ -13,10 +13,13 @@ public final class EngineRegistry: Sendable {
 
     public func engine(named name: String) -> ManagedEngine? { engines.first { $0.name == name } }
 
+    /// The engines as the routes and services address them.
+    public var directory: EngineDirectory { EngineDirectory(engines: engines, defaultEngine: defaultEngine) }
+
     /// Creates a driver instance for every configured engine. Fails with one line when an
     /// engine has no driver or its driver refuses the configuration.
     public static func start(
-        configuration: RuntimeConfiguration, drivers: DriverRegistry, pool: NIOThreadPool, httpClient: CurlHTTPClient,
+        configuration: RuntimeConfiguration, drivers: DriverRegistry, pool: WorkerPool, httpClient: CurlHTTPClient,
         logger: Logger
     ) async throws(ConfigurationError) -> EngineRegistry {
         var engines: [ManagedEngine] = []
@@ -40,9 +43,9 @@ public final class EngineRegistry: Sendable {
             }
             let options = (try? engine.options.map { String(decoding: try JSONCoding.encode($0), as: UTF8.self) }) ?? nil
             let instanceConfiguration = InstanceConfiguration(
-                name: engine.name, engineKind: engine.engine, endpoint: engine.endpoint, apiKey: engine.api_key,
-                engineVersion: engine.engine_version, configJSON: options ?? "{}")
-            do {
+                name: engine.name, engineKind: engine.engine, endpoint: engine.endpoint, apiKey: engine.apiKey,
+                engineVersion: engine.engineVersion, configJSON: options ?? "{}")
+            do throws(RuntimeError) {
                 let instance = try await DriverInstance.create(
                     driver: driver, configuration: instanceConfiguration, pool: pool, httpClient: httpClient, logger: logger)
                 engines.append(ManagedEngine(configuration: engine, instance: instance, deadlines: configuration.deadlines))

@@ -2,9 +2,10 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// One engine the runtime manages: its configuration, its driver instance, and the rules the
-/// routes rely on (deadlines, de-duplicated adapter operations).
-public final class ManagedEngine: Sendable {
+/// One engine the runtime manages: its configuration, its driver instance, and the rules every
+/// call follows (deadlines per kind of call, de-duplicated adapter operations, the sleep state
+/// the engine was last put in).
+public final class ManagedEngine: Engine {
     public let configuration: EngineConfiguration
     public let instance: DriverInstance
     let deadlines: Deadlines
@@ -16,8 +17,6 @@ public final class ManagedEngine: Sendable {
     /// True after a successful sleep, false after a successful wake, nil before either.
     public var knownSleepState: Bool? { sleeping.withLock { $0 } }
 
-    func recordSleepState(_ asleep: Bool) { sleeping.withLock { $0 = asleep } }
-
     init(configuration: EngineConfiguration, instance: DriverInstance, deadlines: Deadlines) {
         self.configuration = configuration
         self.instance = instance
@@ -27,33 +26,49 @@ public final class ManagedEngine: Sendable {
     public var name: String { configuration.name }
     public var driver: LoadedDriver { instance.driver }
 
-    func timeout(for operation: DriverOperation) -> TimeAmount {
-        TimeAmount(operation.isMutating ? deadlines.mutation : deadlines.probe)
+    public var summary: EngineSummary {
+        EngineSummary(
+            name: name, kind: configuration.engine, endpoint: configuration.endpoint, engineVersion: configuration.engineVersion,
+            driverName: driver.name, driverVersion: driver.version)
     }
 
-    /// Calls an operation with its deadline.
-    public func call(_ operation: DriverOperation, _ request: some Encodable) async throws(DriverCallError) -> [UInt8] {
+    /// Mutations get the mutation deadline, reads the probe deadline.
+    func timeout(mutating: Bool) -> TimeAmount {
+        TimeAmount(mutating ? deadlines.mutation : deadlines.probe)
+    }
+
+    public func call(_ operation: DriverOperation, _ request: some Encodable) async throws(RuntimeError) -> [UInt8] {
         let body: [UInt8]
         do { body = try JSONCoding.encode(request) } catch {
-            throw DriverCallError(.internalError, "could not encode the request: \(error)")
+            throw RuntimeError(.internalError, "could not encode the request: \(error)")
         }
-        return try await instance.invoke(operation, request: body, timeout: timeout(for: operation))
+        let answer = try await instance.invoke(operation, request: body, timeout: timeout(mutating: operation.isMutating))
+        switch operation {
+        case .sleep: sleeping.withLock { $0 = true }
+        case .wake: sleeping.withLock { $0 = false }
+        default: break
+        }
+        return answer
     }
 
-    /// Adapter loads and unloads: concurrent identical requests share one engine call.
     public func adapterCall(
         _ operation: DriverOperation, key: String, _ request: some Encodable & Sendable
-    ) async throws(DriverCallError) -> [UInt8] {
+    ) async throws(RuntimeError) -> [UInt8] {
         do {
             return try await adapterFlights.run("\(operation.rawValue)\u{0}\(key)") { try await self.call(operation, request) }
-        } catch let error as DriverCallError {
+        } catch let error as RuntimeError {
             throw error
         } catch {
-            throw DriverCallError(.internalError, "\(error)")
+            throw RuntimeError(.internalError, "\(error)")
         }
     }
 
-    /// Readiness through the driver: (ready, reason).
+    public func extensionOperation(named name: String) -> ExtensionOperation? { driver.extensionOperation(named: name) }
+
+    public func invokeExtension(_ operation: ExtensionOperation, arguments: [UInt8]) async throws(RuntimeError) -> JSONValue {
+        try await instance.invokeExtension(named: operation.name, argumentsJSON: arguments, timeout: timeout(mutating: operation.isMutating))
+    }
+
     public func readiness() async -> (ready: Bool, reason: String?) {
         struct Answer: Decodable {
             var ready: Bool
@@ -73,7 +88,7 @@ public final class ManagedEngine: Sendable {
             }
             let answer = try JSONCoding.decode(Health.self, from: try await call(.health, EmptyRequest()))
             return (answer.healthy, answer.reason)
-        } catch let error as DriverCallError {
+        } catch let error as RuntimeError {
             return (false, error.message)
         } catch {
             return (false, "the driver's readiness answer is malformed")

@@ -3,26 +3,84 @@ import CCurl
 import Glibc
 #endif
 
-/// One libcurl easy handle and the state of the transfer it runs. Used by one thread at a
-/// time (the pool hands it out exclusively), so it needs no locking.
+/// One libcurl easy handle: the one place the host sets up a transfer, for engine calls
+/// (`perform`) and for the download engine's multi transfers (`configure`). Used by one thread
+/// at a time (a pool or the multi loop hands it out exclusively), so it needs no locking.
 final class CurlEasyHandle: @unchecked Sendable {
-    private var handle: UnsafeMutableRawPointer?
+    private(set) var pointer: UnsafeMutableRawPointer?
+    /// The header list of the transfer in progress; freed by the next `configure` or `close`.
+    private var headerList: UnsafeMutablePointer<curl_slist>?
 
     init() {
-        handle = curl_easy_init()
+        CurlGlobal.initializeOnce()
+        pointer = curl_easy_init()
     }
 
     func close() {
-        if let handle { curl_easy_cleanup(handle) }
-        handle = nil
+        curl_slist_free_all(headerList)
+        headerList = nil
+        if let pointer { curl_easy_cleanup(pointer) }
+        pointer = nil
     }
 
     deinit { close() }
 
-    /// The state shared with libcurl's callbacks during one transfer.
+    /// What every transfer of the host shares: URL, protocols, headers (SigV4's own included),
+    /// the redirect policy (at most five, within `protocols`), signing, connect timeout,
+    /// TCP_NODELAY and no signals. Resets what the previous transfer set, keeping the handle's
+    /// connection cache.
+    func configure(
+        url: String, protocols: String = "http,https", headers: [String], followRedirects: Bool, signing: AWSSigning?,
+        connectTimeoutMilliseconds: Int
+    ) {
+        guard let handle = pointer else { return }
+        curl_easy_reset(handle)
+        curl_slist_free_all(headerList)
+        headerList = nil
+        for line in headers + (signing?.headers ?? []) { headerList = curl_slist_append(headerList, line) }
+        // libcurl adds "Expect: 100-continue" to large POSTs; no server here needs the round trip.
+        headerList = curl_slist_append(headerList, "Expect:")
+        _ = ert_curl_setopt_string(handle, CURLOPT_URL, url)
+        _ = ert_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        _ = ert_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, protocols)
+        _ = ert_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0)
+        _ = ert_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
+        _ = ert_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, protocols)
+        if let signing {
+            _ = ert_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(signing.region):s3")
+            _ = ert_curl_setopt_string(handle, CURLOPT_USERNAME, signing.accessKey)
+            _ = ert_curl_setopt_string(handle, CURLOPT_PASSWORD, signing.secretKey)
+        }
+        _ = ert_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMilliseconds)
+        _ = ert_curl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)
+        _ = ert_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
+    }
+
+    /// The HTTP status of the last answer (0 before one arrived).
+    var responseStatus: Int {
+        var status = 0
+        if let pointer { _ = ert_curl_getinfo_long(pointer, CURLINFO_RESPONSE_CODE, &status) }
+        return status
+    }
+
+    /// The headers of the final answer (after redirects), names in lower case, the last value
+    /// of a repeated name: libcurl's own header API, no parsing here.
+    var responseHeaders: [String: String] {
+        guard let pointer else { return [:] }
+        var headers: [String: String] = [:]
+        var previous: UnsafeMutablePointer<curl_header>? = nil
+        while let header = curl_easy_nextheader(pointer, UInt32(CURLH_HEADER), -1, previous) {
+            if let name = header.pointee.name, let value = header.pointee.value {
+                headers[String(cString: name).lowercased()] = String(cString: value)
+            }
+            previous = header
+        }
+        return headers
+    }
+
+    /// The state shared with libcurl's callbacks during one `perform`.
     private final class Transfer {
         var body: [UInt8] = []
-        var headers: [String: String] = [:]
         let limit: Int
         var overflowed = false
         let isCancelled: () -> Bool
@@ -33,46 +91,17 @@ final class CurlEasyHandle: @unchecked Sendable {
         }
     }
 
-    /// A failed transfer; `transient` when a second attempt may succeed (the connection broke
-    /// after it was made).
-    struct Failure: Error {
-        var error: DriverCallError
-        var transient: Bool
-    }
-
+    /// One blocking request with the body collected in memory (engine calls, metadata).
     func perform(
         _ request: HTTPClientRequest, timeoutMilliseconds: Int, isCancelled: @escaping () -> Bool
-    ) -> Result<HTTPClientResponse, Failure> {
-        guard let handle else {
-            return .failure(Failure(error: DriverCallError(.internalError, "curl_easy_init failed"), transient: false))
-        }
-        curl_easy_reset(handle)  // keeps the connection cache
+    ) -> Result<HTTPClientResponse, HTTPClientError> {
+        guard let handle = pointer else { return .failure(HTTPClientError(.failed, "curl_easy_init failed")) }
+        configure(
+            url: request.url, headers: request.headers, followRedirects: request.followRedirects, signing: request.signing,
+            connectTimeoutMilliseconds: min(timeoutMilliseconds, 10_000))
         let transfer = Transfer(limit: request.maxResponseBytes, isCancelled: isCancelled)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
-
-        var headerList: UnsafeMutablePointer<curl_slist>? = nil
-        for line in request.headers + (request.signing?.headers ?? []) { headerList = curl_slist_append(headerList, line) }
-        // libcurl adds "Expect: 100-continue" to large POSTs; engines do not need the round trip.
-        headerList = curl_slist_append(headerList, "Expect:")
-        defer { curl_slist_free_all(headerList) }
-
-        _ = ert_curl_setopt_string(handle, CURLOPT_URL, request.url)
-        _ = ert_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        _ = ert_curl_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-        Self.applyRedirectsAndSigning(handle, followRedirects: request.followRedirects, signing: request.signing)
-        _ = ert_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
-            let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
-            let length = size * count
-            guard let data else { return length }
-            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-            HTTPHeaderLine.collect(line, into: &transfer.headers)
-            return length
-        }
-        _ = ert_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
         _ = ert_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds)
-        _ = ert_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(timeoutMilliseconds, 10_000))
-        _ = ert_curl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)
-        _ = ert_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
         _ = ert_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
@@ -116,77 +145,39 @@ final class CurlEasyHandle: @unchecked Sendable {
         withExtendedLifetime(transfer) {}
 
         if code != CURLE_OK {
-            return .failure(Self.error(for: code, transfer: transfer, request: request, timeoutMilliseconds: timeoutMilliseconds))
+            let target = "\(request.method) \(CurlHTTPClient.redacted(request.url))"
+            let reason = HTTPClientError.reason(code)
+            if code == CURLE_WRITE_ERROR, transfer.overflowed {
+                return .failure(HTTPClientError(.tooLarge, "response to \(target) is larger than \(request.maxResponseBytes) bytes"))
+            }
+            if code == CURLE_ABORTED_BY_CALLBACK, transfer.cancelled {
+                return .failure(HTTPClientError(.cancelled, "\(target) was cancelled"))
+            }
+            let kind = HTTPClientError.kind(of: code)
+            let message =
+                switch kind {
+                case .timeout: "\(target) timed out after \(timeoutMilliseconds) ms"
+                case .unreachable: "cannot reach \(target): \(reason)"
+                case .invalidRequest: "bad URL for \(target): \(reason)"
+                case .connectionBroken: "connection to \(target) failed: \(reason)"
+                default: "\(target) failed: \(reason)"
+                }
+            return .failure(HTTPClientError(kind, message))
         }
-        var status = 0
-        _ = ert_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         var contentType: UnsafePointer<CChar>? = nil
         _ = ert_curl_getinfo_string(handle, CURLINFO_CONTENT_TYPE, &contentType)
         var connects = 0
         _ = ert_curl_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &connects)
         return .success(
             HTTPClientResponse(
-                status: status, contentType: contentType.map { String(cString: $0) } ?? "", body: transfer.body,
-                newConnections: connects, headers: transfer.headers))
-    }
-
-    /// The redirect policy (at most five, http and https only) and SigV4 signing, shared by
-    /// every libcurl transfer of the host: engine calls, source metadata and downloads.
-    static func applyRedirectsAndSigning(_ handle: UnsafeMutableRawPointer, followRedirects: Bool, signing: AWSSigning?) {
-        _ = ert_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0)
-        _ = ert_curl_setopt_long(handle, CURLOPT_MAXREDIRS, 5)
-        _ = ert_curl_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
-        if let signing {
-            _ = ert_curl_setopt_string(handle, CURLOPT_AWS_SIGV4, "aws:amz:\(signing.region):s3")
-            _ = ert_curl_setopt_string(handle, CURLOPT_USERNAME, signing.accessKey)
-            _ = ert_curl_setopt_string(handle, CURLOPT_PASSWORD, signing.secretKey)
-        }
-    }
-
-    private static func error(
-        for code: CURLcode, transfer: Transfer, request: HTTPClientRequest, timeoutMilliseconds: Int
-    ) -> Failure {
-        let error = describe(code, transfer: transfer, request: request, timeoutMilliseconds: timeoutMilliseconds)
-        let transient = [CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_PARTIAL_FILE].contains(code)
-        return Failure(error: error, transient: transient)
-    }
-
-    private static func describe(
-        _ code: CURLcode, transfer: Transfer, request: HTTPClientRequest, timeoutMilliseconds: Int
-    ) -> DriverCallError {
-        let target = "\(request.method) \(CurlHTTPClient.redacted(request.url))"
-        let reason = String(cString: curl_easy_strerror(code))
-        switch code {
-        case CURLE_WRITE_ERROR where transfer.overflowed:
-            return DriverCallError(.upstream, "response to \(target) is larger than \(request.maxResponseBytes) bytes")
-        case CURLE_ABORTED_BY_CALLBACK where transfer.cancelled:
-            return DriverCallError(.cancelled, "\(target) was cancelled")
-        case CURLE_OPERATION_TIMEDOUT:
-            return DriverCallError(.timeout, "\(target) timed out after \(timeoutMilliseconds) ms")
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
-            return DriverCallError(.unavailable, "cannot reach \(target): \(reason)")
-        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL:
-            return DriverCallError(.invalidArgument, "bad URL for \(target): \(reason)")
-        case CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_PARTIAL_FILE:
-            return DriverCallError(.upstream, "connection to \(target) failed: \(reason)")
-        default:
-            return DriverCallError(.upstream, "\(target) failed: \(reason)")
-        }
+                status: responseStatus, contentType: contentType.map { String(cString: $0) } ?? "", body: transfer.body,
+                newConnections: connects, headers: responseHeaders))
     }
 }
 
-/// Response header lines as libcurl hands them over, one per callback.
-enum HTTPHeaderLine {
-    /// Adds `line` to `headers`; a status line (the start of an answer, redirects included)
-    /// clears what came before, so only the final answer's headers stay.
-    static func collect(_ line: String, into headers: inout [String: String]) {
-        if line.hasPrefix("HTTP/") {
-            headers.removeAll(keepingCapacity: true)
-            return
-        }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingWhitespace()
-        headers[name] = value
-    }
+/// `curl_global_init` must run once before any other libcurl call, while single-threaded
+/// is best; a static let gives exactly-once, thread-safe initialization.
+enum CurlGlobal {
+    private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+    static func initializeOnce() { _ = initialized }
 }

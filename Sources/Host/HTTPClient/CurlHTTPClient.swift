@@ -98,43 +98,40 @@ public final class CurlHTTPClient: Sendable {
     /// allows. `isCancelled` is polled during the transfer.
     public func perform(
         _ request: HTTPClientRequest, deadline: NIODeadline? = nil, isCancelled: @escaping () -> Bool = { false }
-    ) -> Result<HTTPClientResponse, DriverCallError> {
+    ) -> Result<HTTPClientResponse, HTTPClientError> {
         guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://") else {
-            return .failure(DriverCallError(.invalidArgument, "URL must start with http:// or https://"))
+            return .failure(HTTPClientError(.invalidRequest, "URL must start with http:// or https://"))
         }
         guard ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"].contains(request.method) else {
-            return .failure(DriverCallError(.invalidArgument, "unsupported HTTP method \"\(request.method)\""))
+            return .failure(HTTPClientError(.invalidRequest, "unsupported HTTP method \"\(request.method)\""))
         }
         // Byte-level check: "\r\n" is one Character, so String.contains("\r") would miss it.
         if let bad = request.headers.first(where: { line in
             !line.utf8.contains(UInt8(ascii: ":")) || line.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 })
         }) {
-            return .failure(DriverCallError(.invalidArgument, "malformed header line \"\(bad.prefix(64))\""))
+            return .failure(HTTPClientError(.invalidRequest, "malformed header line \"\(bad.prefix(64))\""))
         }
         var attempt = 1
-        var backoff = TimeAmount.milliseconds(50)
         while true {
-            let outcome = performOnce(request, deadline: deadline, isCancelled: isCancelled)
-            let result = outcome.mapError(\.error)
-            guard request.idempotent, attempt < Self.maximumAttempts, Self.isRetryable(outcome) else { return result }
-            if let deadline, deadline - .now() < backoff + .milliseconds(10) { return result }
+            let result = performOnce(request, deadline: deadline, isCancelled: isCancelled)
+            guard request.idempotent, attempt < Self.maximumAttempts, Self.isRetryable(result) else { return result }
+            let backoff = Backoff.engineCall.delay(after: attempt)
+            if let deadline, deadline - .now() < TimeAmount(backoff) + .milliseconds(10) { return result }
             if isCancelled() { return result }
             logger.debug(
                 "retrying idempotent request",
                 metadata: ["method": "\(request.method)", "url": "\(Self.redacted(request.url))", "attempt": "\(attempt + 1)"])
-            usleep(UInt32(backoff.nanoseconds / 1000))
-            backoff = backoff * 2
+            usleep(UInt32(TimeAmount(backoff).nanoseconds / 1000))
             attempt += 1
         }
     }
 
-    /// Transport faults that a second attempt can cure, and the gateway-style answers.
-    /// A refused connection is not among them: it is an answer ("nothing listens"), and
-    /// readiness probes need it fast.
-    static func isRetryable(_ outcome: Result<HTTPClientResponse, CurlEasyHandle.Failure>) -> Bool {
+    /// A broken connection, and the gateway-style answers. A refused connection is not among
+    /// them: it is an answer ("nothing listens"), and readiness probes need it fast.
+    static func isRetryable(_ outcome: Result<HTTPClientResponse, HTTPClientError>) -> Bool {
         switch outcome {
         case .success(let response): [502, 503, 504].contains(response.status)
-        case .failure(let failure): failure.transient
+        case .failure(let failure): failure.kind == .connectionBroken
         }
     }
 
@@ -145,14 +142,11 @@ public final class CurlHTTPClient: Sendable {
 
     private func performOnce(
         _ request: HTTPClientRequest, deadline: NIODeadline?, isCancelled: @escaping () -> Bool
-    ) -> Result<HTTPClientResponse, CurlEasyHandle.Failure> {
+    ) -> Result<HTTPClientResponse, HTTPClientError> {
         var timeout = request.timeout
         if let deadline {
             let left = deadline - .now()
-            if left <= .zero {
-                let error = DriverCallError(.timeout, "the deadline passed before the request was sent")
-                return .failure(CurlEasyHandle.Failure(error: error, transient: false))
-            }
+            if left <= .zero { return .failure(HTTPClientError(.timeout, "the deadline passed before the request was sent")) }
             timeout = min(timeout, left)
         }
         let handle = checkOut()
@@ -173,11 +167,4 @@ public final class CurlHTTPClient: Sendable {
         }
         if !kept { handle.close() }
     }
-}
-
-/// `curl_global_init` must run once before any other libcurl call, while single-threaded
-/// is best; a static let gives exactly-once, thread-safe initialization.
-enum CurlGlobal {
-    private static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
-    static func initializeOnce() { _ = initialized }
 }

@@ -2,8 +2,8 @@ import PluginABI
 
 /// A validated metric standardization rule (`ert_metric_rule`), as the host applies it.
 public struct MetricRule: Sendable, Equatable {
-    public enum SourceType: UInt32, Sendable { case counter = 1, gauge = 2, histogram = 3 }
-    public enum Aggregate: UInt32, Sendable { case none = 0, sum, max, newest }
+    public typealias SourceType = MetricSourceType
+    public typealias Aggregate = MetricAggregate
 
     public var sourceType: SourceType
     public var sourceName: String
@@ -45,11 +45,12 @@ public struct MetricRule: Sendable, Equatable {
     /// Reads and checks a rule declared by a driver.
     init(declaration pointer: UnsafePointer<ert_metric_rule>, index: Int) throws(DriverLoadError) {
         func invalid(_ reason: String) -> DriverLoadError { .invalidMetricRule(index: index, reason: reason) }
-        let minimum = MemoryLayout<ert_metric_rule>.offset(of: \.set_labels)! + 8
+        let minimum = ABIMinimumSize.metricRule
         guard let rule = GrowableStruct.read(ert_metric_rule.self, at: pointer, minimumSize: minimum)?.value else {
             throw invalid("struct_size \(GrowableStruct.declaredSize(at: pointer)) is below \(minimum)")
         }
-        guard let type = SourceType(rawValue: rule.source_type) else { throw invalid("unknown source_type \(rule.source_type)") }
+        guard rule.reserved0 == 0 else { throw invalid("reserved0 is \(rule.reserved0); it must be zero (set it with a newer header's field, not by hand)") }
+        guard let type = SourceType(raw: rule.source_type) else { throw invalid("unknown source_type \(rule.source_type)") }
         guard let source = rule.source_name.map({ String(cString: $0) }), Self.isMetricName(source) else {
             throw invalid("source_name is missing or not a metric name")
         }
@@ -58,7 +59,7 @@ public struct MetricRule: Sendable, Equatable {
         else {
             throw invalid("standard_name must be an llm_engine_* name without _total")
         }
-        guard let aggregate = Aggregate(rawValue: rule.aggregate) else { throw invalid("unknown aggregate \(rule.aggregate)") }
+        guard let aggregate = Aggregate(raw: rule.aggregate) else { throw invalid("unknown aggregate \(rule.aggregate)") }
         func list(_ pointer: UnsafePointer<CChar>?) -> [String] {
             guard let pointer else { return [] }
             return String(cString: pointer).split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }

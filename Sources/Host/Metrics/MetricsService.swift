@@ -32,8 +32,8 @@ public final class MetricsService: Sendable {
     let mode: MetricsMode
     let ttl: TimeAmount
     let timeout: TimeAmount
-    let runtimeMetrics: RuntimeMetrics
-    private let pool: NIOThreadPool
+    public let runtimeMetrics: RuntimeMetrics
+    private let pool: WorkerPool
     private let httpClient: CurlHTTPClient
     private let logger: Logger
     private let cache = Mutex<[String: Scrape]>([:])
@@ -45,7 +45,7 @@ public final class MetricsService: Sendable {
 
     public init(
         engines: EngineRegistry, mode: MetricsMode, ttl: TimeAmount = .milliseconds(1000), timeout: TimeAmount = .seconds(2),
-        runtimeMetrics: RuntimeMetrics, pool: NIOThreadPool, httpClient: CurlHTTPClient, logger: Logger
+        runtimeMetrics: RuntimeMetrics, pool: WorkerPool, httpClient: CurlHTTPClient, logger: Logger
     ) {
         self.engines = engines
         self.mode = mode
@@ -85,7 +85,7 @@ public final class MetricsService: Sendable {
                 name: "llm_engine_scrape_duration_seconds", help: StandardMetrics.byName["llm_engine_scrape_duration_seconds"]!.help,
                 type: "gauge")
             for (engine, scrape) in zip(engines.engines, scrapes) where scrape.supported {
-                let seconds = Double(scrape.duration.components.seconds) + Double(scrape.duration.components.attoseconds) / 1e18
+                let seconds = scrape.duration / .seconds(1)
                 writer.sample(name: "llm_engine_scrape_duration_seconds", labels: labels(engine), value: seconds)
             }
             MetricStandardizer.write(scrapes.map(\.standard), into: &writer)
@@ -120,7 +120,7 @@ public final class MetricsService: Sendable {
     private func fetch(_ engine: ManagedEngine) async -> Scrape {
         let started = ContinuousClock.now
         let driver = engine.driver
-        let text: Result<[UInt8], DriverCallError>
+        let text: Result<[UInt8], RuntimeError>
         if let path = driver.metricsPath {
             let request = HTTPClientRequest(
                 method: "GET", url: engine.configuration.endpoint.trimmingTrailingSlashes() + path,
@@ -128,11 +128,11 @@ public final class MetricsService: Sendable {
                 maxResponseBytes: Self.maximumScrapeBytes)
             let client = httpClient
             let deadline = NIODeadline.now() + timeout
-            text = await DriverInstance.runOnPool(pool) {
-                client.perform(request, deadline: deadline).flatMap { response in
+            text = await pool.run {
+                client.perform(request, deadline: deadline).mapError(RuntimeError.init).flatMap { response in
                     response.status == 200
                         ? .success(response.body)
-                        : .failure(DriverCallError(.upstream, "the engine's \(path) answered HTTP \(response.status)"))
+                        : .failure(RuntimeError(.upstream, "the engine's \(path) answered HTTP \(response.status)"))
                 }
             }
         } else if engine.instance.supports(.metrics) {
@@ -154,8 +154,8 @@ public final class MetricsService: Sendable {
             result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
         case .success(let bytes):
             // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
-            let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family]), DriverCallError> =
-                await DriverInstance.runOnPool(pool) {
+            let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family]), RuntimeError> =
+                await pool.run {
                     let exposition = PrometheusExposition(bytes: bytes)
                     let standard = standardizer.standardize(exposition)
                     return .success((exposition, standard))
@@ -201,9 +201,9 @@ extension MetricsService {
     func loadedAdapterCount(_ engine: ManagedEngine) async -> Int? {
         guard engine.instance.supports(.listModels),
             let models = try? await engine.instance.invoke(.listModels, request: Array("{}".utf8), timeout: timeout),
-            let adapters = try? AdapterList(modelList: models)
+            let adapters = try? LoadedAdapter.fromModelList(models)
         else { return nil }
-        return adapters.data.count
+        return adapters.count
     }
 }
 

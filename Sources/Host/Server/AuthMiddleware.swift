@@ -13,7 +13,7 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
             Self.constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
         else {
-            throw APIError(.unauthorized, type: "unauthorized", message: "a valid bearer token is required")
+            throw RuntimeError(.unauthorized, "a valid bearer token is required")
         }
         return try await next(request, context)
     }

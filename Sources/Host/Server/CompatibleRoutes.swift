@@ -7,16 +7,15 @@ import NIOCore
 /// known defects fixed: /ready probes the engine, engine errors are reported (never retried
 /// into a generic 500), names accept every Kubernetes object name, the API key is forwarded.
 struct CompatibleRoutes {
-    let engines: EngineRegistry
+    let engines: EngineDirectory
+    let adapters: AdapterService
     let body: RequestBody
-    let downloads: DownloadManager
-    let secrets: CredentialsSecrets
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in JSONResponse.raw(Array(#"{"status":"ok"}"#.utf8)) }
         router.get("/ready") { _, _ in try await Self.ready(engines.engines) }
         router.get("/v1/models") { _, _ in
-            JSONResponse.raw(try await engines.defaultEngine.callOrThrow(.listModels, EmptyRequest()))
+            JSONResponse.raw(try await engines.defaultEngine.call(.listModels, EmptyRequest()))
         }
         router.post("/v1/lora_adapter/load") { request, context in try await load(request, context) }
         router.post("/v1/lora_adapter/unload") { request, context in try await unload(request, context) }
@@ -24,7 +23,7 @@ struct CompatibleRoutes {
 
     /// 200 `{"status":"ready"}` when every engine answers its readiness check; 503 with the
     /// reason otherwise.
-    static func ready(_ list: [ManagedEngine]) async throws -> Response {
+    static func ready(_ list: [any Engine]) async throws -> Response {
         struct Answer: Encodable {
             var status: String
             var reason: String?
@@ -48,33 +47,25 @@ struct CompatibleRoutes {
     func load(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (bytes, object) = try await body.checkedBody(request, allowed: Self.directLoadFields.union(Self.delegatedLoadFields))
         if object["lora_path"] != nil, object["artifact_url"] != nil {
-            throw APIError.invalid("give either lora_path (direct mode) or artifact_url (artifact mode), not both")
+            throw RuntimeError.invalid("give either lora_path (direct mode) or artifact_url (artifact mode), not both")
         }
         if object["artifact_url"] != nil {
             return try await loadArtifact(bytes, context)
         }
         if let extra = object.keys.sorted().first(where: { !Self.directLoadFields.contains($0) }) {
-            throw APIError.invalid("field \"\(extra)\" belongs to the artifact mode, which needs artifact_url")
+            throw RuntimeError.invalid("field \"\(extra)\" belongs to the artifact mode, which needs artifact_url")
         }
-        struct Direct: Codable, Sendable {
+        struct Direct: Decodable {
             var lora_name: String
             var lora_path: String
         }
         let direct = try RequestBody.decode(Direct.self, bytes: bytes)
-        try Self.checkAdapterName(direct.lora_name)
-        guard !direct.lora_path.isEmpty else { throw APIError.invalid("lora_path must not be empty") }
-        let engine = engines.defaultEngine
-        _ = try await engine.adapterCallOrThrow(.loadLoRAAdapter, key: "\(direct.lora_name)\u{0}\(direct.lora_path)", direct)
-        context.logger.info("LoRA adapter loaded", metadata: ["engine": "\(engine.name)", "adapter": "\(direct.lora_name)"])
+        _ = try await adapters.load(.init(name: direct.lora_name, path: direct.lora_path), on: engines.defaultEngine, logger: context.logger)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(direct.lora_name)' loaded successfully from '\(direct.lora_path)'.")))
     }
 
-    /// The artifact mode. Local artifacts (an absolute path or file:// URL) are loaded in place;
-    /// remote ones are downloaded first into `<local_dir>/<lora_name>` (default
-    /// `/tmp/aibrix/adapters`), sharing one download among concurrent requests, and loaded
-    /// from there once complete and verified.
     func loadArtifact(_ bytes: [UInt8], _ context: BasicRequestContext) async throws -> Response {
         struct Delegated: Decodable {
             var lora_name: String
@@ -85,106 +76,38 @@ struct CompatibleRoutes {
             var local_dir: String?
         }
         let delegated = try RequestBody.decode(Delegated.self, bytes: bytes)
-        try Self.checkAdapterName(delegated.lora_name)
-        let url = delegated.artifact_url
-        let localPath: String
-        do {
-            let source = try ArtifactSource.parse(url)
-            if case .local(let path) = source {
-                localPath = path
-            } else {
-                var credentials = try delegated.credentials ?? delegated.credentials_secret.map { try secrets.read($0) } ?? [:]
-                // AIBrix merges additional_config into the credentials; keys that mean nothing
-                // to a download are left alone rather than refused.
-                for (key, value) in delegated.additional_config ?? [:] where DownloadSettings.credentialKeys.contains(key) {
-                    credentials[key] = value
-                }
-                let settings = try downloads.settings.applying(credentials: credentials, to: source)
-                let job = try downloads.start(
-                    .init(uri: url, localDir: delegated.local_dir, modelName: delegated.lora_name, settings: settings),
-                    defaultDirectory: downloads.roots.adapters)
-                localPath = try await job.wait().get().path
-            }
-        } catch let error as ArtifactError {
-            throw APIError(error)
-        }
-        struct Direct: Codable, Sendable {
-            var lora_name: String
-            var lora_path: String
-        }
-        let engine = engines.defaultEngine
-        let answer = try await engine.adapterCallOrThrow(
-            .loadLoRAAdapter, key: "\(delegated.lora_name)\u{0}\(localPath)", Direct(lora_name: delegated.lora_name, lora_path: localPath))
-        context.logger.info("LoRA adapter loaded", metadata: ["engine": "\(engine.name)", "adapter": "\(delegated.lora_name)"])
-        struct EngineResponse: Encodable { var message: String }
+        let (localPath, answer) = try await adapters.load(
+            AdapterService.ArtifactLoad(
+                name: delegated.lora_name, url: delegated.artifact_url, credentialsSecret: delegated.credentials_secret,
+                credentials: delegated.credentials, additionalConfig: delegated.additional_config, localDir: delegated.local_dir),
+            on: engines.defaultEngine, logger: context.logger)
         struct Answer: Encodable {
             var status = "success"
             var message: String
             var local_path: String
             var engine_response: JSONValue
         }
-        let engineAnswer = (try? JSONCoding.decode(JSONValue.self, from: answer)) ?? .null
         return try JSONResponse.make(
             Answer(
-                message: "Successfully loaded adapter \(delegated.lora_name) from \(url)", local_path: localPath,
-                engine_response: engineAnswer))
+                message: "Successfully loaded adapter \(delegated.lora_name) from \(delegated.artifact_url)", local_path: localPath,
+                engine_response: (try? JSONCoding.decode(JSONValue.self, from: answer)) ?? .null))
     }
 
     /// Unload reports the engine's error (AIBrix swallowed it and answered 200).
     func unload(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        struct Unload: Codable, Sendable {
+        struct Unload: Decodable {
             var lora_name: String
             var cleanup_local: Bool?
             var lora_int_id: Int?
         }
         let unload = try await body.decode(Unload.self, request, allowed: ["lora_name", "cleanup_local", "lora_int_id"])
-        try Self.checkAdapterName(unload.lora_name)
-        struct DriverRequest: Codable, Sendable {
-            var lora_name: String
-            var lora_int_id: Int?
-        }
-        let engine = engines.defaultEngine
-        _ = try await engine.adapterCallOrThrow(
-            .unloadLoRAAdapter, key: unload.lora_name, DriverRequest(lora_name: unload.lora_name, lora_int_id: unload.lora_int_id))
-        context.logger.info("LoRA adapter unloaded", metadata: ["engine": "\(engine.name)", "adapter": "\(unload.lora_name)"])
-        // AIBrix's effective default: `{lora_name}` alone cleans up, a direct-mode body
-        // (with lora_int_id) does not. Only a copy the runtime downloaded is ever removed.
-        if unload.cleanup_local ?? (unload.lora_int_id == nil),
-            let target = try? ArtifactTarget(localDir: downloads.roots.adapters, modelName: unload.lora_name),
-            downloads.remove(target)
-        {
-            context.logger.info("local adapter copy removed", metadata: ["path": "\(target.path)"])
-        }
+        _ = try await adapters.unload(
+            unload.lora_name, loraIntID: unload.lora_int_id, cleanupLocal: unload.cleanup_local, on: engines.defaultEngine,
+            logger: context.logger)
         struct Answer: Encodable {
             var status = "success"
             var message: String
         }
         return try JSONResponse.make(Answer(message: "Successfully unloaded adapter \(unload.lora_name)"))
-    }
-
-    static func checkAdapterName(_ name: String) throws {
-        if let problem = ResourceName.adapterNameProblem(name) {
-            throw APIError.invalid("invalid lora_name \"\(name.prefix(64))\": \(problem)")
-        }
-    }
-}
-
-extension ManagedEngine {
-    /// `call`, with the driver's failure as an API error.
-    func callOrThrow(_ operation: DriverOperation, _ request: some Encodable) async throws -> [UInt8] {
-        do { return try await call(operation, request) } catch { throw APIError(error) }
-    }
-
-    func extensionOrThrow(_ operation: ExtensionOperation, arguments: [UInt8]) async throws -> JSONValue {
-        let timeout = TimeAmount(operation.isMutating ? deadlines.mutation : deadlines.probe)
-        do {
-            return try await instance.invokeExtension(named: operation.name, argumentsJSON: arguments, timeout: timeout)
-        } catch {
-            throw APIError(error)
-        }
-    }
-
-    func adapterCallOrThrow(_ operation: DriverOperation, key: String, _ request: some Encodable & Sendable) async throws -> [UInt8] {
-        do { return try await adapterCall(operation, key: key, request) } catch { throw APIError(error) }
     }
 }

@@ -14,29 +14,21 @@ public struct ErrorEnvelope: Codable, Sendable, Equatable {
         self.type = type
         self.code = code
     }
+
+    /// The one place an error becomes an HTTP answer.
+    static func response(status: HTTPResponse.Status, type: String, message: String) -> Response {
+        let envelope = ErrorEnvelope(message: message, type: type, code: status.code)
+        let body = (try? JSONCoding.encode(envelope)) ?? Array(#"{"object":"error"}"#.utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
 }
 
-/// An error a route throws; rendered as the envelope with its HTTP status.
-public struct APIError: Error, HTTPResponseError, Sendable {
-    public let status: HTTPResponse.Status
-    public let envelope: ErrorEnvelope
-
-    public init(_ status: HTTPResponse.Status, type: String, message: String) {
-        self.status = status
-        self.envelope = ErrorEnvelope(message: message, type: type, code: status.code)
-    }
-
-    public init(_ error: DriverCallError) {
-        self.init(HTTPResponse.Status(code: error.status.httpStatus), type: error.status.errorType, message: error.message)
-    }
-
-    public static func notFound(_ message: String) -> APIError { APIError(.notFound, type: "not_found", message: message) }
-    public static func invalid(_ message: String) -> APIError { APIError(.badRequest, type: "invalid_argument", message: message) }
+/// Every error a route or service throws renders as the envelope, with its kind's status.
+extension RuntimeError: HTTPResponseError {
+    public var status: HTTPResponse.Status { HTTPResponse.Status(code: kind.httpStatus) }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = (try? JSONCoding.encode(envelope)) ?? Array(#"{"object":"error"}"#.utf8)
-        return Response(
-            status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        ErrorEnvelope.response(status: status, type: kind.envelopeType, message: message)
     }
 }
 
@@ -46,22 +38,21 @@ struct ErrorEnvelopeMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as APIError {
+        } catch let error as RuntimeError {
             throw error
         } catch let error as HTTPError {
-            let type =
-                switch error.status {
-                case .notFound: "not_found"
-                case .methodNotAllowed: "method_not_allowed"
-                case .contentTooLarge: "invalid_argument"
-                case .badRequest: "invalid_argument"
-                default: "error"
-                }
             let message = error.body ?? (error.status == .notFound ? "no route \(request.method.rawValue) \(request.uri.path)" : error.status.reasonPhrase)
-            throw APIError(error.status, type: type, message: message)
+            switch error.status {
+            case .notFound: throw RuntimeError(.notFound, message)
+            case .methodNotAllowed: throw RuntimeError(.methodNotAllowed, message)
+            case .contentTooLarge: throw RuntimeError(.tooLarge, message)
+            case .badRequest: throw RuntimeError(.invalidArgument, message)
+            // A status no kind stands for keeps Hummingbird's own status.
+            default: return ErrorEnvelope.response(status: error.status, type: "error", message: message)
+            }
         } catch {
             context.logger.error("unexpected error", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
-            throw APIError(.internalServerError, type: "internal_error", message: "internal error")
+            throw RuntimeError(.internalError, "internal error")
         }
     }
 }

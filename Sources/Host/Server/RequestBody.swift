@@ -6,8 +6,8 @@ import NIOCore
 struct RequestBody {
     let limit: Int
 
-    private var tooLarge: APIError {
-        APIError(.contentTooLarge, type: "invalid_argument", message: "the request body is larger than \(limit) bytes")
+    private var tooLarge: RuntimeError {
+        RuntimeError(.tooLarge, "the request body is larger than \(limit) bytes")
     }
 
     /// The body as a JSON object; an empty body is `{}`.
@@ -35,13 +35,13 @@ struct RequestBody {
         let bytes = Array(buffer.readableBytesView)
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return ([], [:]) }
         guard let value = try? JSONCoding.decode(JSONValue.self, from: bytes) else {
-            throw APIError.invalid("the request body is not valid JSON")
+            throw RuntimeError.invalid("the request body is not valid JSON")
         }
         guard case .object(let object) = value else {
-            throw APIError.invalid("the request body must be a JSON object, not \(value.typeName)")
+            throw RuntimeError.invalid("the request body must be a JSON object, not \(value.typeName)")
         }
         if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw APIError.invalid(
+            throw RuntimeError.invalid(
                 "unknown field \"\(unknown)\" (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
         return (bytes, object)
@@ -51,13 +51,13 @@ struct RequestBody {
         do {
             return try JSONCoding.decode(type, from: bytes)
         } catch let DecodingError.keyNotFound(key, _) {
-            throw APIError.invalid("missing field \"\(key.stringValue)\"")
+            throw RuntimeError.invalid("missing field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(expected, context) {
-            throw APIError.invalid("field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" must be \(typeName(expected))")
+            throw RuntimeError.invalid("field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" must be \(typeName(expected))")
         } catch let DecodingError.valueNotFound(expected, context) {
-            throw APIError.invalid("field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" must be \(typeName(expected)), not null")
+            throw RuntimeError.invalid("field \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\" must be \(typeName(expected)), not null")
         } catch {
-            throw APIError.invalid("the request body does not match the expected fields")
+            throw RuntimeError.invalid("the request body does not match the expected fields")
         }
     }
 

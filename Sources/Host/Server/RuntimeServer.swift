@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 /// Where and how the management API listens.
 public struct ServerConfiguration: Sendable {
@@ -13,42 +14,54 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// The HTTP facade: builds the routes over the runtime's parts and runs the server until
-/// SIGTERM or SIGINT (graceful shutdown through swift-service-lifecycle).
-public struct RuntimeServer: Sendable {
-    public let configuration: ServerConfiguration
-    public let runtime: RuntimeConfiguration
-    public let drivers: DriverRegistry
-    public let engines: EngineRegistry
-    public let metrics: MetricsService
-    public let downloads: DownloadManager
-    public let secrets: CredentialsSecrets
-    public let logger: Logger
+/// What `/metrics` renders; `MetricsService` in the runtime, a stand-in in route tests.
+public protocol MetricsRendering: Sendable {
+    func render() async -> [UInt8]
+}
+
+extension MetricsService: MetricsRendering {}
+
+/// Everything the routes reach, as values a test can build in memory: the routes' only
+/// dependencies.
+public struct RouterDependencies: Sendable {
+    public var engines: EngineDirectory
+    public var adapters: AdapterService
+    public var downloads: DownloadManager
+    public var metrics: any MetricsRendering
+    public var runtimeMetrics: RuntimeMetrics
+    public var drivers: DriverRegistry
+    /// When set, every route but /healthz and /ready needs this bearer token.
+    public var authToken: String?
+    public var maxBodyBytes: Int
 
     public init(
-        configuration: ServerConfiguration, runtime: RuntimeConfiguration, drivers: DriverRegistry, engines: EngineRegistry,
-        metrics: MetricsService, downloads: DownloadManager, secrets: CredentialsSecrets = CredentialsSecrets(), logger: Logger
+        engines: EngineDirectory, adapters: AdapterService, downloads: DownloadManager, metrics: any MetricsRendering,
+        runtimeMetrics: RuntimeMetrics, drivers: DriverRegistry, authToken: String?, maxBodyBytes: Int
     ) {
-        self.configuration = configuration
-        self.runtime = runtime
-        self.drivers = drivers
         self.engines = engines
-        self.metrics = metrics
+        self.adapters = adapters
         self.downloads = downloads
-        self.secrets = secrets
-        self.logger = logger
+        self.metrics = metrics
+        self.runtimeMetrics = runtimeMetrics
+        self.drivers = drivers
+        self.authToken = authToken
+        self.maxBodyBytes = maxBodyBytes
     }
+}
 
-    func makeRouter() -> Router<BasicRequestContext> {
+/// The HTTP facade: the routes over the runtime's services. Routes decode, call one service,
+/// encode; they hold no workflow of their own.
+public enum RuntimeRouter {
+    public static func build(_ dependencies: RouterDependencies) -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: RequestMetricsMiddleware(metrics: metrics.runtimeMetrics))
+        router.add(middleware: RequestMetricsMiddleware(metrics: dependencies.runtimeMetrics))
         router.add(middleware: ErrorEnvelopeMiddleware())
-        if let token = runtime.authToken { router.add(middleware: AuthMiddleware(token: Array(token.utf8))) }
-        let body = RequestBody(limit: runtime.maxBodyBytes)
-        CompatibleRoutes(engines: engines, body: body, downloads: downloads, secrets: secrets).register(on: router)
-        ArtifactRoutes(downloads: downloads, body: body).register(on: router)
-        EngineRoutes(engines: engines, body: body).register(on: router)
-        let metrics = self.metrics
+        if let token = dependencies.authToken { router.add(middleware: AuthMiddleware(token: Array(token.utf8))) }
+        let body = RequestBody(limit: dependencies.maxBodyBytes)
+        CompatibleRoutes(engines: dependencies.engines, adapters: dependencies.adapters, body: body).register(on: router)
+        ArtifactRoutes(downloads: dependencies.downloads, body: body).register(on: router)
+        EngineRoutes(engines: dependencies.engines, adapters: dependencies.adapters, body: body).register(on: router)
+        let metrics = dependencies.metrics
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -56,25 +69,26 @@ public struct RuntimeServer: Sendable {
         }
         let openAPI = Array(OpenAPIDocument.json.utf8)
         router.get("/openapi.json") { _, _ in JSONResponse.raw(openAPI) }
-        let drivers = self.drivers
+        let drivers = dependencies.drivers
         router.get("/v1/drivers") { _, _ in
             try JSONResponse.make(DriverList(drivers))
         }
         router.get("/v1/drivers/{name}") { _, context in
             let name = try context.parameters.require("name")
-            guard let driver = drivers.driver(named: name) else { throw APIError.notFound("no driver named \"\(name)\"") }
+            guard let driver = drivers.driver(named: name) else { throw RuntimeError.notFound("no driver named \"\(name)\"") }
             return try JSONResponse.make(DriverDescription(driver))
         }
         return router
     }
 
-    /// Runs until a termination signal. `onListening` receives the bound port (useful with
-    /// port 0).
-    public func run(onListening: (@Sendable (Int) async -> Void)? = nil) async throws {
-        let logger = self.logger
-        let configuration = self.configuration
-        let app = Application(
-            router: makeRouter(),
+    /// The HTTP server as a service of the runtime's service group. `onListening` receives the
+    /// bound port (useful with port 0).
+    public static func application(
+        _ dependencies: RouterDependencies, configuration: ServerConfiguration, logger: Logger,
+        onListening: (@Sendable (Int) async -> Void)? = nil
+    ) -> some ApplicationProtocol {
+        Application(
+            router: build(dependencies),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? -1
@@ -82,7 +96,5 @@ public struct RuntimeServer: Sendable {
                 await onListening?(port)
             },
             logger: logger)
-        try await app.runService()
-        logger.info("engine-runtime stopped")
     }
 }

@@ -1,0 +1,81 @@
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// Threads for blocking work (driver calls, libcurl transfers, parsing large texts), never the
+/// network event loop, with deadlines that answer on time even when the work does not end.
+/// A service of the runtime: it stops after every service that uses it.
+public final class WorkerPool: Service, Sendable {
+    private let pool: NIOThreadPool
+    private let watchdog = DeadlineWatchdog()
+
+    public init(threads: Int) {
+        pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+    }
+
+    /// Runs blocking `work` on a worker thread. With `giveUpAt`, answers `timeout` at that time
+    /// (within a watchdog tick) if the work is still running: the work itself carries on, and
+    /// `onGiveUp` asks it to stop.
+    public func run<T: Sendable>(
+        giveUpAt: NIODeadline? = nil, onGiveUp: (@Sendable () -> Void)? = nil,
+        _ work: @escaping @Sendable () -> Result<T, RuntimeError>
+    ) async -> Result<T, RuntimeError> {
+        let once = OnceResume<Result<T, RuntimeError>>()
+        let watchdog = self.watchdog
+        return await withCheckedContinuation { continuation in
+            once.set(continuation)
+            let watch = giveUpAt.map { giveUpAt in
+                watchdog.watch(until: giveUpAt) {
+                    if once.resume(with: .failure(RuntimeError(.timeout, "the driver did not answer before the deadline"))) {
+                        onGiveUp?()
+                    }
+                }
+            }
+            pool.submit { state in
+                guard case .active = state else {
+                    watch.map(watchdog.cancel)
+                    once.resume(with: .failure(RuntimeError(.unavailable, "the worker pool is shut down")))
+                    return
+                }
+                let result = work()
+                watch.map(watchdog.cancel)
+                once.resume(with: result)
+            }
+        }
+    }
+
+    /// Waits for the work that runs, then ends the threads. Work submitted afterwards fails
+    /// with `unavailable`.
+    public func shutdown() async {
+        try? await pool.shutdownGracefully()
+        await watchdog.stop()
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+}
+
+/// Resumes a continuation exactly once, from whichever side gets there first.
+final class OnceResume<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, Never>?, resumed: Bool)>((nil, false))
+
+    func set(_ continuation: CheckedContinuation<T, Never>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    /// Returns true if this call resumed the continuation.
+    @discardableResult
+    func resume(with value: T) -> Bool {
+        let continuation = state.withLock { state -> CheckedContinuation<T, Never>? in
+            guard !state.resumed, let continuation = state.continuation else { return nil }
+            state.resumed = true
+            return continuation
+        }
+        continuation?.resume(returning: value)
+        return continuation != nil
+    }
+}

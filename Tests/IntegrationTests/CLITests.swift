@@ -1,0 +1,145 @@
+import Foundation
+import Host
+import TestSupport
+import Testing
+
+/// The real binary: serve, drivers list, drivers check, version and help.
+@Suite struct CLITests {
+    private func runtime(_ arguments: [String], environment: [String: String] = [:]) async throws -> ProgramOutput {
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        return try await Program.run(TestPaths.binary, arguments, environment: env)
+    }
+
+    /// A driver directory holding the Swift vLLM and SGLang drivers and the C template.
+    private func driverDirectory() async throws -> TemporaryDirectory {
+        let directory = try TemporaryDirectory()
+        for driver in [TestPaths.vllmDriver, TestPaths.sglangDriver] {
+            try FileManager.default.copyItem(atPath: driver, toPath: directory.path + "/" + URL(fileURLWithPath: driver).lastPathComponent)
+        }
+        _ = try await CDriverCompiler.build(TestPaths.templateSource, into: directory.path, name: "libtemplate.so")
+        return directory
+    }
+
+    @Test func versionAndHelp() async throws {
+        let version = try await runtime(["--version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == EngineRuntimeVersion.current)
+        let help = try await runtime(["serve", "--help"])
+        #expect(help.status == 0)
+        for text in ["--host", "--port", "--driver-dir", "--log-level", "ENGINE_RUNTIME_HOST", "ENGINE_RUNTIME_PORT", "ENGINE_RUNTIME_DRIVER_DIR", "ENGINE_RUNTIME_LOG_LEVEL"] {
+            #expect(help.stdout.contains(text), "serve --help mentions \(text)")
+        }
+        let check = try await runtime(["drivers", "check", "--help"])
+        #expect(check.stdout.contains("--json"))
+    }
+
+    /// A C driver, the Swift vLLM driver and the Swift SGLang driver in one process, listed by
+    /// GET /v1/drivers of the real server.
+    @Test func serveListsCAndSwiftDriversTogether() async throws {
+        let directory = try await driverDirectory()
+        defer { directory.remove() }
+        let server = try await RuntimeProcess.start(arguments: ["--driver-dir", directory.path])
+        let health = try await server.get("/healthz")
+        #expect(health.status == 200)
+        #expect(String(decoding: health.body, as: UTF8.self) == #"{"status":"ok"}"#)
+        let list = try JSONCoding.decode(DriverList.self, from: try await server.get("/v1/drivers").body)
+        #expect(list.data.map(\.name) == ["sglang", "vllm", "template"])
+        #expect(list.failures.isEmpty)
+        let template = try #require(list.data.first { $0.name == "template" })
+        #expect(template.extension_operations.map(\.name) == ["template.echo", "template.scale", "template.set_debug", "template.echo_calls"])
+        #expect(template.operations.contains("load_lora_adapter"))
+        let vllm = try JSONCoding.decode(DriverDescription.self, from: try await server.get("/v1/drivers/vllm").body)
+        #expect(vllm.engine_kinds == ["vllm"])
+        #expect(vllm.abi_version == "1.1")
+        let missing = try await server.get("/v1/drivers/nope")
+        #expect(missing.status == 404)
+        #expect(try JSONCoding.decode(ErrorEnvelope.self, from: missing.body) == ErrorEnvelope(message: "no driver named \"nope\"", type: "not_found", code: 404))
+        #expect(server.terminate() == 0, "SIGTERM is a clean shutdown")
+    }
+
+    @Test func aBrokenDriverIsLoggedAndTheServerKeepsRunning() async throws {
+        let directory = try await driverDirectory()
+        defer { directory.remove() }
+        _ = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "zz-bad.so", defines: ["ABI_MAJOR=3"])
+        // --port 0 (given by RuntimeProcess) wins over a bad ENGINE_RUNTIME_PORT.
+        let server = try await RuntimeProcess.start(arguments: ["--driver-dir", directory.path], environment: ["ENGINE_RUNTIME_PORT": "eighty"])
+        let list = try JSONCoding.decode(DriverList.self, from: try await server.get("/v1/drivers").body)
+        #expect(list.data.count == 3)
+        #expect(list.failures == [DriverList.Failure(path: directory.path + "/zz-bad.so", error: "driver ABI major 3 does not match the host's major 1")])
+        #expect(server.output.contains("driver not loaded: \(directory.path)/zz-bad.so: driver ABI major 3 does not match the host's major 1"))
+        #expect(server.terminate() == 0)
+    }
+
+    @Test func badSettingsFailFastWithOneLine() async throws {
+        let badEnv = try await runtime(["serve", "--driver-dir", "/tmp"], environment: ["ENGINE_RUNTIME_PORT": "eighty"])
+        #expect(badEnv.status != 0)
+        #expect(badEnv.stderr.contains("ENGINE_RUNTIME_PORT=\"eighty\" must be a whole number in 0...65535"))
+        let badDirectory = try await runtime(["serve", "--driver-dir", "/nonexistent-dir"])
+        #expect(badDirectory.status != 0)
+        #expect(badDirectory.stderr.contains("cannot read driver directory /nonexistent-dir"))
+        let badLevel = try await runtime(["serve", "--log-level", "loud"])
+        #expect(badLevel.status != 0)
+        #expect(badLevel.stderr.contains("unknown log level \"loud\""))
+    }
+
+    @Test func driversListShowsDriversAndFailures() async throws {
+        let directory = try await driverDirectory()
+        defer { directory.remove() }
+        let good = try await runtime(["drivers", "list", "--driver-dir", directory.path, "--json"])
+        #expect(good.status == 0, "\(good.stderr)")
+        let list = try JSONCoding.decode(DriverList.self, from: Array(good.stdout.utf8))
+        #expect(Set(list.data.map(\.name)) == ["vllm", "sglang", "template"])
+        try "junk".write(toFile: directory.path + "/junk.so", atomically: true, encoding: .utf8)
+        let withJunk = try await runtime(["drivers", "list", "--driver-dir", directory.path])
+        #expect(withJunk.status == 1)
+        #expect(withJunk.stdout.contains("FAILED \(directory.path)/junk.so: not a loadable shared object"))
+        #expect(withJunk.stdout.contains("extension: template.echo(text: string, times: int64) -> string"))
+    }
+
+    @Test(arguments: ["vllm", "sglang", "template"])
+    func conformancePassesOnInTreeDriversAndTheTemplate(driver: String) async throws {
+        let directory = try await driverDirectory()
+        defer { directory.remove() }
+        let path = directory.path + (driver == "vllm" ? "/libEngineVLLM.so" : driver == "sglang" ? "/libEngineSGLang.so" : "/libtemplate.so")
+        let result = try await runtime(["drivers", "check", path, "--json", "--timeout", "5"])
+        #expect(result.status == 0, "\(result.stdout)")
+        let report = try JSONCoding.decode(ConformanceReport.self, from: Array(result.stdout.utf8))
+        #expect(report.passed)
+        #expect(report.driver == driver)
+        #expect(report.checks.contains { $0.name == "health (malformed JSON)" && $0.passed })
+        #expect(report.checks.count >= 15)
+    }
+
+    /// The checks run in a child process: a driver that crashes still gets a verdict naming the
+    /// check it crashed in.
+    @Test func conformanceSurvivesACrashingDriver() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let crashing = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "crash.so", defines: ["CRASH_HEALTH"])
+        let result = try await runtime(["drivers", "check", crashing], environment: ["SWIFT_BACKTRACE": "enable=no"])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("PASS  create_instance"))
+        #expect(result.stdout.contains("FAIL  health (valid request): the driver crashed the checker (SIGSEGV)"))
+        #expect(result.stdout.contains("\(crashing): does NOT conform"))
+    }
+
+    @Test func conformanceFailsOnABrokenDriverWithTheReason() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let broken = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "broken.so", defines: ["BROKEN", "DRIVER_NAME=\"broken\""])
+        let result = try await runtime(["drivers", "check", broken])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("FAIL  health (valid request): the answer is not valid JSON: this is not json"))
+        #expect(result.stdout.contains("FAIL  health (malformed JSON): answered OK to malformed JSON; expected invalid_argument"))
+        #expect(result.stdout.contains("FAIL  readiness (valid request): bad failure: internal_error: driver returned unknown status 42"))
+        #expect(result.stdout.contains("\(broken): does NOT conform"))
+
+        let badMagic = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "magic.so", defines: ["MAGIC=7u"])
+        let magic = try await runtime(["drivers", "check", badMagic, "--json"])
+        #expect(magic.status == 1)
+        let report = try JSONCoding.decode(ConformanceReport.self, from: Array(magic.stdout.utf8))
+        #expect(!report.passed)
+        #expect(report.checks.first?.detail == "bad magic 0x7 in the driver descriptor (expected 0x45525444)")
+    }
+}

@@ -1,0 +1,213 @@
+import Foundation
+@testable import Host
+import TestSupport
+import Testing
+
+/// Standardization rules on engine-shaped expositions, and /metrics of the real binary checked
+/// by Prometheus's own tools.
+@Suite struct MetricStandardizerTests {
+    private func standard(_ text: String, _ rules: [MetricRule]) -> String {
+        let exposition = PrometheusExposition(bytes: Array(text.utf8))
+        let result = MetricStandardizer(rules: rules, constantLabels: [("engine", "x")]).standardize(exposition)
+        var writer = PrometheusWriter()
+        MetricStandardizer.write([result], into: &writer)
+        return String(decoding: writer.bytes, as: UTF8.self)
+    }
+
+    @Test func vllmRanksAreSummedOrMaxedAndCountersMatchBySampleName() {
+        let output = standard(
+            EngineExpositions.vllmShaped,
+            [
+                MetricRule(sourceType: .gauge, sourceName: "vllm:num_requests_running", standardName: "llm_engine_requests_running", aggregate: .sum, aggregateLabels: ["engine"]),
+                MetricRule(sourceType: .gauge, sourceName: "vllm:kv_cache_usage_perc", standardName: "llm_engine_kv_cache_usage_ratio", aggregate: .max, aggregateLabels: ["engine"]),
+                MetricRule(sourceType: .counter, sourceName: "vllm:prompt_tokens_total", standardName: "llm_engine_prompt_tokens", aggregate: .sum, aggregateLabels: ["engine"]),
+                MetricRule(
+                    sourceType: .counter, sourceName: "vllm:request_success_total", standardName: "llm_engine_requests_finished", aggregate: .sum,
+                    aggregateLabels: ["engine"], labelRenames: ["finished_reason": "reason"]),
+                MetricRule(sourceType: .histogram, sourceName: "vllm:time_to_first_token_seconds", standardName: "llm_engine_time_to_first_token_seconds", aggregate: .sum, aggregateLabels: ["engine"]),
+                MetricRule(sourceType: .gauge, sourceName: "vllm:lora_requests_info", standardName: "llm_engine_lora_requests_info", aggregate: .newest),
+                MetricRule(
+                    sourceType: .gauge, sourceName: "vllm:engine_sleep_state", standardName: "llm_engine_sleep_state", aggregate: .max,
+                    aggregateLabels: ["engine"], labelRenames: ["sleep_state": "state"],
+                    labelValues: ["state": ["weights_offloaded": "sleeping", "discard_all": "sleeping"]]),
+            ])
+        #expect(output.contains("llm_engine_requests_running{engine=\"x\",model_name=\"m\"} 5\n"))
+        #expect(output.contains("llm_engine_kv_cache_usage_ratio{engine=\"x\",model_name=\"m\"} 0.5\n"))
+        #expect(output.contains("# TYPE llm_engine_prompt_tokens_total counter\nllm_engine_prompt_tokens_total{engine=\"x\",model_name=\"m\"} 123\n"))
+        #expect(output.contains("llm_engine_requests_finished_total{engine=\"x\",model_name=\"m\",reason=\"stop\"} 7\n"))
+        #expect(output.contains("llm_engine_requests_finished_total{engine=\"x\",model_name=\"m\",reason=\"length\"} 1\n"))
+        #expect(output.contains("llm_engine_time_to_first_token_seconds_bucket{engine=\"x\",le=\"0.1\",model_name=\"m\"} 4\n"))
+        #expect(output.contains("llm_engine_time_to_first_token_seconds_count{engine=\"x\",model_name=\"m\"} 6\n"))
+        #expect(output.contains("llm_engine_time_to_first_token_seconds_sum{engine=\"x\",model_name=\"m\"} 0.8\n"))
+        #expect(output.contains("llm_engine_lora_requests_info{engine=\"x\",max_lora=\"4\",running_lora_adapters=\"a,b\",waiting_lora_adapters=\"c\"} 1710000000\n"))
+        #expect(output.components(separatedBy: "llm_engine_lora_requests_info{").count == 2, "one series: the newest")
+        #expect(output.contains("llm_engine_sleep_state{engine=\"x\",model_name=\"m\",state=\"sleeping\"} 1\n"))
+        #expect(output.contains("llm_engine_sleep_state{engine=\"x\",model_name=\"m\",state=\"awake\"} 0\n"))
+    }
+
+    @Test func sglangCountsTPRankZeroOnlyAndDerivesReasons() {
+        let rank = "dp_rank,tp_rank,pp_rank,engine_type"
+        let output = standard(
+            EngineExpositions.sglangShaped,
+            [
+                MetricRule(sourceType: .gauge, sourceName: "sglang:num_running_reqs", standardName: "llm_engine_requests_running", aggregate: .sum, aggregateLabels: Set(rank.split(separator: ",").map(String.init)), matchLabels: ["tp_rank": "0"]),
+                MetricRule(sourceType: .gauge, sourceName: "sglang:token_usage", standardName: "llm_engine_kv_cache_usage_ratio", aggregate: .max, aggregateLabels: Set(rank.split(separator: ",").map(String.init)), matchLabels: ["tp_rank": "0"]),
+                MetricRule(sourceType: .counter, sourceName: "sglang:num_requests_total", standardName: "llm_engine_requests_finished", setLabels: [("reason", "completed")]),
+                MetricRule(sourceType: .counter, sourceName: "sglang:num_aborted_requests_total", standardName: "llm_engine_requests_finished", setLabels: [("reason", "abort")]),
+                MetricRule(sourceType: .counter, sourceName: "sglang:prompt_tokens_total", standardName: "llm_engine_prefix_cache_queries"),
+            ])
+        #expect(output.contains("llm_engine_requests_running{engine=\"x\",model_name=\"m\"} 10\n"), "tp_rank 1 is not summed")
+        #expect(output.contains("llm_engine_kv_cache_usage_ratio{engine=\"x\",model_name=\"m\"} 0.7\n"))
+        #expect(output.contains("llm_engine_requests_finished_total{engine=\"x\",model_name=\"m\",reason=\"completed\"} 40\n"))
+        #expect(output.contains("llm_engine_requests_finished_total{engine=\"x\",model_name=\"m\",reason=\"abort\"} 2\n"))
+        #expect(output.contains("llm_engine_prefix_cache_queries_total{engine=\"x\",model_name=\"m\"} 900\n"))
+        #expect(output.components(separatedBy: "# TYPE llm_engine_requests_finished_total").count == 2)
+    }
+}
+
+@Suite struct MetricsEndpointTests {
+    /// `promtool check metrics` on the runtime's /metrics: no parse error, and lint problems
+    /// only for the engines' own colon names, never for llm_engine_* or engine_runtime_*.
+    @Test(arguments: ["vllm", "sglang"])
+    func promtoolAcceptsTheOutput(flavor: String) async throws {
+        let engine = try await ServerProcess.simulator(flavor, ["--metrics-bytes", "200000"])
+        try await engine.configure(#"{"running_requests":3,"waiting_requests":2,"prompt_tokens_total":500,"generation_tokens_total":900}"#)
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor)
+        _ = try await runtime.get("/v1/models")  // so request metrics exist
+        let metrics = try await runtime.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.text.contains("llm_engine_up{engine=\"\(flavor)\"} 1\n"))
+        #expect(metrics.text.contains("llm_engine_requests_running{engine=\"\(flavor)\",model_name=\"sim-model\"} 3\n"))
+        #expect(metrics.text.contains("llm_engine_requests_waiting{engine=\"\(flavor)\",model_name=\"sim-model\"} 2\n"))
+        #expect(metrics.text.contains("llm_engine_prompt_tokens_total{engine=\"\(flavor)\",model_name=\"sim-model\"} 500\n"))
+        #expect(metrics.text.contains("engine_runtime_requests_total{route=\"/v1/models\",method=\"GET\",status=\"200\"}"))
+        #expect(metrics.text.contains("# TYPE \(flavor):num_\(flavor == "vllm" ? "requests_running" : "running_reqs") gauge"), "originals kept")
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let file = directory.path + "/metrics.txt"
+        try metrics.body.withUnsafeBufferPointer { try Data(buffer: $0).write(to: URL(fileURLWithPath: file)) }
+        let check = try await Program.run("/bin/sh", ["-c", "promtool check metrics < \(file)"])
+        // promtool exits 3 for lint problems, 1 for parse errors.
+        #expect(check.status == 0 || check.status == 3, "\(check.stdout)\(check.stderr)")
+        let problems = (check.stdout + check.stderr).split(separator: "\n")
+        #expect(!problems.contains { $0.contains("error") && !$0.contains(":") })
+        for line in problems {
+            #expect(!line.hasPrefix("llm_engine_") && !line.hasPrefix("engine_runtime_"), "\(line)")
+            #expect(line.hasPrefix("\(flavor):"), "only the engine's colon names may be flagged: \(line)")
+        }
+    }
+
+    @Test func engineDownIsUpZeroAndOwnMetricsStay() async throws {
+        let runtime = try await ServerProcess.runtime(for: nil, flavor: "vllm", endpoint: "http://127.0.0.1:9")
+        let metrics = try await runtime.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.text.contains("llm_engine_up{engine=\"vllm\"} 0\n"))
+        #expect(metrics.text.contains("engine_runtime_build_info{version=\"\(EngineRuntimeVersion.current)\"}"))
+        #expect(metrics.text.contains("engine_runtime_scrape_errors_total{engine_name=\"default\"} 1"))
+        #expect(!metrics.text.contains("llm_engine_requests_running"), "absent, never a fake zero")
+    }
+
+    @Test func concurrentScrapesShareOneEngineFetchAndModesSelectSeries() async throws {
+        let engine = try await ServerProcess.simulator("vllm", ["--latency-ms", "200"])
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm")
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 { group.addTask { try await runtime.get("/metrics").status } }
+            for try await status in group { #expect(status == 200) }
+        }
+        #expect(try await engine.requestCount("GET /metrics") == 1)
+
+        let standard = try await ServerProcess.runtime(for: engine, flavor: "vllm", arguments: ["--metrics-mode", "standard"])
+        let standardText = try await standard.get("/metrics").text
+        #expect(standardText.contains("llm_engine_requests_running"))
+        #expect(!standardText.contains("vllm:"))
+        let original = try await ServerProcess.runtime(for: engine, flavor: "vllm", environment: ["ENGINE_RUNTIME_METRICS_MODE": "original"])
+        let originalText = try await original.get("/metrics").text
+        #expect(originalText.contains("vllm:num_requests_running"))
+        #expect(!originalText.contains("llm_engine_"))
+    }
+
+    /// Series the host makes: adapters loaded (from the model list) and, for SGLang, the sleep
+    /// state it set (absent until it did).
+    @Test func hostMadeSeries() async throws {
+        let engine = try await ServerProcess.simulator("sglang")
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "sglang", arguments: ["--metrics-cache-ms", "0"])
+        let before = try await runtime.get("/metrics").text
+        #expect(before.contains("llm_engine_lora_adapters_loaded{engine=\"sglang\"} 0\n"))
+        #expect(!before.contains("llm_engine_sleep_state"))
+        let adapter = try TemporaryDirectory()
+        defer { adapter.remove() }
+        #expect(try await runtime.post("/v1/lora_adapter/load", #"{"lora_name":"a1","lora_path":"\#(adapter.path)"}"#).status == 200)
+        #expect(try await runtime.post("/v1/sleep", #"{"level":1}"#).status == 200)
+        let after = try await runtime.get("/metrics").text
+        #expect(after.contains("llm_engine_lora_adapters_loaded{engine=\"sglang\"} 1\n"))
+        #expect(after.contains("llm_engine_sleep_state{engine=\"sglang\",state=\"sleeping\"} 1\n"))
+        #expect(after.contains("llm_engine_sleep_state{engine=\"sglang\",state=\"awake\"} 0\n"))
+    }
+
+    /// A real Prometheus server scrapes the runtime (in front of the simulator) on loopback, and
+    /// PromQL returns the simulator's values.
+    @Test func aRealPrometheusScrapesTheRuntime() async throws {
+        let engine = try await ServerProcess.simulator("vllm")
+        try await engine.configure(#"{"running_requests":7,"prompt_tokens_total":4242}"#)
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm")
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try """
+        global:
+          scrape_interval: 1s
+        scrape_configs:
+          - job_name: engine-runtime
+            static_configs:
+              - targets: ["127.0.0.1:\(runtime.port)"]
+        """.write(toFile: directory.path + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let port = try await freePort()
+        let prometheus = Process()
+        prometheus.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
+        prometheus.arguments = [
+            "--config.file=\(directory.path)/prometheus.yml", "--storage.tsdb.path=\(directory.path)/data",
+            "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+        ]
+        prometheus.standardOutput = FileHandle.nullDevice
+        prometheus.standardError = FileHandle.nullDevice
+        try prometheus.run()
+        defer {
+            prometheus.terminate()
+            prometheus.waitUntilExit()
+        }
+        func query(_ promql: String) async throws -> String? {
+            let client = CurlHTTPClient()
+            let encoded = promql.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? promql
+            let request = HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(port)/api/v1/query?query=\(encoded)")
+            guard let response = try? await TestThreadPool.shared.runIfActive({ client.perform(request) }).get(), response.status == 200 else {
+                return nil
+            }
+            struct Answer: Decodable {
+                struct Data: Decodable {
+                    struct Result: Decodable { var value: [JSONValue] }
+                    var result: [Result]
+                }
+                var data: Data
+            }
+            guard let answer = try? JSONCoding.decode(Answer.self, from: response.body), let first = answer.data.result.first,
+                first.value.count == 2, case .string(let value) = first.value[1]
+            else { return nil }
+            return value
+        }
+        var running: String?
+        var prompt: String?
+        for _ in 0..<60 where running == nil || prompt == nil {
+            try await Task.sleep(for: .milliseconds(500))
+            running = try await query("llm_engine_requests_running")
+            prompt = try await query("llm_engine_prompt_tokens_total")
+        }
+        #expect(running == "7")
+        #expect(prompt == "4242")
+    }
+
+    private func freePort() async throws -> Int {
+        let probe = try await ServerProcess.simulator("vllm")
+        let port = probe.port
+        probe.terminate()
+        return port
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import TestSupport
+import Host
+import Synchronization
+
+/// A server binary of this package running on a free loopback port: `engine-runtime serve` or
+/// `engine-simulator`. The port is read from the "listening" log line.
+final class ServerProcess: Sendable {
+    let port: Int
+    private let process: Process
+    private let log: LogBuffer
+
+    init(executable: String, arguments: [String], environment: [String: String] = [:], marker: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = Self.cleanEnvironment(environment)
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        let log = LogBuffer()
+        errors.fileHandleForReading.readabilityHandler = { handle in
+            log.append(String(decoding: handle.availableData, as: UTF8.self))
+        }
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        var port: Int?
+        while port == nil, Date() < deadline, process.isRunning {
+            Thread.sleep(forTimeInterval: 0.01)
+            port = log.text.split(separator: "\n").first { $0.contains(marker) }.flatMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) }
+            }
+        }
+        self.process = process
+        self.log = log
+        guard let port else {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            throw StartError(log: log.text)
+        }
+        self.port = port
+    }
+
+    static let runtimeSettingPrefixes = ["INFERENCE_ENGINE", "ENGINE_RUNTIME_", "DOWNLOADER_", "AWS_", "HF_", "TOS_", "GCS_"]
+
+    /// The tests' environment without the runtime's settings (they must not configure the
+    /// binary under test), plus `extra`.
+    static func cleanEnvironment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for key in environment.keys where runtimeSettingPrefixes.contains(where: key.hasPrefix) { environment[key] = nil }
+        environment.merge(extra) { $1 }
+        return environment
+    }
+
+    struct StartError: Error, CustomStringConvertible {
+        let log: String
+        var description: String { "the server did not start listening:\n\(log)" }
+    }
+
+    var output: String { log.text }
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Sends one request; `body` is sent as JSON text.
+    func request(
+        _ method: String, _ path: String, body: String? = nil, headers: [String] = [], timeout: Int64 = 15
+    ) async throws -> HTTPClientResponse {
+        let client = CurlHTTPClient()
+        let request = HTTPClientRequest(
+            method: method, url: baseURL + path, headers: headers + (body == nil ? [] : ["Content-Type: application/json"]),
+            body: Array((body ?? "").utf8), timeout: .seconds(timeout))
+        return try await TestThreadPool.shared.runIfActive { client.perform(request) }.get()
+    }
+
+    func get(_ path: String, headers: [String] = []) async throws -> HTTPClientResponse {
+        try await request("GET", path, headers: headers)
+    }
+
+    func post(_ path: String, _ body: String, headers: [String] = []) async throws -> HTTPClientResponse {
+        try await request("POST", path, body: body, headers: headers)
+    }
+
+    /// SIGTERM, then the exit status.
+    @discardableResult
+    func terminate() -> Int32 {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// `engine-runtime serve` on a free loopback port.
+typealias RuntimeProcess = ServerProcess
+
+extension ServerProcess {
+    /// `engine-runtime serve` with `arguments`. Starting blocks until the port is logged, so it
+    /// runs on the test thread pool: the concurrency pool (one thread per core) must not block.
+    static func start(arguments: [String], environment: [String: String] = [:]) async throws -> ServerProcess {
+        try await TestThreadPool.shared.runIfActive {
+            try ServerProcess(
+                executable: TestPaths.binary, arguments: ["serve", "--host", "127.0.0.1", "--port", "0"] + arguments,
+                environment: environment, marker: "engine-runtime listening")
+        }
+    }
+
+    /// An engine simulator of `flavor` (extra `arguments` are its flags).
+    static func simulator(_ flavor: String, _ arguments: [String] = [], port: Int = 0) async throws -> ServerProcess {
+        try await TestThreadPool.shared.runIfActive {
+            try ServerProcess(
+                executable: TestPaths.buildDirectory + "/engine-simulator",
+                arguments: ["--flavor", flavor, "--port", "\(port)", "--log-level", "info"] + arguments, marker: "engine-simulator listening")
+        }
+    }
+
+    /// The runtime in front of `engine` (the in-tree drivers from the build directory).
+    static func runtime(
+        for engine: ServerProcess?, flavor: String, endpoint: String? = nil, arguments: [String] = [], environment: [String: String] = [:]
+    ) async throws -> ServerProcess {
+        var env = ["INFERENCE_ENGINE": flavor, "INFERENCE_ENGINE_ENDPOINT": endpoint ?? engine?.baseURL ?? "http://127.0.0.1:9"]
+        env.merge(environment) { $1 }
+        return try await start(arguments: ["--driver-dir", TestPaths.buildDirectory, "--log-level", "info"] + arguments, environment: env)
+    }
+
+    /// Changes the simulator's fault knobs.
+    func configure(_ json: String) async throws {
+        let response = try await post("/_sim/config", json)
+        guard response.status == 200 else { throw StartError(log: "simulator refused config \(json)") }
+    }
+
+    /// How many requests the simulator saw for "METHOD /path".
+    func requestCount(_ route: String) async throws -> Int {
+        struct Stats: Decodable { var requests: [String: Int] }
+        return try JSONCoding.decode(Stats.self, from: try await get("/_sim/stats").body).requests[route] ?? 0
+    }
+}
+
+extension HTTPClientResponse {
+    var text: String { String(decoding: body, as: UTF8.self) }
+
+    /// The error envelope of a failed answer.
+    var envelope: ErrorEnvelope? { try? JSONCoding.decode(ErrorEnvelope.self, from: body) }
+}
+
+/// Text appended from one thread and read from another.
+final class LogBuffer: Sendable {
+    private let storage = Mutex("")
+    func append(_ text: String) { storage.withLock { $0 += text } }
+    var text: String { storage.withLock { $0 } }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import HTTPTypes
+import Host
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// The routes in-process through HummingbirdTesting, against an engine in memory: what each
+/// route decodes, which service call it makes, and how answers and errors are encoded.
+@Suite struct RouteTests {
+    private func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    @Test func livenessNeverTouchesTheEngineAndReadinessReportsItsReason() async throws {
+        let fixture = try RouterFixture()
+        fixture.engine.setReady(false, reason: "warming up")
+        try await fixture.test { client in
+            let live = try await client.execute(uri: "/healthz", method: .get)
+            #expect(live.status == .ok)
+            #expect(live.text == #"{"status":"ok"}"#)
+            let ready = try await client.execute(uri: "/ready", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+            #expect(ready.text == #"{"reason":"engine default: warming up","status":"not ready"}"#)
+        }
+        #expect(fixture.engine.calls.isEmpty, "readiness goes through readiness(), liveness through nothing")
+        fixture.engine.setReady(true)
+        try await RouterFixture(engines: [fixture.engine]).test { client in
+            let ready = try await client.execute(uri: "/ready", method: .get)
+            #expect(ready.text == #"{"status":"ready"}"#)
+        }
+    }
+
+    @Test func theSameLoadThroughBothRoutesIsOneFlightKey() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test { client in
+            let compatible = try await client.execute(
+                uri: "/v1/lora_adapter/load", method: .post, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql"}"#))
+            #expect(compatible.status == .ok)
+            #expect(compatible.text == "Success: LoRA adapter 'sql' loaded successfully from '/adapters/sql'.")
+            #expect(compatible.headers[.contentType] == "text/plain; charset=utf-8")
+            let native = try await client.execute(
+                uri: "/v1/lora_adapters", method: .post, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql"}"#))
+            #expect(native.status == .ok)
+            let pinned = try await client.execute(
+                uri: "/v1/lora_adapters", method: .post, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql","pinned":true}"#))
+            #expect(pinned.status == .ok)
+        }
+        let loads = fixture.engine.calls.filter { $0.operation == .loadLoRAAdapter }
+        #expect(loads.count == 3)
+        #expect(loads[0].key == loads[1].key, "a compatible and a native load of the same adapter must share one flight")
+        #expect(loads[0].key != loads[2].key, "a pinned load asks for something else")
+        #expect(loads[0].body == #"{"lora_name":"sql","lora_path":"/adapters/sql"}"#)
+        #expect(loads[2].body.contains(#""pinned":true"#))
+    }
+
+    @Test func badRequestsAreRefusedBeforeTheEngineIsCalled() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test { client in
+            let cases: [(String, String, String)] = [
+                ("/v1/lora_adapter/load", #"{"lora_name":"../x","lora_path":"/a"}"#, "invalid lora_name"),
+                ("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":""}"#, "lora_path must not be empty"),
+                ("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":"/a","artifact_url":"s3://b/k"}"#, "not both"),
+                ("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":"/a","local_dir":"/x"}"#, "belongs to the artifact mode"),
+                ("/v1/lora_adapters", #"{"lora_name":"a","lora_path":"/a","extra":1}"#, "unknown field \"extra\""),
+                ("/v1/sleep", #"{"level":7}"#, "level must be 0, 1 or 2"),
+                ("/v1/lora_adapter/unload", #"{"lora_name":"a/b"}"#, "invalid lora_name"),
+                ("/v1/lora_adapter/load", "{not json", "not valid JSON"),
+            ]
+            for (uri, body, message) in cases {
+                let response = try await client.execute(uri: uri, method: .post, body: json(body))
+                #expect(response.status == .badRequest, "\(uri) \(body)")
+                #expect(response.envelope?.type == "invalid_argument", "\(uri) \(body)")
+                #expect(response.envelope?.message.contains(message) == true, "\(uri) \(body): \(response.text)")
+            }
+            let large = try await client.execute(
+                uri: "/v1/lora_adapters", method: .post, body: json(#"{"lora_name":"\#(String(repeating: "a", count: 5000))"}"#))
+            #expect(large.status == .contentTooLarge)
+            #expect(large.envelope?.code == 413)
+        }
+        #expect(fixture.engine.calls.isEmpty)
+    }
+
+    @Test func engineErrorsAreRenderedOnceInTheEnvelope() async throws {
+        let fixture = try RouterFixture()
+        let kinds: [(RuntimeError, HTTPResponse.Status, String)] = [
+            (RuntimeError(.notFound, "adapter sql is not loaded", upstreamHTTPStatus: 404), .notFound, "not_found"),
+            (RuntimeError(.unsupported, "start vLLM with --enable-lora"), .notImplemented, "unsupported"),
+            (RuntimeError(.unavailable, "connection refused"), .serviceUnavailable, "unavailable"),
+            (RuntimeError(.upstream, "engine answered 500"), .badGateway, "upstream_error"),
+            (RuntimeError(.timeout, "deadline"), .gatewayTimeout, "timeout"),
+            (RuntimeError(.conflict, "busy"), .conflict, "conflict"),
+        ]
+        try await fixture.test { client in
+            for (error, status, type) in kinds {
+                fixture.engine.fail(.unloadLoRAAdapter, with: error)
+                let response = try await client.execute(uri: "/v1/lora_adapter/unload", method: .post, body: json(#"{"lora_name":"sql"}"#))
+                #expect(response.status == status)
+                #expect(response.envelope == ErrorEnvelope(message: error.message, type: type, code: Int(status.code)))
+                #expect(response.headers[.contentType] == "application/json")
+            }
+            let unknown = try await client.execute(uri: "/v1/nothing", method: .get)
+            #expect(unknown.status == .notFound)
+            #expect(unknown.envelope?.message == "no route GET /v1/nothing")
+            let engine = try await client.execute(uri: "/v1/engines/other/info", method: .get)
+            #expect(engine.envelope == ErrorEnvelope(message: "no engine named \"other\"", type: "not_found", code: 404))
+        }
+    }
+
+    @Test func unloadSendsTheIntIDAndTheNativeRouteNeverCleansUp() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test { client in
+            let compatible = try await client.execute(
+                uri: "/v1/lora_adapter/unload", method: .post, body: json(#"{"lora_name":"sql","lora_int_id":3}"#))
+            #expect(compatible.text == #"{"message":"Successfully unloaded adapter sql","status":"success"}"#)
+            let native = try await client.execute(uri: "/v1/lora_adapters/sql", method: .delete)
+            #expect(native.status == .ok)
+        }
+        let unloads = fixture.engine.calls.filter { $0.operation == .unloadLoRAAdapter }
+        #expect(unloads.map(\.body) == [#"{"lora_int_id":3,"lora_name":"sql"}"#, #"{"lora_name":"sql"}"#])
+        #expect(unloads[0].key == unloads[1].key)
+    }
+
+    @Test func adaptersComeFromTheModelCardsAndAMalformedListIsAnUpstreamError() async throws {
+        let fixture = try RouterFixture()
+        fixture.engine.answer(
+            .listModels,
+            with: #"{"object":"list","data":[{"id":"base","root":"/m"},{"id":"sql","root":"/a/sql","parent":"base"}]}"#)
+        try await fixture.test { client in
+            let models = try await client.execute(uri: "/v1/models", method: .get)
+            #expect(models.text.contains(#""id":"sql""#), "the model list passes through")
+            let adapters = try await client.execute(uri: "/v1/lora_adapters", method: .get)
+            #expect(adapters.text == #"{"data":[{"base_model":"base","name":"sql","path":"/a/sql"}],"object":"list"}"#)
+            fixture.engine.answer(.listModels, with: #"{"models":[]}"#)
+            let broken = try await client.execute(uri: "/v1/engines/default/lora_adapters", method: .get)
+            #expect(broken.status == .badGateway)
+            #expect(broken.envelope?.type == "upstream_error")
+        }
+    }
+
+    @Test func engineListsNameTheDefaultAndNamedRoutesReachTheirEngine() async throws {
+        let fixture = try RouterFixture(engines: [FakeEngine(name: "main"), FakeEngine(name: "draft")])
+        fixture.engines[1].answer(.engineInfo, with: #"{"version":"x"}"#)
+        try await fixture.test { client in
+            let list = try await client.execute(uri: "/v1/engines", method: .get)
+            struct List: Decodable {
+                struct Entry: Decodable {
+                    var name: String
+                    var `default`: Bool
+                }
+                var data: [Entry]
+            }
+            let entries = try JSONDecoder().decode(List.self, from: Data(list.text.utf8)).data
+            #expect(entries.map(\.name) == ["main", "draft"])
+            #expect(entries.map(\.default) == [true, false])
+            let info = try await client.execute(uri: "/v1/engines/draft/info", method: .get)
+            #expect(info.text.contains(#""info":{"version":"x"}"#))
+            #expect(info.text.contains(#""default":false"#))
+            _ = try await client.execute(uri: "/v1/engines/draft/sleep", method: .post, body: json(#"{"level":2}"#))
+        }
+        #expect(fixture.engines[1].calls.map(\.operation) == [.engineInfo, .sleep])
+        #expect(fixture.engines[1].calls.last?.body == #"{"level":2}"#)
+        #expect(fixture.engines[0].calls.isEmpty)
+    }
+
+    @Test func authGuardsEverythingButProbes() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test(authToken: "s3cret") { client in
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            #expect(try await client.execute(uri: "/ready", method: .get).status == .ok)
+            let refused = try await client.execute(uri: "/v1/models", method: .get)
+            #expect(refused.status == .unauthorized)
+            #expect(refused.envelope?.type == "unauthorized")
+            let allowed = try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer s3cret"])
+            #expect(allowed.status == .ok)
+            #expect(try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer s3cret"]).text == "# fixed\n")
+        }
+        #expect(fixture.engine.calls.map(\.operation) == [.listModels])
+    }
+
+    @Test func thirtyConcurrentRequestsThroughTheSeam() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test { client in
+            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for index in 0..<30 {
+                    group.addTask {
+                        let response = try await client.execute(
+                            uri: "/v1/lora_adapters", method: .post, body: ByteBuffer(string: #"{"lora_name":"a\#(index)","lora_path":"/p/\#(index)"}"#))
+                        return (Int(response.status.code), "a\(index)")
+                    }
+                }
+                for try await (status, name) in group { #expect(status == 200, "\(name)") }
+            }
+        }
+        let keys = Set(fixture.engine.calls.compactMap(\.key))
+        #expect(keys.count == 30)
+    }
+
+    @Test func downloadRoutesApplyTheManagersPolicy() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test { client in
+            let outside = try await client.execute(uri: "/v1/model/download", method: .post, body: ByteBuffer(string: #"{"model_uri":"/etc"}"#))
+            #expect(outside.status == .forbidden)
+            #expect(outside.envelope?.type == "permission_denied")
+            let unknown = try await client.execute(uri: "/v1/downloads/nope", method: .get)
+            #expect(unknown.envelope == ErrorEnvelope(message: "no download \"nope\"", type: "not_found", code: 404))
+            let cancel = try await client.execute(uri: "/v1/downloads/nope", method: .delete)
+            #expect(cancel.status == .notFound)
+            let list = try await client.execute(uri: "/v1/model/list", method: .get)
+            #expect(list.text == #"{"data":[],"object":"list"}"#)
+        }
+    }
+}
