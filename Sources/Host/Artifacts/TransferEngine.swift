@@ -1,4 +1,3 @@
-import CCurl
 
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +26,6 @@ final class TransferEngine {
         self.isCancelled = isCancelled
         self.onTick = onTick
         self.log = log
-        CurlGlobal.initializeOnce()
     }
 
     /// One part waiting for its (next) attempt.
@@ -71,19 +69,15 @@ final class TransferEngine {
             }
         }
         guard !pending.isEmpty else { return }
-        guard let multi = curl_multi_init() else { throw RuntimeError(.storage, "curl_multi_init failed") }
-        _ = ert_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, settings.numThreads)
-        var active: [UnsafeMutableRawPointer: Attempt] = [:]
+        let multi: CurlMulti
+        do { multi = try CurlMulti(maximumHostConnections: settings.numThreads) } catch { throw RuntimeError(.storage, error.message) }
+        var active: [ObjectIdentifier: Attempt] = [:]
         var idleHandles: [CurlEasyHandle] = []
         var lastSave = ContinuousClock.now
         defer {
-            for (pointer, attempt) in active {
-                curl_multi_remove_handle(multi, pointer)
-                Unmanaged.passUnretained(attempt).release()
-                attempt.easy.close()
-            }
+            // Closing a handle drops its body receiver, which holds the attempt.
+            for attempt in active.values { attempt.easy.close() }
             for easy in idleHandles { easy.close() }
-            curl_multi_cleanup(multi)
             for file in files { try? file.saveIfChanged() }
         }
 
@@ -96,24 +90,15 @@ final class TransferEngine {
                 guard pending[index].notBefore <= now else { index += 1; continue }
                 let next = pending.remove(at: index)
                 let easy = idleHandles.popLast() ?? CurlEasyHandle()
-                guard let pointer = easy.pointer else { throw RuntimeError(.storage, "curl_easy_init failed") }
                 let attempt = start(next, easy: easy)
-                active[pointer] = attempt
-                curl_multi_add_handle(multi, pointer)
+                do { try multi.add(easy) } catch { throw RuntimeError(.storage, error.message) }
+                active[ObjectIdentifier(easy)] = attempt
             }
 
-            var running: Int32 = 0
-            curl_multi_perform(multi, &running)
-            var queued: Int32 = 0
-            while let message = curl_multi_info_read(multi, &queued) {
-                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
-                    let attempt = active.removeValue(forKey: easy)
-                else { continue }
-                let code = message.pointee.data.result
-                curl_multi_remove_handle(multi, easy)
-                Unmanaged.passUnretained(attempt).release()
-                idleHandles.append(attempt.easy)
-                if let retry = try finish(attempt, code: code) {
+            for (easy, result) in multi.perform() {
+                guard let attempt = active.removeValue(forKey: ObjectIdentifier(easy)) else { continue }
+                idleHandles.append(easy)
+                if let retry = try finish(attempt, result: result) {
                     pending.append(retry)
                 }
             }
@@ -127,8 +112,7 @@ final class TransferEngine {
             let now2 = ContinuousClock.now
             let canStart = active.count < settings.numThreads && pending.contains { $0.notBefore <= now2 }
             if canStart { continue }
-            var ready: Int32 = 0
-            curl_multi_poll(multi, nil, 0, active.isEmpty ? 20 : 100, &ready)
+            multi.wait(milliseconds: active.isEmpty ? 20 : 100)
         }
     }
 
@@ -143,20 +127,9 @@ final class TransferEngine {
         handle.configure(
             url: file.remote.url, protocols: access.protocols, headers: headers, followRedirects: access.followRedirects,
             signing: access.signing, connectTimeoutMilliseconds: 15_000)
-        let easy = handle.pointer!
-        _ = ert_curl_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
-        _ = ert_curl_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, settings.stallTimeoutSeconds)
-        _ = ert_curl_setopt_long(easy, CURLOPT_BUFFERSIZE, 256 << 10)
-        if rangeRequested {
-            let end = part.length.map { String(part.start + $0 - 1) } ?? ""
-            _ = ert_curl_setopt_string(easy, CURLOPT_RANGE, "\(from)-\(end)")
-        }
-        let context = Unmanaged.passRetained(attempt).toOpaque()
-        _ = ert_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, context)
-        _ = ert_curl_setopt_data_callback(easy, CURLOPT_WRITEFUNCTION) { data, size, count, context in
-            let attempt = Unmanaged<TransferEngine.Attempt>.fromOpaque(context!).takeUnretainedValue()
-            return TransferEngine.receive(attempt, UnsafeRawBufferPointer(start: data, count: size * count))
-        }
+        let range = rangeRequested ? "\(from)-\(part.length.map { String(part.start + $0 - 1) } ?? "")" : nil
+        handle.setTransferOptions(stallSeconds: settings.stallTimeoutSeconds, bufferBytes: 256 << 10, range: range)
+        handle.receiveBody { bytes in TransferEngine.receive(attempt, bytes) }
         return attempt
     }
 
@@ -194,13 +167,13 @@ final class TransferEngine {
     /// Settles a finished attempt: nil when the part is done, a retry, or a thrown error.
     /// A finished part of a large file is saved at once, so a kill right after loses nothing
     /// of it; one-part files wait for the periodic save (at most a second of small files).
-    private func finish(_ attempt: Attempt, code: CURLcode) throws(RuntimeError) -> Pending? {
-        let retry = try settle(attempt, code: code)
+    private func finish(_ attempt: Attempt, result: CurlResult) throws(RuntimeError) -> Pending? {
+        let retry = try settle(attempt, result: result)
         if attempt.file.parts.count > 1 { try attempt.file.saveIfChanged() }
         return retry
     }
 
-    private func settle(_ attempt: Attempt, code: CURLcode) throws(RuntimeError) -> Pending? {
+    private func settle(_ attempt: Attempt, result: CurlResult) throws(RuntimeError) -> Pending? {
         let file = attempt.file
         let part = file.parts[attempt.part]
         let name = file.remote.relativePath
@@ -217,18 +190,18 @@ final class TransferEngine {
         let isFile = file.remote.url.hasPrefix("file:")
         var failure: RuntimeError
         var transient: Bool
-        if code == CURLE_OK, isFile || status == 200 || status == 206 {
+        if result.isOK, isFile || status == 200 || status == 206 {
             if part.isComplete || (part.length == nil) {
                 if part.length == nil { file.finishedUnknownSize = true }
                 return nil
             }
             failure = RuntimeError(.upstream, "\(name): the answer ended after \(part.done) of \(part.length ?? 0) bytes")
             transient = true
-        } else if code == CURLE_OK {
+        } else if result.isOK {
             (failure, transient) = RuntimeError.httpAnswer(status, body: attempt.errorBody, what: name)
         } else {
-            let reason = HTTPClientError.reason(code)
-            switch HTTPClientError.kind(of: code) {
+            let reason = result.reason
+            switch result.kind {
             case .timeout:
                 failure = RuntimeError(.timeout, "\(name): no data for \(settings.stallTimeoutSeconds) s (\(reason))")
                 transient = true
@@ -241,7 +214,7 @@ final class TransferEngine {
             // A source that is down or breaks the connection may be back for the next attempt.
             case .unreachable, .connectionBroken, .failed, .tooLarge, .cancelled:
                 failure = RuntimeError(.upstream, "\(name): \(reason)")
-                transient = code != CURLE_TOO_MANY_REDIRECTS
+                transient = !result.isRedirectLoop
             }
         }
         if !file.remote.acceptsRanges { file.restart(part: attempt.part) }

@@ -10,6 +10,9 @@ final class CurlEasyHandle: @unchecked Sendable {
     private(set) var pointer: UnsafeMutableRawPointer?
     /// The header list of the transfer in progress; freed by the next `configure` or `close`.
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    /// The body receiver of the transfer in progress (`receiveBody`); dropped by the next
+    /// `configure` or `close`.
+    private var receiver: BodyReceiver?
 
     init() {
         CurlGlobal.initializeOnce()
@@ -19,6 +22,7 @@ final class CurlEasyHandle: @unchecked Sendable {
     func close() {
         curl_slist_free_all(headerList)
         headerList = nil
+        receiver = nil
         if let pointer { curl_easy_cleanup(pointer) }
         pointer = nil
     }
@@ -37,6 +41,7 @@ final class CurlEasyHandle: @unchecked Sendable {
         curl_easy_reset(handle)
         curl_slist_free_all(headerList)
         headerList = nil
+        receiver = nil
         for line in headers + (signing?.headers ?? []) { headerList = curl_slist_append(headerList, line) }
         // libcurl adds "Expect: 100-continue" to large POSTs; no server here needs the round trip.
         headerList = curl_slist_append(headerList, "Expect:")
@@ -54,6 +59,34 @@ final class CurlEasyHandle: @unchecked Sendable {
         _ = ert_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, connectTimeoutMilliseconds)
         _ = ert_curl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)
         _ = ert_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
+    }
+
+    /// Options of long transfers (downloads): fail when fewer than one byte a second arrives
+    /// for `stallSeconds`; read in `bufferBytes` pieces; ask for `range` ("from-to") when set.
+    func setTransferOptions(stallSeconds: Int, bufferBytes: Int, range: String?) {
+        guard let handle = pointer else { return }
+        _ = ert_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+        _ = ert_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, stallSeconds)
+        _ = ert_curl_setopt_long(handle, CURLOPT_BUFFERSIZE, bufferBytes)
+        if let range { _ = ert_curl_setopt_string(handle, CURLOPT_RANGE, range) }
+    }
+
+    /// Hands the body of the answer to `receive`, piece by piece; `receive` returns how many
+    /// bytes it took (fewer than given stops the transfer with a write error).
+    func receiveBody(_ receive: @escaping (UnsafeRawBufferPointer) -> Int) {
+        guard let handle = pointer else { return }
+        let box = BodyReceiver(receive)
+        receiver = box
+        _ = ert_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(box).toOpaque())
+        _ = ert_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+            let box = Unmanaged<BodyReceiver>.fromOpaque(context!).takeUnretainedValue()
+            return box.receive(UnsafeRawBufferPointer(start: data, count: size * count))
+        }
+    }
+
+    private final class BodyReceiver {
+        let receive: (UnsafeRawBufferPointer) -> Int
+        init(_ receive: @escaping (UnsafeRawBufferPointer) -> Int) { self.receive = receive }
     }
 
     /// The HTTP status of the last answer (0 before one arrived).
