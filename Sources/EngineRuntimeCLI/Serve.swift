@@ -24,7 +24,7 @@ struct Serve: AsyncParsableCommand {
               INFERENCE_ENGINE_API_KEY         bearer token the engine expects; forwarded to it, never logged
               INFERENCE_ENGINE_VERSION         engine version, informational (any string)
               ENGINE_RUNTIME_CONFIG            engines file (--config)
-              ENGINE_RUNTIME_AUTH_TOKEN        require this bearer token on every route but /healthz and /ready
+              ENGINE_RUNTIME_AUTH_TOKEN        require this bearer token on every route but /healthz and /ready (empty: an error)
               ENGINE_RUNTIME_HOST              address to listen on (--host)
               ENGINE_RUNTIME_PORT              port to listen on (--port)
               ENGINE_RUNTIME_DRIVER_DIR        driver directory (--driver-dir)
@@ -197,6 +197,12 @@ struct Serve: AsyncParsableCommand {
                     engineVersion: Settings.environment("INFERENCE_ENGINE_VERSION"))
             ]
             defaultEngine = "default"
+        }
+        // An empty token is a mistake in a manifest (a secret that did not resolve), not a
+        // request to turn authentication off: that is what leaving the variable out means.
+        if let raw = getenv("ENGINE_RUNTIME_AUTH_TOKEN"), String(cString: raw).allSatisfy(\.isWhitespace) {
+            throw ValidationError(
+                "ENGINE_RUNTIME_AUTH_TOKEN is set but empty: give it a token, or unset it to turn authentication off")
         }
         var authToken = Settings.environment("ENGINE_RUNTIME_AUTH_TOKEN")
         if let path = authTokenFile {

@@ -356,6 +356,19 @@ import Testing
         #expect(ready.text.contains("engine embed:"))
     }
 
+    /// An empty token (a secret that did not resolve) stops the server instead of turning
+    /// authentication off.
+    @Test func anEmptyAuthTokenIsAStartUpError() async throws {
+        var env = ProcessInfo.processInfo.environment
+        env["ENGINE_RUNTIME_AUTH_TOKEN"] = ""
+        // Checked after the token: a runtime that ignored the empty token stops here instead
+        // of serving forever.
+        env["ENGINE_RUNTIME_PROBE_TIMEOUT"] = "0"
+        let result = try await Program.run(TestPaths.binary, ["serve", "--port", "0", "--driver-dir", TestPaths.buildDirectory], environment: env)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("ENGINE_RUNTIME_AUTH_TOKEN is set but empty"))
+    }
+
     @Test func badEngineConfigurationFailsFast() async throws {
         var env = ProcessInfo.processInfo.environment
         env["INFERENCE_ENGINE"] = "tgi"

@@ -177,6 +177,21 @@ import Testing
         #expect(fixture.engine.calls.map(\.operation) == [.listModels])
     }
 
+    @Test func theBearerSchemeIsCaseInsensitive() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test(authToken: "s3cret") { client in
+            for header in ["bearer s3cret", "BEARER s3cret", "Bearer   s3cret"] {
+                let response = try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: header])
+                #expect(response.status == .ok, "\(header)")
+            }
+            for header in ["Basic s3cret", "Bearers3cret", "bearer s3cre", "s3cret"] {
+                let response = try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: header])
+                #expect(response.status == .unauthorized, "\(header)")
+            }
+        }
+        #expect(fixture.engine.calls.count == 3)
+    }
+
     @Test func thirtyConcurrentRequestsThroughTheSeam() async throws {
         let fixture = try RouterFixture()
         try await fixture.test { client in

@@ -10,12 +10,22 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if Self.openPaths.contains(request.uri.path) { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-            Self.constantTimeEqual(Array(header.utf8.dropFirst(7)), token)
+        guard let header = request.headers[.authorization], let credentials = Self.bearerCredentials(header),
+            Self.constantTimeEqual(credentials, token)
         else {
             throw RuntimeError(.unauthorized, "a valid bearer token is required")
         }
         return try await next(request, context)
+    }
+
+    /// The token of a `Bearer` authorization. The scheme is case-insensitive (RFC 7235 §2.1:
+    /// `bearer x` is as valid as `Bearer x`) and spaces may separate it from the token.
+    static func bearerCredentials(_ header: String) -> [UInt8]? {
+        let bytes = Array(header.utf8)
+        guard let space = bytes.firstIndex(of: 0x20), String(decoding: bytes[..<space], as: UTF8.self).lowercased() == "bearer" else {
+            return nil
+        }
+        return Array(bytes[space...].drop { $0 == 0x20 })
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
