@@ -31,6 +31,19 @@ public enum ArtifactSource: Sendable, Equatable {
         }
     }
 
+    /// Whether `other` names the same artifact: the same repository, object location, URL
+    /// (without its query, which carries signatures) or path, whatever the URI's spelling
+    /// (`org/name` and `hf://org/name` are one) and revision.
+    public func isSameArtifact(as other: ArtifactSource) -> Bool {
+        switch (self, other) {
+        case (.huggingFace(let a, _), .huggingFace(let b, _)): a == b
+        case (.objectStore(let a), .objectStore(let b)): a == b
+        case (.http(let a), .http(let b)): CurlHTTPClient.redacted(a) == CurlHTTPClient.redacted(b)
+        case (.local(let a), .local(let b)): a == b
+        default: false
+        }
+    }
+
     /// The model name when the caller gives none: `org/name` for Hugging Face (AIBrix's
     /// layout), otherwise the last path segment.
     public var defaultName: String {

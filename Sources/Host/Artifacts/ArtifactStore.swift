@@ -115,8 +115,16 @@ public struct ArtifactTarget: Sendable, Equatable, Hashable {
     }
 
     public var path: String { localDir + "/" + modelName }
-    /// One path segment for `modelName` (`+` never appears in names, so the mapping is unambiguous).
-    var key: String { modelName.replacing("/", with: "+") }
+    /// One path segment for `modelName` (`+` never appears in names, so the mapping is
+    /// unambiguous). A long `org/name` would pass the 255-byte name limit once `.lock` or a
+    /// trash suffix is added, so keys over 160 bytes are cut and end in a hash of the whole
+    /// (`~` never appears in names either).
+    var key: String {
+        let joined = modelName.replacing("/", with: "+")
+        guard joined.utf8.count > Self.longestKey else { return joined }
+        return String(decoding: joined.utf8.prefix(96), as: UTF8.self) + "~" + String(FileDigest.sha256(joined).prefix(40))
+    }
+    static let longestKey = 160
     var workDirectory: String { localDir + "/.engine-runtime" }
     var stagingDirectory: String { workDirectory + "/staging/" + key }
     var lockPath: String { workDirectory + "/locks/" + key + ".lock" }

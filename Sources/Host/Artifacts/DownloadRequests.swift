@@ -27,7 +27,17 @@ extension DownloadManager {
         let settings = try self.settings.applying(extraConfig: extraConfig, to: source)
         let request = Request(uri: uri, localDir: localDir, modelName: modelName, settings: settings)
         let (_, target) = try self.target(for: request)
-        if !settings.forceDownload, status(of: target) == .downloaded {
+        let status = status(of: target)
+        // Never answer (or replace) one source's published artifact for another source: the
+        // caller would load other weights than the ones it asked for.
+        if status == .downloaded, let manifest = ArtifactManifest.load(target),
+            let published = try? ArtifactSource.parse(manifest.source), !published.isSameArtifact(as: source)
+        {
+            throw RuntimeError(
+                .conflict,
+                "\(target.path) already holds \(manifest.source); download \(CurlHTTPClient.redacted(uri)) under another model_name or local_dir, or remove it first")
+        }
+        if !settings.forceDownload, status == .downloaded {
             return Outcome(target: target, sourceKind: source.kind, status: .downloaded)
         }
         let job = try start(request)

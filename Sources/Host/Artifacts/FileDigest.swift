@@ -7,6 +7,9 @@ import Glibc
 /// Checks a downloaded file against what its source published.
 enum FileDigest {
     /// Nil when `path` matches `expected` (and `size`, when known); otherwise what is wrong.
+    /// The sha256 of `text`, in hex.
+    static func sha256(_ text: String) -> String { hex(SHA256.hash(data: Array(text.utf8))) }
+
     static func mismatch(path: String, size: Int64?, expected: ExpectedDigest?, name: String) throws(RuntimeError) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { throw StagingDirectory.error(errno, "stat", path) }
@@ -55,7 +58,7 @@ enum FileDigest {
         }
     }
 
-    private static func hex(_ digest: some Sequence<UInt8>) -> String {
+    static func hex(_ digest: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for byte in digest { out += [digits[Int(byte >> 4)], digits[Int(byte & 0xF)]] }
