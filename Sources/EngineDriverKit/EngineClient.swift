@@ -15,8 +15,9 @@ public struct EngineClient: Sendable {
         authorization = settings.apiKey.map { ["Authorization: Bearer \($0)"] } ?? []
     }
 
-    /// Default per-request timeout for management calls (the host clamps it to the deadline).
-    public static let timeoutMilliseconds: UInt32 = 30_000
+    /// No per-request timeout of the driver's own (0): the host bounds every call by the
+    /// operation's deadline, which the operator sets (--probe-timeout, --mutation-timeout).
+    public static let timeoutMilliseconds: UInt32 = 0
 
     public func get(_ path: String, in call: CallScope, maxResponseBytes: UInt64 = 0) throws(DriverFailure) -> CallScope.Reply {
         try call.http(

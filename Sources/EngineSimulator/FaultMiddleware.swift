@@ -21,7 +21,9 @@ struct FaultMiddleware: RouterMiddleware {
         if knobs.hang {
             try await Task.sleep(for: .seconds(3600))
         }
-        if knobs.latency_ms > 0 { try await Task.sleep(for: .milliseconds(knobs.latency_ms)) }
+        if knobs.latency_ms > 0, knobs.latency_path.map({ path.hasPrefix($0) }) ?? true {
+            try await Task.sleep(for: .milliseconds(knobs.latency_ms))
+        }
         if let key = settings.apiKey, requiresKey(path), request.headers[.authorization] != "Bearer \(key)" {
             return SimulatorRoutes.text(#"{"error":"Unauthorized"}"#, status: .unauthorized, contentType: "application/json")
         }

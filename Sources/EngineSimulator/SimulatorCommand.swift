@@ -15,7 +15,8 @@ struct SimulatorCommand: AsyncParsableCommand {
         discussion: """
             For tests and demos of engine-runtime; no model runs. Every knob can also be changed \
             while it runs: POST /_sim/config with a JSON object of the same names in snake_case \
-            (latency_ms, error_rate, malformed, hang, dead, running_requests, waiting_requests, \
+            (latency_ms, latency_path: the latency only on routes starting with it, error_rate, \
+            malformed, hang, dead, running_requests, waiting_requests, \
             prompt_tokens_total, generation_tokens_total, metrics_bytes). GET /_sim/stats counts \
             the requests per route.
             """)

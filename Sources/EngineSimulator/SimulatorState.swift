@@ -3,6 +3,8 @@ import Synchronization
 /// Knobs that tests change at run time through POST /_sim/config (every field optional there).
 struct Knobs: Codable, Sendable {
     var latency_ms: Int
+    /// When set, the latency applies only to routes that start with it.
+    var latency_path: String? = nil
     var error_rate: Double
     var malformed: Bool
     var hang: Bool
@@ -17,6 +19,7 @@ struct Knobs: Codable, Sendable {
 
 struct KnobChanges: Decodable {
     var latency_ms: Int?
+    var latency_path: String?
     var error_rate: Double?
     var malformed: Bool?
     var hang: Bool?
@@ -29,6 +32,7 @@ struct KnobChanges: Decodable {
 
     func apply(to knobs: inout Knobs) {
         if let latency_ms { knobs.latency_ms = latency_ms }
+        if let latency_path { knobs.latency_path = latency_path.isEmpty ? nil : latency_path }
         if let error_rate { knobs.error_rate = error_rate }
         if let malformed { knobs.malformed = malformed }
         if let hang { knobs.hang = hang }

@@ -356,6 +356,19 @@ import Testing
         #expect(ready.text.contains("engine embed:"))
     }
 
+    /// A load the engine takes 31 s for succeeds under --mutation-timeout 45: the drivers take
+    /// the host's deadline, not a 30 s cap of their own.
+    @Test func aMutationMayTakeLongerThanThirtySeconds() async throws {
+        let engine = try await ServerProcess.simulator("vllm")
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm", arguments: ["--mutation-timeout", "45"])
+        try await engine.configure(#"{"latency_ms":31000,"latency_path":"/v1/load_lora_adapter"}"#)
+        let adapter = try adapterDirectory()
+        defer { adapter.remove() }
+        let load = try await runtime.request(
+            "POST", "/v1/lora_adapter/load", body: #"{"lora_name":"slow","lora_path":"\#(adapter.path)"}"#, timeout: 60)
+        #expect(load.status == 200, "\(load.text)")
+    }
+
     /// An empty token (a secret that did not resolve) stops the server instead of turning
     /// authentication off.
     @Test func anEmptyAuthTokenIsAStartUpError() async throws {

@@ -155,7 +155,12 @@ enum HostServiceFunctions {
                 }
                 bodyBytes = Array(UnsafeRawBufferPointer(start: bodyPointer, count: request.body_length))
             }
-            let timeout = request.timeout_ms > 0 ? TimeAmount.milliseconds(Int64(request.timeout_ms)) : CurlHTTPClient.defaultTimeout
+            // No timeout of the driver's own: the operation's deadline is the bound (perform
+            // clamps to it), so --mutation-timeout reaches the engine call whatever its length.
+            let timeout =
+                request.timeout_ms > 0
+                ? TimeAmount.milliseconds(Int64(request.timeout_ms))
+                : context.deadline.map { max(.milliseconds(1), $0 - .now()) } ?? CurlHTTPClient.defaultTimeout
             let limit = request.max_response_bytes > 0
                 ? Int(min(request.max_response_bytes, UInt64(Int.max))) : CurlHTTPClient.defaultMaxResponseBytes
             let outgoing = HTTPClientRequest(

@@ -173,8 +173,9 @@ typedef struct ert_http_request {
     /** Request body (may be NULL when `body_length` is 0). */
     const char *body;
     size_t body_length;
-    /** Per-attempt timeout in milliseconds; 0 takes the host's default. The host always clamps
-     *  it to the time left before the calling operation's deadline. */
+    /** Per-attempt timeout in milliseconds; 0 takes the host's default: the time left before the
+     *  calling operation's deadline (30 s outside an operation). The host always clamps it to
+     *  that deadline. */
     uint32_t timeout_ms;
     /** ERT_HTTP_* flags. */
     uint32_t flags;
