@@ -47,6 +47,43 @@ import Testing
         }
     }
 
+    /// A change queued behind one that hangs fails at its own deadline, counted from its arrival,
+    /// instead of waiting for the gate and then getting a full deadline of its own.
+    @Test func queuedMutationsFailAtTheirOwnDeadline() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try await CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "stuck.so",
+            defines: ["DRIVER_NAME=\"stuck\"", "SLOW_MS=2000", "_POSIX_C_SOURCE=200809L"])
+        let driver = try DriverLoader.load(path: path).get()
+        try await withThreadPool(threads: 4) { (pool: WorkerPool) async throws in
+            let instance = try await makeInstance(driver, engineKind: "crafted-engine", pool: pool)
+            async let first = instance.invoke(.sleep, request: Array("{}".utf8), timeout: .seconds(10))
+            // Let the first change take the gate (its driver call blocks for 2 s).
+            try await Task.sleep(for: .milliseconds(500))
+            let messages = await withTaskGroup(of: String.self) { group in
+                for _ in 0..<3 {
+                    group.addTask {
+                        do throws(RuntimeError) {
+                            _ = try await instance.invoke(.sleep, request: Array("{}".utf8), timeout: .milliseconds(300))
+                            return "succeeded"
+                        } catch {
+                            return error.kind == .timeout ? error.message : "\(error.kind): \(error.message)"
+                        }
+                    }
+                }
+                var all: [String] = []
+                for await message in group { all.append(message) }
+                return all
+            }
+            _ = try await first
+            let queued = messages.filter { $0.contains("waited for the engine's previous change") }
+            #expect(queued.count >= 2, "\(messages)")
+            #expect(!messages.contains("succeeded"))
+            await instance.shutdown()
+        }
+    }
+
     /// The C template reaches the engine through the host's HTTP service, with the API key.
     @Test func driversUseTheHostHTTPServiceWithTheAPIKey() async throws {
         let router = Router()

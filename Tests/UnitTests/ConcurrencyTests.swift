@@ -113,6 +113,20 @@ import Testing
         #expect(inside.withLock { $0.most } == 1)
     }
 
+    @Test func aWaiterGivesUpAtItsDeadlineAndLeavesTheGateWhole() async throws {
+        let gate = AsyncSerialGate()
+        await gate.acquire()
+        #expect(await gate.acquire(until: .now() + .milliseconds(50)) == false)
+        // A patient waiter still gets the gate at the release; the one that gave up does not.
+        async let patient = gate.acquire(until: .now() + .seconds(60))
+        try await Task.sleep(for: .milliseconds(50))
+        gate.release()
+        #expect(await patient == true)
+        gate.release()
+        #expect(await gate.acquire(until: .now() + .milliseconds(50)) == true, "the gate is free again")
+        gate.release()
+    }
+
     @Test func aDeadlineAnswersWhileTheWorkGoesOn() async throws {
         let pool = WorkerPool(threads: 2)
         let release = Flag()

@@ -1,37 +1,73 @@
+import NIOCore
 import Synchronization
 
 /// A FIFO lock for async code whose release may happen on any thread (a driver call finishing
-/// on a worker thread releases the gate its task acquired).
+/// on a worker thread releases the gate its task acquired). A waiter may give up at a
+/// deadline, so a queue behind a hung engine fails at each call's own deadline.
 final class AsyncSerialGate: Sendable {
+    private struct Waiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Bool, Never>
+        var timer: Task<Void, Never>?
+    }
+
     private struct State {
         var locked = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var nextID: UInt64 = 0
+        var waiters: [Waiter] = []
     }
 
     private let state = Mutex(State())
 
-    func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let acquired = state.withLock { state -> Bool in
-                if state.locked {
-                    state.waiters.append(continuation)
-                    return false
+    /// Waits for the gate as long as it takes.
+    func acquire() async { _ = await acquire(until: nil) }
+
+    /// Waits for the gate until `deadline`; false when the deadline came first (the gate is
+    /// then not held).
+    func acquire(until deadline: NIODeadline?) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let id = state.withLock { state -> UInt64? in
+                guard state.locked else {
+                    state.locked = true
+                    return nil
                 }
-                state.locked = true
+                state.nextID += 1
+                state.waiters.append(Waiter(id: state.nextID, continuation: continuation))
+                return state.nextID
+            }
+            guard let id else { return continuation.resume(returning: true) }
+            guard let deadline else { return }
+            let timer = Task { [self] in
+                try? await Task.sleep(for: .nanoseconds(max(0, (deadline - .now()).nanoseconds)))
+                guard !Task.isCancelled else { return }
+                giveUp(id)
+            }
+            let stillWaiting = state.withLock { state -> Bool in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
+                state.waiters[index].timer = timer
                 return true
             }
-            if acquired { continuation.resume() }
+            if !stillWaiting { timer.cancel() }
         }
     }
 
     func release() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let next = state.withLock { state -> Waiter? in
             if state.waiters.isEmpty {
                 state.locked = false
                 return nil
             }
             return state.waiters.removeFirst()
         }
-        next?.resume()
+        next?.timer?.cancel()
+        next?.continuation.resume(returning: true)
+    }
+
+    private func giveUp(_ id: UInt64) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index)
+        }
+        waiter?.continuation.resume(returning: false)
     }
 }

@@ -181,11 +181,17 @@ public final class DriverInstance: @unchecked Sendable {
         guard !destroyed.load(ordering: .acquiring) else {
             throw RuntimeError(.unavailable, "instance \(name) is shutting down")
         }
-        if mutating { await mutatingGate.acquire() }
+        // The deadline starts when the call arrives: time queued behind another change counts,
+        // so a queue behind a hung engine fails at each call's own deadline.
+        let deadline = NIODeadline.now() + timeout
+        if mutating, await !mutatingGate.acquire(until: deadline) {
+            logger.warning("driver call timed out in the queue", metadata: ["operation": "\(label)"])
+            throw RuntimeError(
+                .timeout, "\(label) waited for the engine's previous change until its deadline; the engine may be hung")
+        }
         inFlight.withLock { $0 += 1 }
         var callLogger = logger
         callLogger[metadataKey: "operation"] = "\(label)"
-        let deadline = NIODeadline.now() + timeout
         let callContext = HostContext(logger: callLogger, httpClient: context.httpClient, deadline: deadline)
         let finish: @Sendable () -> Void = { [self] in
             inFlight.withLock { $0 -= 1 }
