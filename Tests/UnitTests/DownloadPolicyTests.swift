@@ -74,6 +74,34 @@ import Testing
         await scratch.cleanUp()
     }
 
+    @Test func aLinkInsideARootCannotCarryADownloadOut() async throws {
+        let scratch = try Scratch()
+        let outside = try TemporaryDirectory()
+        let source = try scratch.source("src", content: "abc")
+        try FileManager.default.createSymbolicLink(atPath: scratch.models + "/evilorg", withDestinationPath: outside.path)
+        do {
+            _ = try await scratch.download(source, as: "evilorg/x")
+            Issue.record("a download went through the link")
+        } catch let error as RuntimeError {
+            #expect(error.kind == .permissionDenied)
+            #expect(error.message.contains("symbolic link"))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty, "nothing was written outside")
+        // The working directory beside the artifacts is checked too.
+        let other = scratch.directory.path + "/models/team"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: other + "/.engine-runtime", withDestinationPath: outside.path)
+        do throws(RuntimeError) {
+            _ = try await scratch.downloads.request(source, localDir: other, modelName: "y", extraConfig: [:])
+            Issue.record("the working directory went through the link")
+        } catch {
+            #expect(error.kind == .permissionDenied)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty)
+        outside.remove()
+        await scratch.cleanUp()
+    }
+
     @Test func longKeysAreCutAndHashedShortOnesKept() throws {
         let short = try ArtifactTarget(localDir: "/m", modelName: "org/name")
         #expect(short.key == "org+name")

@@ -51,7 +51,14 @@ public final class DownloadManager: Sendable {
     public func target(for request: Request, defaultDirectory: String? = nil) throws(RuntimeError) -> (ArtifactSource, ArtifactTarget) {
         let source = try ArtifactSource.parse(request.uri)
         let directory = try roots.check(request.localDir ?? defaultDirectory ?? roots.models)
-        return (source, try ArtifactTarget(localDir: directory, modelName: request.modelName ?? source.defaultName))
+        let target = try ArtifactTarget(localDir: directory, modelName: request.modelName ?? source.defaultName)
+        // A symbolic link inside the root (`models/org -> /elsewhere`) must not carry the
+        // artifact or the runtime's working files out of the roots.
+        for path in [target.path, target.workDirectory] where (try? roots.check(path)) == nil {
+            throw RuntimeError(
+                .permissionDenied, "\(path) leads outside the download roots through a symbolic link; refusing to write there")
+        }
+        return (source, target)
     }
 
     /// The running job for the request's target, or a new one. A running job for the same
