@@ -102,6 +102,30 @@ import Testing
         await scratch.cleanUp()
     }
 
+    @Test func aDirectoryTheRuntimeDidNotCreateIsNeverReplaced() async throws {
+        let scratch = try Scratch()
+        let source = try scratch.source("src", content: "downloaded")
+        let own = scratch.models + "/operator-model"
+        try FileManager.default.createDirectory(atPath: own, withIntermediateDirectories: true)
+        try "operator's weights".write(toFile: own + "/weights.safetensors", atomically: true, encoding: .utf8)
+        for force in [false, true] {
+            do throws(RuntimeError) {
+                _ = try await scratch.downloads.request(
+                    source, localDir: nil, modelName: "operator-model", extraConfig: force ? ["force_download": .bool(true)] : [:])
+                Issue.record("a download was started over the operator's directory (force \(force))")
+            } catch {
+                #expect(error.kind == .conflict)
+                #expect(error.message.contains("was not downloaded by engine-runtime"))
+            }
+        }
+        #expect(try String(contentsOfFile: own + "/weights.safetensors", encoding: .utf8) == "operator's weights")
+        // An empty directory made ahead (a mount point) is filled.
+        try FileManager.default.createDirectory(atPath: scratch.models + "/empty", withIntermediateDirectories: true)
+        _ = try await scratch.download(source, as: "empty")
+        #expect(try String(contentsOfFile: scratch.models + "/empty/weights.bin", encoding: .utf8) == "downloaded")
+        await scratch.cleanUp()
+    }
+
     @Test func longKeysAreCutAndHashedShortOnesKept() throws {
         let short = try ArtifactTarget(localDir: "/m", modelName: "org/name")
         #expect(short.key == "org+name")

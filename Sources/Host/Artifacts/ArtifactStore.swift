@@ -207,6 +207,23 @@ enum ArtifactStore {
         return .notExist
     }
 
+    /// True when something the runtime did not publish is at the target: a file, or a
+    /// directory with entries but no manifest (an operator's own weights). Downloads never
+    /// replace it; an empty directory (a mount point made ahead) is fine.
+    static func holdsForeignData(_ target: ArtifactTarget) -> Bool {
+        var info = stat()
+        guard lstat(target.path, &info) == 0 else { return false }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { return true }
+        if ArtifactManifest.load(target) != nil { return false }
+        return !((try? FileManager.default.contentsOfDirectory(atPath: target.path))?.isEmpty ?? false)
+    }
+
+    static func foreignDataError(_ target: ArtifactTarget) -> RuntimeError {
+        RuntimeError(
+            .conflict,
+            "\(target.path) exists and was not downloaded by engine-runtime (it has no manifest); choose another model_name or local_dir, or move it away")
+    }
+
     /// Makes the staged files visible under the target name in one rename. The manifest is
     /// written first and (with `sync`) every file is flushed to disk, so what appears is complete.
     static func publish(_ target: ArtifactTarget, files: [StagedFile], manifest: ArtifactManifest, sync: Bool) throws(RuntimeError) {
@@ -223,6 +240,8 @@ enum ArtifactStore {
         try StagingDirectory.createParents(of: manifestPath)
         try StagingDirectory.writeAtomically(bytes, to: manifestPath)
         try StagingDirectory.createParents(of: target.path)
+        // Checked again here, right before the rename: whatever appeared during the download.
+        if holdsForeignData(target) { throw foreignDataError(target) }
         var trash: String? = nil
         if StagingDirectory.exists(target.path) {
             let aside = target.workDirectory + "/trash/" + target.key + ".\(getpid()).\(UInt64.random(in: 0...UInt64.max))"

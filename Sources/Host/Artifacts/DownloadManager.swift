@@ -65,6 +65,7 @@ public final class DownloadManager: Sendable {
     /// target from another source is a conflict.
     public func start(_ request: Request, defaultDirectory: String? = nil) throws(RuntimeError) -> DownloadJob {
         let (source, target) = try self.target(for: request, defaultDirectory: defaultDirectory)
+        if ArtifactStore.holdsForeignData(target) { throw ArtifactStore.foreignDataError(target) }
         let display = CurlHTTPClient.redacted(request.uri)
         let (job, isNew) = try jobs.withLock { jobs throws(RuntimeError) -> (DownloadJob, Bool) in
             if let running = jobs.first(where: { $0.target == target && !$0.snapshot.state.isFinished }) {
