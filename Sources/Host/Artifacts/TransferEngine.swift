@@ -75,8 +75,12 @@ final class TransferEngine {
         var idleHandles: [CurlEasyHandle] = []
         var lastSave = ContinuousClock.now
         defer {
-            // Closing a handle drops its body receiver, which holds the attempt.
-            for attempt in active.values { attempt.easy.close() }
+            // A handle leaves the multi before it is closed (libcurl's rule); closing drops its
+            // body receiver, which holds the attempt.
+            for attempt in active.values {
+                multi.remove(attempt.easy)
+                attempt.easy.close()
+            }
             for easy in idleHandles { easy.close() }
             for file in files { try? file.saveIfChanged() }
         }

@@ -26,6 +26,12 @@ final class CurlMulti {
         curl_multi_add_handle(multi, pointer)
     }
 
+    /// Stops a transfer that has not ended; its handle can be closed or configured again.
+    func remove(_ easy: CurlEasyHandle) {
+        guard let pointer = easy.pointer, running.removeValue(forKey: pointer) != nil else { return }
+        curl_multi_remove_handle(multi, pointer)
+    }
+
     /// Moves every transfer on as far as it can without waiting; returns those that ended, with
     /// their result (their handles can be configured again).
     func perform() -> [(easy: CurlEasyHandle, result: CurlResult)] {
