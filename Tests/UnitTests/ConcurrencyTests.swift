@@ -115,16 +115,18 @@ import Testing
 
     @Test func aWaiterGivesUpAtItsDeadlineAndLeavesTheGateWhole() async throws {
         let gate = AsyncSerialGate()
+        let watchdog = DeadlineWatchdog()
         await gate.acquire()
-        #expect(await gate.acquire(until: .now() + .milliseconds(50)) == false)
+        #expect(await gate.acquire(until: .now() + .milliseconds(50), watchdog: watchdog) == false)
         // A patient waiter still gets the gate at the release; the one that gave up does not.
-        async let patient = gate.acquire(until: .now() + .seconds(60))
+        async let patient = gate.acquire(until: .now() + .seconds(60), watchdog: watchdog)
         try await Task.sleep(for: .milliseconds(50))
         gate.release()
         #expect(await patient == true)
         gate.release()
-        #expect(await gate.acquire(until: .now() + .milliseconds(50)) == true, "the gate is free again")
+        #expect(await gate.acquire(until: .now() + .milliseconds(50), watchdog: watchdog) == true, "the gate is free again")
         gate.release()
+        await watchdog.stop()
     }
 
     @Test func aDeadlineAnswersWhileTheWorkGoesOn() async throws {

@@ -3,12 +3,13 @@ import Synchronization
 
 /// A FIFO lock for async code whose release may happen on any thread (a driver call finishing
 /// on a worker thread releases the gate its task acquired). A waiter may give up at a
-/// deadline, so a queue behind a hung engine fails at each call's own deadline.
+/// deadline, so a queue behind a hung engine fails at each call's own deadline; the deadline is
+/// kept by the worker pool's watchdog, not a timer task per waiter.
 final class AsyncSerialGate: Sendable {
     private struct Waiter {
         var id: UInt64
         var continuation: CheckedContinuation<Bool, Never>
-        var timer: Task<Void, Never>?
+        var watch: (watchdog: DeadlineWatchdog, id: UInt64)?
     }
 
     private struct State {
@@ -20,11 +21,15 @@ final class AsyncSerialGate: Sendable {
     private let state = Mutex(State())
 
     /// Waits for the gate as long as it takes.
-    func acquire() async { _ = await acquire(until: nil) }
+    func acquire() async { _ = await wait(until: nil, watchdog: nil) }
 
-    /// Waits for the gate until `deadline`; false when the deadline came first (the gate is
-    /// then not held).
-    func acquire(until deadline: NIODeadline?) async -> Bool {
+    /// Waits for the gate until `deadline`, which `watchdog` keeps; false when the deadline came
+    /// first (the gate is then not held).
+    func acquire(until deadline: NIODeadline, watchdog: DeadlineWatchdog) async -> Bool {
+        await wait(until: deadline, watchdog: watchdog)
+    }
+
+    private func wait(until deadline: NIODeadline?, watchdog: DeadlineWatchdog?) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let id = state.withLock { state -> UInt64? in
                 guard state.locked else {
@@ -36,18 +41,14 @@ final class AsyncSerialGate: Sendable {
                 return state.nextID
             }
             guard let id else { return continuation.resume(returning: true) }
-            guard let deadline else { return }
-            let timer = Task { [self] in
-                try? await Task.sleep(for: .nanoseconds(max(0, (deadline - .now()).nanoseconds)))
-                guard !Task.isCancelled else { return }
-                giveUp(id)
-            }
+            guard let deadline, let watchdog else { return }
+            let watch = watchdog.watch(until: deadline) { [self] in giveUp(id) }
             let stillWaiting = state.withLock { state -> Bool in
                 guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
-                state.waiters[index].timer = timer
+                state.waiters[index].watch = (watchdog, watch)
                 return true
             }
-            if !stillWaiting { timer.cancel() }
+            if !stillWaiting { watchdog.cancel(watch) }
         }
     }
 
@@ -59,7 +60,7 @@ final class AsyncSerialGate: Sendable {
             }
             return state.waiters.removeFirst()
         }
-        next?.timer?.cancel()
+        if let watch = next?.watch { watch.watchdog.cancel(watch.id) }
         next?.continuation.resume(returning: true)
     }
 

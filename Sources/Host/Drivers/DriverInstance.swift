@@ -184,7 +184,7 @@ public final class DriverInstance: @unchecked Sendable {
         // The deadline starts when the call arrives: time queued behind another change counts,
         // so a queue behind a hung engine fails at each call's own deadline.
         let deadline = NIODeadline.now() + timeout
-        if mutating, await !mutatingGate.acquire(until: deadline) {
+        if mutating, await !mutatingGate.acquire(until: deadline, watchdog: pool.watchdog) {
             logger.warning("driver call timed out in the queue", metadata: ["operation": "\(label)"])
             throw RuntimeError(
                 .timeout, "\(label) waited for the engine's previous change until its deadline; the engine may be hung")

@@ -8,7 +8,8 @@ import Synchronization
 /// A service of the runtime: it stops after every service that uses it.
 public final class WorkerPool: Service, Sendable {
     private let pool: NIOThreadPool
-    private let watchdog = DeadlineWatchdog()
+    /// Keeps every deadline of the work this pool runs (and of the queues in front of it).
+    let watchdog = DeadlineWatchdog()
 
     public init(threads: Int) {
         pool = NIOThreadPool(numberOfThreads: threads)
