@@ -31,12 +31,12 @@ public enum ArtifactSource: Sendable, Equatable {
         }
     }
 
-    /// Whether `other` names the same artifact: the same repository, object location, URL
-    /// (without its query, which carries signatures) or path, whatever the URI's spelling
-    /// (`org/name` and `hf://org/name` are one) and revision.
+    /// Whether `other` names the same artifact: the same repository and revision, object
+    /// location, URL (without its query, which carries signatures) or path, whatever the URI's
+    /// spelling (`org/name` and `hf://org/name` are one).
     public func isSameArtifact(as other: ArtifactSource) -> Bool {
         switch (self, other) {
-        case (.huggingFace(let a, _), .huggingFace(let b, _)): a == b
+        case (.huggingFace(let a, let revisionA), .huggingFace(let b, let revisionB)): a == b && revisionA == revisionB
         case (.objectStore(let a), .objectStore(let b)): a == b
         case (.http(let a), .http(let b)): CurlHTTPClient.redacted(a) == CurlHTTPClient.redacted(b)
         case (.local(let a), .local(let b)): a == b

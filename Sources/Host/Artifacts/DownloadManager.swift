@@ -65,11 +65,15 @@ public final class DownloadManager: Sendable {
     /// target from another source is a conflict.
     public func start(_ request: Request, defaultDirectory: String? = nil) throws(RuntimeError) -> DownloadJob {
         let (source, target) = try self.target(for: request, defaultDirectory: defaultDirectory)
+        return try start(request, source: source, target: target)
+    }
+
+    /// `start` for a request whose source and target are already checked.
+    func start(_ request: Request, source: ArtifactSource, target: ArtifactTarget) throws(RuntimeError) -> DownloadJob {
         if ArtifactStore.holdsForeignData(target) { throw ArtifactStore.foreignDataError(target) }
-        let display = CurlHTTPClient.redacted(request.uri)
         let (job, isNew) = try jobs.withLock { jobs throws(RuntimeError) -> (DownloadJob, Bool) in
             if let running = jobs.first(where: { $0.target == target && !$0.snapshot.state.isFinished }) {
-                guard running.displayURI == display else {
+                guard running.source.isSameArtifact(as: source) else {
                     throw RuntimeError(.conflict, "\(target.path) is being downloaded from \(running.displayURI) (job \(running.id))")
                 }
                 return (running, false)

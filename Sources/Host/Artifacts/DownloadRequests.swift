@@ -40,7 +40,7 @@ extension DownloadManager {
         if !settings.forceDownload, status == .downloaded {
             return Outcome(target: target, sourceKind: source.kind, status: .downloaded)
         }
-        let job = try start(request)
+        let job = try start(request, source: source, target: target)
         _ = await withTimeout(Self.planWait) { await job.waitUntilPlanned() }
         let snapshot = job.snapshot
         if snapshot.state == .failed || snapshot.state == .cancelled {
