@@ -36,14 +36,14 @@ def error(description):
 ERRORS = {
     "400": error("The request is invalid (malformed JSON, unknown or missing field, invalid name)."),
     "401": error("A bearer token is required (authentication is on)."),
-    "403": error("Refused: a path outside the download roots, a host not allowed, or the source denied access."),
+    "403": error("Refused: a path outside the download roots (symbolic links resolved), a host not allowed, or the source denied access."),
     "404": error("The engine, adapter, artifact or route is unknown."),
-    "409": error("Conflict: already loaded elsewhere, or the engine is busy; retry later."),
+    "409": error("Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."),
     "413": error("The request body is larger than the limit."),
     "501": error("The engine or driver cannot do this; the message says which setting to change."),
     "502": error("The engine answered with an error or garbage; its message is kept."),
     "503": error("The engine is not reachable or not ready."),
-    "504": error("The engine did not answer before the deadline."),
+    "504": error("The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."),
     "507": error("No space left (or another write error) in the download directory; partial data is kept."),
 }
 

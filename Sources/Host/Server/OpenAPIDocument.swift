@@ -1092,7 +1092,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -1142,7 +1142,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Call a typed vendor extension operation of the engine's driver"
@@ -1223,7 +1223,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Engine and driver information"
@@ -1304,7 +1304,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "LoRA adapters loaded in the engine"
@@ -1383,7 +1383,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -1433,7 +1433,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Load a LoRA adapter from a path the engine can read"
@@ -1513,7 +1513,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -1563,7 +1563,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Unload a LoRA adapter"
@@ -1644,7 +1644,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "The engine's model list (passed through)"
@@ -1786,7 +1786,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -1836,7 +1836,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Reset the prefix cache (409 while requests hold it)"
@@ -1916,7 +1916,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -1966,7 +1966,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Release accelerator memory (vLLM sleep, SGLang release_memory_occupation)"
@@ -2046,7 +2046,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -2096,7 +2096,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Restore accelerator memory"
@@ -2175,7 +2175,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -2225,7 +2225,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Call a typed vendor extension operation of the engine's driver"
@@ -2293,7 +2293,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Engine and driver information"
@@ -2364,7 +2364,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Refused: a path outside the download roots, a host not allowed, or the source denied access."
+            "description": "Refused: a path outside the download roots (symbolic links resolved), a host not allowed, or the source denied access."
           },
           "404": {
             "content": {
@@ -2384,7 +2384,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -2434,7 +2434,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           },
           "507": {
             "content": {
@@ -2512,7 +2512,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -2562,7 +2562,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Unload a LoRA adapter from the default engine (AIBrix-compatible); engine errors are reported"
@@ -2630,7 +2630,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "LoRA adapters loaded in the engine"
@@ -2696,7 +2696,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -2746,7 +2746,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Load a LoRA adapter from a path the engine can read"
@@ -2815,7 +2815,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -2865,7 +2865,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Unload a LoRA adapter"
@@ -2924,7 +2924,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Refused: a path outside the download roots, a host not allowed, or the source denied access."
+            "description": "Refused: a path outside the download roots (symbolic links resolved), a host not allowed, or the source denied access."
           },
           "404": {
             "content": {
@@ -2944,7 +2944,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -2974,7 +2974,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           },
           "507": {
             "content": {
@@ -3043,7 +3043,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Refused: a path outside the download roots, a host not allowed, or the source denied access."
+            "description": "Refused: a path outside the download roots (symbolic links resolved), a host not allowed, or the source denied access."
           }
         },
         "summary": "Models under a download directory and their status (AIBrix-compatible)"
@@ -3111,7 +3111,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "The default engine's model list (passed through; LoRA adapters have a parent)"
@@ -3179,7 +3179,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -3229,7 +3229,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Reset the prefix cache (409 while requests hold it)"
@@ -3296,7 +3296,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -3346,7 +3346,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Release accelerator memory (vLLM sleep, SGLang release_memory_occupation)"
@@ -3413,7 +3413,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "Conflict: already loaded elsewhere, or the engine is busy; retry later."
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           },
           "413": {
             "content": {
@@ -3463,7 +3463,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine did not answer before the deadline."
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
         "summary": "Restore accelerator memory"
