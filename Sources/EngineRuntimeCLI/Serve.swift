@@ -29,6 +29,10 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_PORT              port to listen on (--port)
               ENGINE_RUNTIME_DRIVER_DIR        driver directory (--driver-dir)
               ENGINE_RUNTIME_MAX_BODY_BYTES    request body limit (--max-body-bytes)
+              ENGINE_RUNTIME_IDLE_TIMEOUT      seconds a keep-alive connection may stay idle (--idle-timeout); default 60
+              ENGINE_RUNTIME_REQUEST_TIMEOUT   seconds for a request's head and body to arrive (--request-timeout); default 30
+              ENGINE_RUNTIME_MAX_CONNECTIONS   open connections at most (--max-connections); default 1024
+              ENGINE_RUNTIME_SHUTDOWN_TIMEOUT  seconds requests in flight get on SIGTERM (--shutdown-timeout); default 10
               ENGINE_RUNTIME_PROBE_TIMEOUT     seconds for health and read calls (--probe-timeout)
               ENGINE_RUNTIME_MUTATION_TIMEOUT  seconds for loads and other changes (--mutation-timeout)
               ENGINE_RUNTIME_METRICS_MODE      standard, original or both (--metrics-mode)
@@ -78,6 +82,34 @@ struct Serve: AsyncParsableCommand {
     var maxBodyBytes: Int?
 
     @Option(
+        name: .customLong("idle-timeout"),
+        help: ArgumentHelp(
+            "Seconds a keep-alive connection may stay idle before it is closed. Env: ENGINE_RUNTIME_IDLE_TIMEOUT. Default: 60.",
+            valueName: "seconds"))
+    var idleTimeout: Int?
+
+    @Option(
+        name: .customLong("request-timeout"),
+        help: ArgumentHelp(
+            "Seconds a request's head and body may take to arrive; later, the client gets 408 and the connection closes. Env: ENGINE_RUNTIME_REQUEST_TIMEOUT. Default: 30.",
+            valueName: "seconds"))
+    var requestTimeout: Int?
+
+    @Option(
+        name: .customLong("max-connections"),
+        help: ArgumentHelp(
+            "Open connections at most; at the cap the longest-idle connection is closed to make room, so probes get through. Lowered to fit the open-files limit. Env: ENGINE_RUNTIME_MAX_CONNECTIONS. Default: 1024.",
+            valueName: "count"))
+    var maxConnections: Int?
+
+    @Option(
+        name: .customLong("shutdown-timeout"),
+        help: ArgumentHelp(
+            "On SIGTERM, seconds the requests in flight get to finish before their connections are closed (downloads stop at once, keeping their data for a resume). Env: ENGINE_RUNTIME_SHUTDOWN_TIMEOUT. Default: 10.",
+            valueName: "seconds"))
+    var shutdownTimeout: Int?
+
+    @Option(
         name: .customLong("probe-timeout"),
         help: ArgumentHelp("Seconds allowed for health, readiness and read calls. Env: ENGINE_RUNTIME_PROBE_TIMEOUT. Default: 3.", valueName: "seconds"))
     var probeTimeout: Int?
@@ -113,7 +145,8 @@ struct Serve: AsyncParsableCommand {
         let logger = try logging.makeLogger()
         let server = ServerConfiguration(
             host: Settings.string(host, env: "ENGINE_RUNTIME_HOST", default: "0.0.0.0"),
-            port: try Settings.integer(port, env: "ENGINE_RUNTIME_PORT", default: 8080, range: 0...65535))
+            port: try Settings.integer(port, env: "ENGINE_RUNTIME_PORT", default: 8080, range: 0...65535),
+            limits: try connectionLimits(logger: logger))
         let runtime = try runtimeConfiguration()
         let modeText = Settings.string(metricsMode, env: "ENGINE_RUNTIME_METRICS_MODE", default: "both")
         guard let mode = MetricsMode(rawValue: modeText) else {
@@ -159,6 +192,34 @@ struct Serve: AsyncParsableCommand {
         let app = RuntimeRouter.application(dependencies, configuration: server, logger: logger)
         try await RuntimeServices.group(pool: pool, engines: engines, downloads: downloads, server: app, logger: logger).run()
         logger.info("engine-runtime stopped")
+    }
+
+    /// The connection limits, the cap fitted under the open-files limit (raised to its hard
+    /// limit first, as Go and nginx do), with room left for drivers, downloads and engines.
+    func connectionLimits(logger: Logger) throws -> ConnectionLimits {
+        let requested = try Settings.integer(maxConnections, env: "ENGINE_RUNTIME_MAX_CONNECTIONS", default: 1024, range: 8...1_000_000)
+        var cap = requested
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            if limit.rlim_cur < limit.rlim_max {
+                var raised = limit
+                raised.rlim_cur = limit.rlim_max
+                if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+            }
+            let reserve: rlim_t = 128
+            let fitting = limit.rlim_cur > reserve * 2 ? Int(clamping: limit.rlim_cur - reserve) : Int(clamping: limit.rlim_cur / 2)
+            if fitting < cap {
+                logger.notice(
+                    "max connections lowered to fit the open-files limit",
+                    metadata: ["requested": "\(requested)", "max_connections": "\(fitting)", "nofile": "\(limit.rlim_cur)"])
+                cap = fitting
+            }
+        }
+        return ConnectionLimits(
+            idleTimeout: .seconds(try Settings.integer(idleTimeout, env: "ENGINE_RUNTIME_IDLE_TIMEOUT", default: 60, range: 1...3600)),
+            requestTimeout: .seconds(try Settings.integer(requestTimeout, env: "ENGINE_RUNTIME_REQUEST_TIMEOUT", default: 30, range: 1...600)),
+            maxConnections: cap,
+            drainTimeout: .seconds(try Settings.integer(shutdownTimeout, env: "ENGINE_RUNTIME_SHUTDOWN_TIMEOUT", default: 10, range: 0...600)))
     }
 
     /// Engines, auth, limits and deadlines from flags, environment and the engines file.

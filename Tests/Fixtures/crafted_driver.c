@@ -38,18 +38,30 @@
 #endif
 
 struct ert_instance {
-    int unused;
+    int destroyed;
 };
 static struct ert_instance the_instance;
+
+/* For the shutdown race test: calls that reached a destroyed instance, and destroys. */
+ERT_EXPORT int crafted_uses_after_destroy = 0;
+ERT_EXPORT int crafted_destroys = 0;
+
+static void note_use(ert_instance *instance) {
+    if (__atomic_load_n(&instance->destroyed, __ATOMIC_SEQ_CST)) __atomic_add_fetch(&crafted_uses_after_destroy, 1, __ATOMIC_SEQ_CST);
+}
 
 static ert_status create_instance(const ert_instance_config *config, ert_instance **out, ert_error *error) {
     (void)config;
     (void)error;
+    __atomic_store_n(&the_instance.destroyed, 0, __ATOMIC_SEQ_CST);
     *out = &the_instance;
     return ERT_STATUS_OK;
 }
 
-static void destroy_instance(ert_instance *instance) { (void)instance; }
+static void destroy_instance(ert_instance *instance) {
+    __atomic_store_n(&instance->destroyed, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&crafted_destroys, 1, __ATOMIC_SEQ_CST);
+}
 
 static bool is_object(const char *request, size_t length) {
     /* Enough for the tests: "{...}" with balanced quotes and a closing brace at the end. */
@@ -62,7 +74,7 @@ static bool is_object(const char *request, size_t length) {
 
 static ert_status op_health(ert_instance *instance, const ert_call *call, const char *request, size_t length,
                             const ert_sink *response, ert_error *error) {
-    (void)instance;
+    note_use(instance);
     (void)call;
 #ifdef CRASH_HEALTH
     volatile int *nothing = NULL;
@@ -111,13 +123,14 @@ static ert_status op_readiness(ert_instance *instance, const ert_call *call, con
 /* Sleeps SLOW_MS milliseconds without looking at the deadline: a driver that ignores it. */
 static ert_status op_engine_info(ert_instance *instance, const ert_call *call, const char *request, size_t length,
                                  const ert_sink *response, ert_error *error) {
-    (void)instance;
+    note_use(instance);
     (void)call;
     (void)request;
     (void)length;
     (void)error;
     struct timespec pause = {SLOW_MS / 1000, (SLOW_MS % 1000) * 1000000L};
     nanosleep(&pause, NULL);
+    note_use(instance);
     response->write(response->context, "{}", 2);
     return ERT_STATUS_OK;
 }

@@ -85,6 +85,56 @@ import Testing
     }
 
     /// The C template reaches the engine through the host's HTTP service, with the API key.
+    /// Issue 12: shutdown racing reads and queued changes. No call reaches a destroyed
+    /// instance (the driver counts any that do), every call ends (answered, or refused as
+    /// shutting down), and the instance is destroyed exactly once per round.
+    @Test(.timeLimit(.minutes(1))) func shutdownRacingReadsAndQueuedChangesNeverUsesADestroyedInstance() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try await CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "race.so",
+            defines: ["DRIVER_NAME=\"race\"", "SLOW_MS=20", "_POSIX_C_SOURCE=200809L"])
+        let driver = try DriverLoader.load(path: path).get()
+        let library = try #require(dlopen(path, RTLD_NOW | RTLD_NOLOAD), "the loader keeps the driver open")
+        defer { dlclose(library) }
+        let misuse = try #require(dlsym(library, "crafted_uses_after_destroy")).assumingMemoryBound(to: Int32.self)
+        let destroys = try #require(dlsym(library, "crafted_destroys")).assumingMemoryBound(to: Int32.self)
+        let rounds = 20
+        try await withThreadPool(threads: 8) { (pool: WorkerPool) async throws in
+            for round in 0..<rounds {
+                let instance = try await makeInstance(driver, engineKind: "crafted-engine", pool: pool)
+                let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                    for index in 0..<40 {
+                        group.addTask {
+                            let operation: DriverOperation = index % 8 == 0 ? .sleep : .health
+                            do {
+                                _ = try await instance.invoke(operation, request: Array("{}".utf8), timeout: .seconds(30))
+                                return "ok"
+                            } catch {
+                                return (error as? RuntimeError)?.kind == .unavailable ? "refused" : "other: \(error)"
+                            }
+                        }
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: .milliseconds(Int64(round % 5) * 7))
+                        let destroyed = await instance.shutdown(wait: .seconds(10))
+                        return destroyed ? "destroyed" : "left"
+                    }
+                    var outcomes: [String] = []
+                    for try await outcome in group { outcomes.append(outcome) }
+                    return outcomes
+                }
+                #expect(outcomes.contains("destroyed"), "round \(round): \(outcomes)")
+                #expect(outcomes.allSatisfy { ["ok", "refused", "destroyed"].contains($0) }, "round \(round): \(outcomes)")
+                await #expect(throws: RuntimeError(.unavailable, "instance test is shutting down")) {
+                    try await instance.invoke(.health, request: Array("{}".utf8), timeout: .seconds(1))
+                }
+            }
+        }
+        #expect(misuse.pointee == 0, "\(misuse.pointee) driver calls reached a destroyed instance")
+        #expect(destroys.pointee == Int32(rounds))
+    }
+
     @Test func driversUseTheHostHTTPServiceWithTheAPIKey() async throws {
         let router = Router()
         router.get("/v1/models") { request, _ -> Response in

@@ -82,6 +82,7 @@ import Testing
             .upstream: (502, "upstream_error"), .integrity: (502, "integrity_error"), .storage: (507, "storage_error"),
             .timeout: (504, "timeout"), .cancelled: (409, "cancelled"), .internalError: (500, "internal_error"),
             .unauthorized: (401, "unauthorized"), .methodNotAllowed: (405, "method_not_allowed"), .tooLarge: (413, "invalid_argument"),
+            .requestTimeout: (408, "request_timeout"), .unsupportedMediaType: (415, "unsupported_media_type"),
         ]
         #expect(table.count == ErrorKind.allCases.count)
         for kind in ErrorKind.allCases {

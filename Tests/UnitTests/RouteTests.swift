@@ -10,6 +10,8 @@ import Testing
 /// route decodes, which service call it makes, and how answers and errors are encoded.
 @Suite struct RouteTests {
     private func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+    /// JSON routes refuse bodies of another content type (415).
+    private let jsonType: HTTPFields = [.contentType: "application/json"]
 
     @Test func livenessNeverTouchesTheEngineAndReadinessReportsItsReason() async throws {
         let fixture = try RouterFixture()
@@ -34,15 +36,15 @@ import Testing
         let fixture = try RouterFixture()
         try await fixture.test { client in
             let compatible = try await client.execute(
-                uri: "/v1/lora_adapter/load", method: .post, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql"}"#))
+                uri: "/v1/lora_adapter/load", method: .post, headers: jsonType, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql"}"#))
             #expect(compatible.status == .ok)
             #expect(compatible.text == "Success: LoRA adapter 'sql' loaded successfully from '/adapters/sql'.")
             #expect(compatible.headers[.contentType] == "text/plain; charset=utf-8")
             let native = try await client.execute(
-                uri: "/v1/lora_adapters", method: .post, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql"}"#))
+                uri: "/v1/lora_adapters", method: .post, headers: jsonType, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql"}"#))
             #expect(native.status == .ok)
             let pinned = try await client.execute(
-                uri: "/v1/lora_adapters", method: .post, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql","pinned":true}"#))
+                uri: "/v1/lora_adapters", method: .post, headers: jsonType, body: json(#"{"lora_name":"sql","lora_path":"/adapters/sql","pinned":true}"#))
             #expect(pinned.status == .ok)
         }
         let loads = fixture.engine.calls.filter { $0.operation == .loadLoRAAdapter }
@@ -67,13 +69,13 @@ import Testing
                 ("/v1/lora_adapter/load", "{not json", "not valid JSON"),
             ]
             for (uri, body, message) in cases {
-                let response = try await client.execute(uri: uri, method: .post, body: json(body))
+                let response = try await client.execute(uri: uri, method: .post, headers: jsonType, body: json(body))
                 #expect(response.status == .badRequest, "\(uri) \(body)")
                 #expect(response.envelope?.type == "invalid_argument", "\(uri) \(body)")
                 #expect(response.envelope?.message.contains(message) == true, "\(uri) \(body): \(response.text)")
             }
             let large = try await client.execute(
-                uri: "/v1/lora_adapters", method: .post, body: json(#"{"lora_name":"\#(String(repeating: "a", count: 5000))"}"#))
+                uri: "/v1/lora_adapters", method: .post, headers: jsonType, body: json(#"{"lora_name":"\#(String(repeating: "a", count: 5000))"}"#))
             #expect(large.status == .contentTooLarge)
             #expect(large.envelope?.code == 413)
         }
@@ -93,7 +95,7 @@ import Testing
         try await fixture.test { client in
             for (error, status, type) in kinds {
                 fixture.engine.fail(.unloadLoRAAdapter, with: error)
-                let response = try await client.execute(uri: "/v1/lora_adapter/unload", method: .post, body: json(#"{"lora_name":"sql"}"#))
+                let response = try await client.execute(uri: "/v1/lora_adapter/unload", method: .post, headers: jsonType, body: json(#"{"lora_name":"sql"}"#))
                 #expect(response.status == status)
                 #expect(response.envelope == ErrorEnvelope(message: error.message, type: type, code: Int(status.code)))
                 #expect(response.headers[.contentType] == "application/json")
@@ -110,7 +112,7 @@ import Testing
         let fixture = try RouterFixture()
         try await fixture.test { client in
             let compatible = try await client.execute(
-                uri: "/v1/lora_adapter/unload", method: .post, body: json(#"{"lora_name":"sql","lora_int_id":3}"#))
+                uri: "/v1/lora_adapter/unload", method: .post, headers: jsonType, body: json(#"{"lora_name":"sql","lora_int_id":3}"#))
             #expect(compatible.text == #"{"message":"Successfully unloaded adapter sql","status":"success"}"#)
             let native = try await client.execute(uri: "/v1/lora_adapters/sql", method: .delete)
             #expect(native.status == .ok)
@@ -155,7 +157,7 @@ import Testing
             let info = try await client.execute(uri: "/v1/engines/draft/info", method: .get)
             #expect(info.text.contains(#""info":{"version":"x"}"#))
             #expect(info.text.contains(#""default":false"#))
-            _ = try await client.execute(uri: "/v1/engines/draft/sleep", method: .post, body: json(#"{"level":2}"#))
+            _ = try await client.execute(uri: "/v1/engines/draft/sleep", method: .post, headers: jsonType, body: json(#"{"level":2}"#))
         }
         #expect(fixture.engines[1].calls.map(\.operation) == [.engineInfo, .sleep])
         #expect(fixture.engines[1].calls.last?.body == #"{"level":2}"#)
@@ -192,6 +194,60 @@ import Testing
         #expect(fixture.engine.calls.count == 3)
     }
 
+    /// Issue 12 #14: a cross-site form or text/plain POST must not reach a JSON route, nor a
+    /// body whose duplicated key two readers would read differently.
+    @Test func jsonRoutesNeedAJSONContentTypeAndRefuseDuplicateKeys() async throws {
+        let fixture = try RouterFixture()
+        let load = #"{"lora_name":"sql","lora_path":"/adapters/sql"}"#
+        try await fixture.test { client in
+            for type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+                let refused = try await client.execute(
+                    uri: "/v1/lora_adapter/load", method: .post, headers: [.contentType: type], body: json(load))
+                #expect(refused.status == .unsupportedMediaType, "\(type)")
+                #expect(refused.envelope?.type == "unsupported_media_type")
+            }
+            let untyped = try await client.execute(uri: "/v1/lora_adapter/load", method: .post, body: json(load))
+            #expect(untyped.status == .unsupportedMediaType)
+            for type in ["application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"] {
+                let accepted = try await client.execute(
+                    uri: "/v1/lora_adapter/load", method: .post, headers: [.contentType: type], body: json(load))
+                #expect(accepted.status == .ok, "\(type): \(accepted.text)")
+            }
+            for body in [
+                #"{"lora_name":"a","lora_name":"b","lora_path":"/p"}"#, #"{"lora_name":"a","lora_path":"/p","lor\u0061_name":"b"}"#,
+            ] {
+                let duplicated = try await client.execute(uri: "/v1/lora_adapter/load", method: .post, headers: jsonType, body: json(body))
+                #expect(duplicated.status == .badRequest, "\(body)")
+                #expect(duplicated.text.contains("appears twice"))
+            }
+            // The same key in two different objects is fine.
+            let nested = try await client.execute(
+                uri: "/v1/model/download", method: .post, headers: jsonType,
+                body: json(#"{"model_uri":"/etc","download_extra_config":{"model_uri":"x"}}"#))
+            #expect(!nested.text.contains("appears twice"), "\(nested.text)")
+        }
+        #expect(fixture.engine.calls.filter { $0.operation == .loadLoRAAdapter }.count == 3)
+    }
+
+    @Test func headAnswersGetRoutesAndAWrongMethodIs405WithAllow() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test { client in
+            let head = try await client.execute(uri: "/v1/models", method: .head)
+            #expect(head.status == .ok)
+            #expect(head.body.readableBytes == 0)
+            #expect(head.headers[.contentType] == "application/json")
+            #expect(try await client.execute(uri: "/healthz", method: .head).status == .ok)
+            let wrong = try await client.execute(uri: "/healthz", method: .delete)
+            #expect(wrong.status == .methodNotAllowed)
+            #expect(wrong.headers[.allow] == "GET, HEAD")
+            #expect(wrong.envelope?.type == "method_not_allowed")
+            let withParameter = try await client.execute(uri: "/v1/downloads/dl-1", method: .post)
+            #expect(withParameter.status == .methodNotAllowed)
+            #expect(withParameter.headers[.allow] == "DELETE, GET, HEAD")
+            #expect(try await client.execute(uri: "/v1/nothing-here", method: .delete).status == .notFound)
+        }
+    }
+
     @Test func thirtyConcurrentRequestsThroughTheSeam() async throws {
         let fixture = try RouterFixture()
         try await fixture.test { client in
@@ -199,7 +255,7 @@ import Testing
                 for index in 0..<30 {
                     group.addTask {
                         let response = try await client.execute(
-                            uri: "/v1/lora_adapters", method: .post, body: ByteBuffer(string: #"{"lora_name":"a\#(index)","lora_path":"/p/\#(index)"}"#))
+                            uri: "/v1/lora_adapters", method: .post, headers: jsonType, body: ByteBuffer(string: #"{"lora_name":"a\#(index)","lora_path":"/p/\#(index)"}"#))
                         return (Int(response.status.code), "a\(index)")
                     }
                 }
@@ -213,7 +269,7 @@ import Testing
     @Test func downloadRoutesApplyTheManagersPolicy() async throws {
         let fixture = try RouterFixture()
         try await fixture.test { client in
-            let outside = try await client.execute(uri: "/v1/model/download", method: .post, body: ByteBuffer(string: #"{"model_uri":"/etc"}"#))
+            let outside = try await client.execute(uri: "/v1/model/download", method: .post, headers: jsonType, body: ByteBuffer(string: #"{"model_uri":"/etc"}"#))
             #expect(outside.status == .forbidden)
             #expect(outside.envelope?.type == "permission_denied")
             let unknown = try await client.execute(uri: "/v1/downloads/nope", method: .get)

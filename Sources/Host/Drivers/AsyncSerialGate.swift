@@ -14,24 +14,42 @@ final class AsyncSerialGate: Sendable {
 
     private struct State {
         var locked = false
+        /// Closed for good: waiters were sent away and nobody gets the gate again.
+        var closed = false
         var nextID: UInt64 = 0
         var waiters: [Waiter] = []
     }
 
     private let state = Mutex(State())
 
-    /// Waits for the gate as long as it takes.
-    func acquire() async { _ = await wait(until: nil, watchdog: nil) }
+    /// Waits for the gate as long as it takes; false when the gate was closed.
+    @discardableResult
+    func acquire() async -> Bool { await wait(until: nil, watchdog: nil) }
 
     /// Waits for the gate until `deadline`, which `watchdog` keeps; false when the deadline came
-    /// first (the gate is then not held).
+    /// first or the gate was closed (the gate is then not held).
     func acquire(until deadline: NIODeadline, watchdog: DeadlineWatchdog) async -> Bool {
         await wait(until: deadline, watchdog: watchdog)
     }
 
+    /// Sends every waiter away (their `acquire` answers false) and refuses later ones: at
+    /// shutdown nothing queued may wait for a holder that may never release.
+    func close() {
+        let waiters = state.withLock { state in
+            state.closed = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters {
+            if let watch = waiter.watch { watch.watchdog.cancel(watch.id) }
+            waiter.continuation.resume(returning: false)
+        }
+    }
+
     private func wait(until deadline: NIODeadline?, watchdog: DeadlineWatchdog?) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let id = state.withLock { state -> UInt64? in
+            let id = state.withLock { state -> UInt64?? in
+                if state.closed { return .some(nil) }
                 guard state.locked else {
                     state.locked = true
                     return nil
@@ -40,7 +58,8 @@ final class AsyncSerialGate: Sendable {
                 state.waiters.append(Waiter(id: state.nextID, continuation: continuation))
                 return state.nextID
             }
-            guard let id else { return continuation.resume(returning: true) }
+            guard let queued = id else { return continuation.resume(returning: true) }
+            guard let id = queued else { return continuation.resume(returning: false) }
             guard let deadline, let watchdog else { return }
             let watch = watchdog.watch(until: deadline) { [self] in giveUp(id) }
             let stillWaiting = state.withLock { state -> Bool in

@@ -23,13 +23,13 @@ extension DriverStatus {
     /// to the nearest one a driver can act on.
     public init(_ kind: ErrorKind) {
         switch kind {
-        case .invalidArgument, .tooLarge, .methodNotAllowed: self = .invalidArgument
+        case .invalidArgument, .tooLarge, .methodNotAllowed, .unsupportedMediaType: self = .invalidArgument
         case .notFound: self = .notFound
         case .conflict: self = .conflict
         case .unsupported: self = .unsupported
         case .unavailable: self = .unavailable
         case .upstream, .integrity, .unauthorized, .permissionDenied: self = .upstream
-        case .timeout: self = .timeout
+        case .timeout, .requestTimeout: self = .timeout
         case .cancelled: self = .cancelled
         case .internalError, .storage: self = .internalError
         }

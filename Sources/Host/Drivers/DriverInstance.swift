@@ -47,8 +47,16 @@ public final class DriverInstance: @unchecked Sendable {
     private let pool: WorkerPool
     private let logger: Logger
     private let mutatingGate = AsyncSerialGate()
-    private let inFlight = Mutex<Int>(0)
-    private let destroyed = Atomic<Bool>(false)
+    private let lifecycle = Mutex(Lifecycle.running(calls: 0))
+
+    /// Where the instance is in its life, and how many calls use it: one value under one lock,
+    /// so a call either counts itself before shutdown looks, or is refused.
+    private enum Lifecycle {
+        case running(calls: Int)
+        /// Shutdown waits for `calls` to end; `drained` is resumed when the last one does.
+        case draining(calls: Int, drained: CheckedContinuation<Void, Never>?)
+        case destroyed
+    }
 
     /// The most bytes of JSON a driver may answer with (metrics text excluded).
     public static let maximumResponseBytes = 32 << 20
@@ -157,12 +165,29 @@ public final class DriverInstance: @unchecked Sendable {
         }
     }
 
-    /// Destroys the instance once no call is running. Calls after this fail with `unavailable`.
-    public func shutdown() async {
-        guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        // The gate is taken by every mutating call, and read calls are counted.
-        await mutatingGate.acquire()
-        while inFlight.withLock({ $0 }) > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+    /// Refuses new calls, sends queued changes away (`unavailable`), and destroys the instance
+    /// once the running calls have ended. A call still running after `wait` (a driver stuck
+    /// past its deadline) keeps the instance alive: it is left undestroyed, and the process
+    /// exits around it. Returns whether the instance was destroyed.
+    @discardableResult
+    public func shutdown(wait: Duration = .seconds(5)) async -> Bool {
+        let first = lifecycle.withLock { state -> Bool in
+            guard case .running(let calls) = state else { return false }
+            state = .draining(calls: calls, drained: nil)
+            return true
+        }
+        guard first else { return false }
+        mutatingGate.close()
+        let drained = await withTimeout(wait) { [self] in await untilDrained() }
+        guard drained else {
+            let calls = lifecycle.withLock { state -> Int in
+                if case .draining(let calls, _) = state { return calls }
+                return 0
+            }
+            logger.warning("shutdown: driver calls still running; the instance is left undestroyed", metadata: ["calls": "\(calls)"])
+            return false
+        }
+        lifecycle.withLock { $0 = .destroyed }
         let handle = self.handle
         let destroy = driver.destroyInstance
         let _: Result<Void, RuntimeError> = await pool.run {
@@ -170,34 +195,75 @@ public final class DriverInstance: @unchecked Sendable {
             return .success(())
         }
         logger.debug("driver instance destroyed")
+        return true
+    }
+
+    private func untilDrained() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = lifecycle.withLock { state -> Bool in
+                guard case .draining(let calls, _) = state, calls > 0 else { return true }
+                state = .draining(calls: calls, drained: continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    /// Counts a call in, unless shutdown has begun.
+    private func enter() -> Bool {
+        lifecycle.withLock { state in
+            guard case .running(let calls) = state else { return false }
+            state = .running(calls: calls + 1)
+            return true
+        }
+    }
+
+    /// Counts a call out; the last one out of a draining instance lets shutdown go on.
+    private func leave() {
+        let drained = lifecycle.withLock { state -> CheckedContinuation<Void, Never>? in
+            switch state {
+            case .running(let calls):
+                state = .running(calls: calls - 1)
+                return nil
+            case .draining(let calls, let continuation):
+                state = .draining(calls: calls - 1, drained: calls == 1 ? nil : continuation)
+                return calls == 1 ? continuation : nil
+            case .destroyed:
+                return nil
+            }
+        }
+        drained?.resume()
     }
 
     // MARK: Plumbing
+
+    private var shuttingDown: RuntimeError { RuntimeError(.unavailable, "instance \(name) is shutting down") }
 
     private func call<T: Sendable>(
         label: String, mutating: Bool, timeout: TimeAmount,
         _ body: @escaping @Sendable (UnsafePointer<ert_call>) -> Result<T, RuntimeError>
     ) async throws(RuntimeError) -> T {
-        guard !destroyed.load(ordering: .acquiring) else {
-            throw RuntimeError(.unavailable, "instance \(name) is shutting down")
-        }
         // The deadline starts when the call arrives: time queued behind another change counts,
         // so a queue behind a hung engine fails at each call's own deadline.
         let deadline = NIODeadline.now() + timeout
+        guard enter() else { throw shuttingDown }
         if mutating, await !mutatingGate.acquire(until: deadline, watchdog: pool.watchdog) {
-            logger.warning("driver call timed out in the queue", metadata: ["operation": "\(label)"])
-            throw RuntimeError(
-                .timeout, "\(label) waited for the engine's previous change until its deadline; the engine may be hung")
+            leave()
+            if case .running = lifecycle.withLock({ $0 }) {
+                logger.warning("driver call timed out in the queue", metadata: ["operation": "\(label)"])
+                throw RuntimeError(
+                    .timeout, "\(label) waited for the engine's previous change until its deadline; the engine may be hung")
+            }
+            throw shuttingDown
         }
-        inFlight.withLock { $0 += 1 }
         var callLogger = logger
         callLogger[metadataKey: "operation"] = "\(label)"
         let callContext = HostContext(logger: callLogger, httpClient: context.httpClient, deadline: deadline)
         let finish: @Sendable () -> Void = { [self] in
-            inFlight.withLock { $0 -= 1 }
             if mutating { mutatingGate.release() }
+            leave()
         }
-        let result = await pool.run(giveUpAt: deadline + Self.deadlineGrace, onGiveUp: { callContext.cancel() }) {
+        let result = await pool.run(giveUpAt: deadline + Self.deadlineGrace, onGiveUp: { callContext.cancel() }, onRefused: finish) {
             defer { finish() }
             var call = ert_call(struct_size: UInt32(MemoryLayout<ert_call>.size), host_context: callContext.opaque)
             return withExtendedLifetime(callContext) { withUnsafePointer(to: &call) { body($0) } }

@@ -62,8 +62,10 @@ public final class EngineRegistry: Sendable {
         return EngineRegistry(engines: engines, defaultEngine: defaultEngine)
     }
 
-    /// Destroys every driver instance once its calls have finished.
-    public func shutdown() async {
-        for engine in engines { await engine.instance.shutdown() }
+    /// Shuts every instance down at once, each waiting at most `wait` for its running calls.
+    public func shutdown(wait: Duration = .seconds(3)) async {
+        await withDiscardingTaskGroup { group in
+            for engine in engines { group.addTask { await engine.instance.shutdown(wait: wait) } }
+        }
     }
 }

@@ -32,6 +32,10 @@ public enum ErrorKind: String, Sendable, Codable, CaseIterable {
     case methodNotAllowed = "method_not_allowed"
     /// The request body passed the size limit.
     case tooLarge = "too_large"
+    /// The request did not arrive within the request timeout (written by the connection guard).
+    case requestTimeout = "request_timeout"
+    /// A JSON route got a body that is not declared JSON.
+    case unsupportedMediaType = "unsupported_media_type"
 
     /// The HTTP status the API answers with.
     public var httpStatus: Int {
@@ -41,8 +45,10 @@ public enum ErrorKind: String, Sendable, Codable, CaseIterable {
         case .permissionDenied: 403
         case .notFound: 404
         case .methodNotAllowed: 405
+        case .requestTimeout: 408
         case .conflict, .cancelled: 409
         case .tooLarge: 413
+        case .unsupportedMediaType: 415
         case .internalError: 500
         case .unsupported: 501
         case .upstream, .integrity: 502
@@ -69,6 +75,8 @@ public enum ErrorKind: String, Sendable, Codable, CaseIterable {
         case .internalError: "internal_error"
         case .unauthorized: "unauthorized"
         case .methodNotAllowed: "method_not_allowed"
+        case .requestTimeout: "request_timeout"
+        case .unsupportedMediaType: "unsupported_media_type"
         }
     }
 }

@@ -7,10 +7,12 @@ import ServiceLifecycle
 public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
+    public var limits: ConnectionLimits
 
-    public init(host: String = "0.0.0.0", port: Int = 8080) {
+    public init(host: String = "0.0.0.0", port: Int = 8080, limits: ConnectionLimits = ConnectionLimits()) {
         self.host = host
         self.port = port
+        self.limits = limits
     }
 }
 
@@ -53,10 +55,13 @@ public struct RouterDependencies: Sendable {
 /// encode; they hold no workflow of their own.
 public enum RuntimeRouter {
     public static func build(_ dependencies: RouterDependencies) -> Router<BasicRequestContext> {
-        let router = Router()
+        // HEAD answers every GET route with the GET's headers and no body.
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.add(middleware: RequestMetricsMiddleware(metrics: dependencies.runtimeMetrics))
         router.add(middleware: ErrorEnvelopeMiddleware())
         if let token = dependencies.authToken { router.add(middleware: AuthMiddleware(token: Array(token.utf8))) }
+        let routeTable = MethodNotAllowedMiddleware<BasicRequestContext>.Table()
+        router.add(middleware: MethodNotAllowedMiddleware(table: routeTable))
         let body = RequestBody(limit: dependencies.maxBodyBytes)
         CompatibleRoutes(engines: dependencies.engines, adapters: dependencies.adapters, body: body).register(on: router)
         ArtifactRoutes(downloads: dependencies.downloads, body: body).register(on: router)
@@ -78,23 +83,34 @@ public enum RuntimeRouter {
             guard let driver = drivers.driver(named: name) else { throw RuntimeError.notFound("no driver named \"\(name)\"") }
             return try JSONResponse.make(DriverDescription(driver))
         }
+        routeTable.fill(router.routes)
         return router
     }
 
-    /// The HTTP server as a service of the runtime's service group. `onListening` receives the
-    /// bound port (useful with port 0).
+    /// The HTTP server as a service of the runtime's service group, within its connection
+    /// limits. `onListening` receives the bound port (useful with port 0).
     public static func application(
         _ dependencies: RouterDependencies, configuration: ServerConfiguration, logger: Logger,
         onListening: (@Sendable (Int) async -> Void)? = nil
-    ) -> some ApplicationProtocol {
-        Application(
+    ) -> some Service {
+        let limits = configuration.limits
+        let connections = ConnectionRegistry(logger: logger)
+        let app = Application(
             router: build(dependencies),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            server: GuardedHTTP1Channel.builder(limits: limits, registry: connections, logger: logger),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: nil,
+                // The kernel holds newcomers while the cap makes room; a probe waits there for
+                // one connection to close, not for a timeout.
+                backlog: 1024, availableConnectionsDelegate: ConnectionCap(limit: limits.maxConnections, registry: connections)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? -1
-                logger.info("engine-runtime listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
+                logger.info(
+                    "engine-runtime listening",
+                    metadata: ["host": "\(configuration.host)", "port": "\(port)", "max_connections": "\(limits.maxConnections)"])
                 await onListening?(port)
             },
             logger: logger)
+        return ManagementServer(app: app, connections: connections, drainTimeout: limits.drainTimeout, logger: logger)
     }
 }

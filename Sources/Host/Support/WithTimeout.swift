@@ -12,13 +12,14 @@ func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async -> Vo
     return await withCheckedContinuation { continuation in
         let answer = FirstAnswer(continuation)
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            // Cancelled means the body finished first: that answer is its own.
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             answer.resume(false)
         }
         Task {
             await body()
-            timer.cancel()
             answer.resume(true)
+            timer.cancel()
         }
     }
 }

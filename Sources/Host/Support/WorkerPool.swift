@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -18,9 +19,10 @@ public final class WorkerPool: Service, Sendable {
 
     /// Runs blocking `work` on a worker thread. With `giveUpAt`, answers `timeout` at that time
     /// (within a watchdog tick) if the work is still running: the work itself carries on, and
-    /// `onGiveUp` asks it to stop.
+    /// `onGiveUp` asks it to stop. `onRefused` runs instead of `work` when the pool is shut
+    /// down, for what `work` would have cleaned up.
     public func run<T: Sendable>(
-        giveUpAt: NIODeadline? = nil, onGiveUp: (@Sendable () -> Void)? = nil,
+        giveUpAt: NIODeadline? = nil, onGiveUp: (@Sendable () -> Void)? = nil, onRefused: (@Sendable () -> Void)? = nil,
         _ work: @escaping @Sendable () -> Result<T, RuntimeError>
     ) async -> Result<T, RuntimeError> {
         let once = OnceResume<Result<T, RuntimeError>>()
@@ -36,6 +38,7 @@ public final class WorkerPool: Service, Sendable {
             }
             pool.submit { state in
                 guard case .active = state else {
+                    onRefused?()
                     watch.map(watchdog.cancel)
                     once.resume(with: .failure(RuntimeError(.unavailable, "the worker pool is shut down")))
                     return
@@ -47,11 +50,12 @@ public final class WorkerPool: Service, Sendable {
         }
     }
 
-    /// Waits for the work that runs, then ends the threads. Work submitted afterwards fails
-    /// with `unavailable`.
-    public func shutdown() async {
-        try? await pool.shutdownGracefully()
+    /// Waits for the work that runs (at most `wait`: a driver stuck in a call must not hold
+    /// the process), then ends the threads. Work submitted afterwards fails with `unavailable`.
+    public func shutdown(wait: Duration = .seconds(2)) async {
+        let ended = await withTimeout(wait) { [pool] in try? await pool.shutdownGracefully() }
         await watchdog.stop()
+        if !ended { Logger(label: "engine-runtime").warning("shutdown: a worker thread is still busy; exiting without it") }
     }
 
     public func run() async throws {

@@ -3,6 +3,10 @@ import TestSupport
 import Host
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A server binary of this package running on a free loopback port: `engine-runtime serve` or
 /// `engine-simulator`. The port is read from the "listening" log line.
 final class ServerProcess: Sendable {
@@ -85,6 +89,12 @@ final class ServerProcess: Sendable {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// SIGKILL: for a simulator left hanging on purpose (its graceful shutdown would wait).
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 
     deinit {
