@@ -40,9 +40,10 @@ ERRORS = {
     "404": error("The engine, adapter, artifact or route is unknown."),
     "409": error("Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."),
     "413": error("The request body is larger than the limit."),
+    "415": error("The request has a body that is not declared JSON (Content-Type: application/json is required)."),
     "501": error("The engine or driver cannot do this; the message says which setting to change."),
     "502": error("The engine answered with an error or garbage; its message is kept."),
-    "503": error("The engine is not reachable or not ready."),
+    "503": error("The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."),
     "504": error("The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."),
     "507": error("No space left (or another write error) in the download directory; partial data is kept."),
 }
@@ -53,8 +54,8 @@ def errors(*codes):
 
 
 ENGINE_ERRORS = ("401", "404", "502", "503", "504")
-MUTATION_ERRORS = ("400", "401", "404", "409", "413", "501", "502", "503", "504")
-DOWNLOAD_ERRORS = ("400", "401", "403", "404", "409", "413", "502", "504", "507")
+MUTATION_ERRORS = ("400", "401", "404", "409", "413", "415", "501", "502", "503", "504")
+DOWNLOAD_ERRORS = ("400", "401", "403", "404", "409", "413", "415", "502", "504", "507")
 
 
 def engine_param():
@@ -169,8 +170,17 @@ def document():
                     "responses": {"200": json_body(ref("Download"), "The job."), **errors("401", "404")}},
             "delete": {"summary": "Cancel a running download (partial data is kept for a resume) or forget a finished one",
                        "operationId": "cancelDownload",
-                       "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                       "responses": {"200": json_body(ref("Download"), "The job as it ended."), **errors("401", "404")}}},
+                       "description": "With discard=true, the job's staged data is removed too, so nothing stays on the volume.",
+                       "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                                      {"name": "discard", "in": "query", "required": False, "schema": {"type": "boolean"}}],
+                       "responses": {"200": json_body(ref("Download"), "The job as it ended."), **errors("401", "404", "409")}}},
+        "/v1/model/staging": {"delete": {
+            "summary": "Remove the staged data of a failed or cancelled download nothing is running", "operationId": "discardStaging",
+            "description": "Works after a restart too, when no job is left to name; staged data untouched for "
+                           "ENGINE_RUNTIME_STAGING_MAX_AGE is also removed on its own.",
+            "parameters": [{"name": "model_name", "in": "query", "required": True, "schema": {"type": "string"}},
+                           {"name": "local_dir", "in": "query", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": json_body(ref("StagingRemoved"), "Removed."), **errors("400", "401", "403", "404", "409")}}},
         "/v1/engines": {"get": {"summary": "The configured engines", "operationId": "listEngines",
                                 "responses": {"200": json_body(ref("EngineList"), "The engines."), **errors("401")}}},
         "/v1/drivers": {"get": {"summary": "Loaded drivers and the files that failed to load", "operationId": "listDrivers",
@@ -212,9 +222,11 @@ def document():
             "model_name": {"type": "string", "description": "name or org/name (default: from the URI)."},
             "download_extra_config": {"type": "object", "description": "AIBrix's keys: num_threads, part_threshold, part_chunksize, "
                                       "allow_file_suffix, force_download, hf_token, hf_endpoint, hf_revision, ak, sk, endpoint, region ..."}}},
+        "StagingRemoved": {"type": "object", "required": ["object", "model_root_path", "removed"], "properties": {
+            "object": {"type": "string"}, "model_root_path": {"type": "string"}, "removed": {"type": "boolean"}}},
         "ModelStatusCard": {"type": "object", "required": ["model_name", "model_root_path", "source", "model_status"], "properties": {
             "model_name": {"type": "string"}, "model_root_path": {"type": "string"}, "source": {"type": "string"},
-            "model_status": {"type": "string", "enum": ["not_exist", "downloading", "downloaded", "no_operation", "unknown"]},
+            "model_status": {"type": "string", "enum": ["not_exist", "downloading", "downloaded", "no_operation", "unknown", "failed"]},
             "download_id": {"type": "string"}}},
         "ModelStatusList": {"type": "object", "required": ["object", "data"],
                             "properties": {"object": {"type": "string"}, "data": {"type": "array", "items": ref("ModelStatusCard")}}},

@@ -44,6 +44,7 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_ADAPTER_DIR       base directory of LoRA artifacts; default /tmp/aibrix/adapters
               ENGINE_RUNTIME_DOWNLOAD_ROOTS    more directories a request's local_dir may name (colon-separated)
               ENGINE_RUNTIME_SECRETS_DIR       where credentials_secret secrets are mounted; default /var/run/secrets/aibrix
+              ENGINE_RUNTIME_STAGING_MAX_AGE   seconds after which untouched staged data (failed, cancelled) is removed; default 86400, 0: never
               DOWNLOADER_NUM_THREADS, DOWNLOADER_PART_THRESHOLD, DOWNLOADER_PART_CHUNKSIZE,
               DOWNLOADER_ALLOW_FILE_SUFFIX, DOWNLOADER_FORCE_DOWNLOAD, DOWNLOADER_STALL_TIMEOUT,
               DOWNLOADER_MAX_ATTEMPTS, HF_ENDPOINT, HF_TOKEN, HF_REVISION, AWS_*, TOS_*, GCS_*
@@ -164,6 +165,10 @@ struct Serve: AsyncParsableCommand {
         }
         // A write past RLIMIT_FSIZE must be a reported download error, not a fatal signal.
         signal(SIGXFSZ, SIG_IGN)
+        // Large buffers (a /metrics body, a parsed exposition) are mapped on their own and go
+        // back to the system when freed. glibc's default threshold rises to the largest block
+        // freed so far, after which such buffers stay in the heap and the resident set with them.
+        Self.setMallocMapThreshold(1 << 20)
         let registry = try drivers.loadDrivers(logger: logger)
         guard (1...256).contains(driverThreads) else { throw ValidationError("--driver-threads must be in 1...256") }
         // One HTTP client for the whole runtime: its easy handles keep their connections to the
@@ -190,8 +195,20 @@ struct Serve: AsyncParsableCommand {
             metrics: metrics, runtimeMetrics: metrics.runtimeMetrics, drivers: registry, authToken: runtime.authToken,
             maxBodyBytes: runtime.maxBodyBytes)
         let app = RuntimeRouter.application(dependencies, configuration: server, logger: logger)
-        try await RuntimeServices.group(pool: pool, engines: engines, downloads: downloads, server: app, logger: logger).run()
+        let stagingAge = try Settings.integer(nil, env: "ENGINE_RUNTIME_STAGING_MAX_AGE", default: 86_400, range: 0...(365 * 86_400))
+        try await RuntimeServices.group(
+            pool: pool, engines: engines, downloads: downloads, stagingMaxAge: stagingAge == 0 ? nil : .seconds(stagingAge), server: app,
+            logger: logger
+        ).run()
         logger.info("engine-runtime stopped")
+    }
+
+    /// `mallopt(M_MMAP_THRESHOLD, bytes)`; `<malloc.h>` is not part of Swift's Glibc module.
+    static func setMallocMapThreshold(_ bytes: Int32) {
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD in <malloc.h>
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+        _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, bytes)
     }
 
     /// The connection limits, the cap fitted under the open-files limit (raised to its hard

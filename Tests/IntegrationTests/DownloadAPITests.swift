@@ -133,6 +133,39 @@ struct DownloadAPITests {
         #expect(fetched < content.count + content.count / 2, "the resumed request did not start over")
     }
 
+    /// Issue 12 #3: SIGTERM stops a running download at once (it used to wait for it to
+    /// publish), keeps its bytes, and the next runtime resumes from them.
+    @Test func sigtermStopsADownloadAndTheNextRuntimeResumesIt() async throws {
+        let nginx = try await NginxServer.start(rate: "1k", rateAfter: "1m")
+        let content = DownloadCLITests.randomBytes(2 << 20)
+        try nginx.put("files/slow.bin", content)
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let engine = try await ServerProcess.simulator("vllm")
+        let body = #"{"model_uri":"\#(nginx.baseURL)/files/slow.bin","model_name":"slow"}"#
+        let first = try await Self.runtime(directory, engine: engine)
+        let card = try JSONDecoder().decode(Card.self, from: Data(try await first.post("/v1/model/download", body).body))
+        let id = try #require(card.download_id)
+        for _ in 0..<100 {
+            let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(try await first.get("/v1/downloads/\(id)").body))
+            if snapshot.bytes_done >= 1 << 20 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let started = ContinuousClock.now
+        #expect(try await TestThreadPool.shared.runIfActive { first.terminate() } == 0)
+        #expect(ContinuousClock.now - started < .seconds(6), "exited \(ContinuousClock.now - started) after SIGTERM")
+        #expect(first.output.contains("download stopped"), "\(first.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/models/slow/slow.bin"), "nothing half-done is published")
+
+        let second = try await Self.runtime(directory, engine: engine)
+        let resumed = try JSONDecoder().decode(Card.self, from: Data(try await second.post("/v1/model/download", body).body))
+        let done = try await Self.waitForJob(second, try #require(resumed.download_id), until: ["completed", "failed"])
+        #expect(done.state == .completed, "\(done.error ?? "")")
+        #expect(DownloadCLITests.holds(directory.path + "/models/slow/slow.bin", content))
+        let fetched = nginx.log().filter { $0.method == "GET" }.reduce(0) { $0 + $1.bytes }
+        #expect(fetched < content.count + content.count / 2, "the second runtime resumed (\(fetched) bytes fetched)")
+    }
+
     @Test func loraArtifactWithASecretThenUnloadCleansUp() async throws {
         let moto = try await MotoServer.start()
         try await moto.populate(

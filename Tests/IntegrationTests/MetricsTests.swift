@@ -126,6 +126,41 @@ import Testing
         #expect(!originalText.contains("llm_engine_"))
     }
 
+    /// Issue 12 #13: a hung engine costs /metrics one scrape timeout, not one for the metrics
+    /// and another for the model list after it.
+    @Test func aHungEngineCostsOneScrapeTimeout() async throws {
+        let engine = try await ServerProcess.simulator("vllm")
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm", arguments: ["--probe-timeout", "2"])
+        try await engine.configure(#"{"latency_ms":60000}"#)
+        let started = ContinuousClock.now
+        let metrics = try await runtime.get("/metrics")
+        let took = ContinuousClock.now - started
+        #expect(metrics.status == 200)
+        #expect(metrics.text.contains("llm_engine_up{engine=\"vllm\"} 0\n"))
+        #expect(took < .milliseconds(3500), "answered after \(took) with a 2 s scrape timeout")
+        engine.kill()
+    }
+
+    /// Issue 12 #9: sixteen concurrent scrapers of an 8 MiB exposition share one rendered body;
+    /// the peak grows by a few expositions, not sixteen, and the memory goes back afterwards.
+    @Test func concurrentScrapersShareOneBodyAndTheMemoryGoesBack() async throws {
+        let exposition = 8 << 20
+        let engine = try await ServerProcess.simulator("vllm")
+        try await engine.configure(#"{"metrics_bytes":\#(exposition)}"#)
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm", arguments: ["--probe-timeout", "30"])
+        _ = try await runtime.get("/healthz")
+        let before = runtime.memoryKiB("VmRSS")
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<16 { group.addTask { try await runtime.request("GET", "/metrics", timeout: 60).body.count } }
+            for try await size in group { #expect(size > exposition) }
+        }
+        let peakGrowth = (runtime.memoryKiB("VmHWM") - before) * 1024
+        #expect(peakGrowth < 6 * exposition, "peak grew by \(peakGrowth >> 20) MiB for a \(exposition >> 20) MiB exposition")
+        try await Task.sleep(for: .seconds(2))
+        let after = (runtime.memoryKiB("VmRSS") - before) * 1024
+        #expect(after < 2 * exposition, "\(after >> 20) MiB still held after the cache time")
+    }
+
     /// Series the host makes: adapters loaded (from the model list) and, for SGLang, the sleep
     /// state it set (absent until it did).
     @Test func hostMadeSeries() async throws {

@@ -51,7 +51,7 @@ import Testing
             settings: DownloadSettings(), roots: ArtifactRoots(models: directory.path + "/models", adapters: directory.path + "/adapters"),
             logger: .quiet)
         let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: [.init(service: DownloadsService(downloads: downloads))], logger: .quiet))
+            configuration: ServiceGroupConfiguration(services: [.init(service: DownloadsService(downloads: downloads, stagingMaxAge: nil))], logger: .quiet))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             try await Task.sleep(for: .milliseconds(20))

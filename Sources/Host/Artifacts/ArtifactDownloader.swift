@@ -8,12 +8,73 @@ struct ArtifactDownloader {
     let http: CurlHTTPClient
     let logger: Logger
 
-    func run() -> Result<Void, RuntimeError> {
+    /// What planning hands to the transfer: the lock (held until the job ends, across
+    /// threads), the staged files and how to reach them. Used by one thread at a time.
+    final class Prepared: @unchecked Sendable {
+        let lock: ArtifactLock
+        let files: [StagedFile]
+        let plan: DownloadPlan
+        let started: ContinuousClock.Instant
+        init(lock: ArtifactLock, files: [StagedFile], plan: DownloadPlan, started: ContinuousClock.Instant) {
+            self.lock = lock
+            self.files = files
+            self.plan = plan
+            self.started = started
+        }
+    }
+
+    /// The first phase, on a planning thread (never behind the transfers, so a missing
+    /// repository is reported at once even when every transfer slot is busy): lock, list,
+    /// stage (resuming what is there), and reserve the space still needed through `admit`.
+    /// `.success(nil)` when the target is already published.
+    func prepare(
+        admit: (_ needed: Int64, _ files: Int, _ bytes: Int64, _ alreadyDone: Int64) throws(RuntimeError) -> Void
+    ) -> Result<Prepared?, RuntimeError> {
         let started = ContinuousClock.now
+        let target = job.target
+        let settings = job.settings
+        var staged: [StagedFile] = []
         do throws(RuntimeError) {
-            try download()
+            try StagingDirectory.createDirectory(target.localDir)
+            guard let lock = try ArtifactLock(target) else {
+                throw RuntimeError(.conflict, "another process is downloading \(target.path)")
+            }
+            if !settings.forceDownload, let manifest = ArtifactManifest.load(target) {
+                guard manifest.source == job.displayURI else {
+                    throw RuntimeError(
+                        .conflict, "\(target.path) already holds \(manifest.source); choose another model_name or set force_download")
+                }
+                let total = manifest.files.reduce(0) { $0 + $1.size }
+                job.planned(files: manifest.files.count, bytes: total, alreadyDone: total)
+                return .success(nil)
+            }
+            job.update { $0.state = .listing }
+            let isCancelled: @Sendable () -> Bool = { [job] in job.isCancelled }
+            let plan = try ArtifactPlanner(settings: settings, http: http).plan(job.source, isCancelled: isCancelled)
+            if settings.forceDownload { StagingDirectory.remove(target.stagingDirectory) }
+            StagingDirectory.remove(target.failureMarkerPath)
+            for remote in plan.files {
+                staged.append(try StagedFile(remote: remote, stagingRoot: target.stagingDirectory, settings: settings))
+            }
+            let alreadyDone = staged.reduce(0) { $0 + $1.doneBytes }
+            if alreadyDone > 0 {
+                logger.info("resuming download", metadata: ["id": "\(job.id)", "bytes_on_disk": "\(alreadyDone)", "path": "\(target.path)"])
+            }
+            try admit(plan.totalBytes - alreadyDone, staged.count, plan.totalBytes, alreadyDone)
+            return .success(Prepared(lock: lock, files: staged, plan: plan, started: started))
+        } catch {
+            failed(error, files: staged)
+            return .failure(error)
+        }
+    }
+
+    /// The second phase, on a transfer thread: transfer, verify, publish.
+    func complete(_ prepared: Prepared) -> Result<Void, RuntimeError> {
+        defer { prepared.lock.unlock() }
+        do throws(RuntimeError) {
+            try publish(prepared)
             let snapshot = job.snapshot
-            let seconds = (ContinuousClock.now - started) / .seconds(1)
+            let seconds = (ContinuousClock.now - prepared.started) / .seconds(1)
             logger.info(
                 "download finished",
                 metadata: [
@@ -22,50 +83,35 @@ struct ArtifactDownloader {
                 ])
             return .success(())
         } catch {
-            logger.error(
-                "download failed",
-                metadata: ["id": "\(job.id)", "source": "\(job.displayURI)", "kind": "\(error.kind.rawValue)", "error": "\(error.message)"])
+            failed(error, files: prepared.files)
             return .failure(error)
         }
     }
 
-    private func download() throws(RuntimeError) {
+    /// Logs a failure and leaves the staging directory as something worth keeping or nothing:
+    /// bytes that cannot be resumed (a source without ranges or size) are removed, an empty
+    /// staging directory goes, and a failed one keeps a marker so the list says `failed`.
+    /// Cancelled staging stays as it is, to be resumed.
+    private func failed(_ error: RuntimeError, files: [StagedFile]) {
+        logger.error(
+            "download failed",
+            metadata: ["id": "\(job.id)", "source": "\(job.displayURI)", "kind": "\(error.kind.rawValue)", "error": "\(error.message)"])
         let target = job.target
-        let settings = job.settings
-        try StagingDirectory.createDirectory(target.localDir)
-        guard let lock = try ArtifactLock(target) else {
-            throw RuntimeError(.conflict, "another process is downloading \(target.path)")
-        }
-        defer { withExtendedLifetime(lock) {} }
-
-        if !settings.forceDownload, let manifest = ArtifactManifest.load(target) {
-            guard manifest.source == job.displayURI else {
-                throw RuntimeError(
-                    .conflict,
-                    "\(target.path) already holds \(manifest.source); choose another model_name or set force_download")
-            }
-            let total = manifest.files.reduce(0) { $0 + $1.size }
-            job.planned(files: manifest.files.count, bytes: total, alreadyDone: total)
+        guard error.kind != .cancelled, error.kind != .conflict, StagingDirectory.exists(target.stagingDirectory) else { return }
+        for file in files where !file.isResumable { try? file.discard() }
+        if files.allSatisfy({ $0.doneBytes == 0 }) {
+            StagingDirectory.remove(target.stagingDirectory)
             return
         }
+        let marker = ArtifactFailure(kind: error.kind.rawValue, error: error.message, failed_at: Date().ISO8601Format())
+        if let bytes = try? JSONCoding.encode(marker) { try? StagingDirectory.writeAtomically(bytes, to: target.failureMarkerPath) }
+    }
 
-        job.update { $0.state = .listing }
-        let isCancelled: @Sendable () -> Bool = { [job] in job.isCancelled }
-        let plan = try ArtifactPlanner(settings: settings, http: http).plan(job.source, isCancelled: isCancelled)
-        if settings.forceDownload { StagingDirectory.remove(target.stagingDirectory) }
-        let files = try plan.files.map { remote throws(RuntimeError) in
-            try StagedFile(remote: remote, stagingRoot: target.stagingDirectory, settings: settings)
-        }
-        let alreadyDone = files.reduce(0) { $0 + $1.doneBytes }
-        job.planned(files: files.count, bytes: plan.totalBytes, alreadyDone: alreadyDone)
-        if alreadyDone > 0 {
-            logger.info("resuming download", metadata: ["id": "\(job.id)", "bytes_on_disk": "\(alreadyDone)", "path": "\(target.path)"])
-        }
-        let needed = plan.totalBytes - alreadyDone
-        if let free = StagingDirectory.freeBytes(at: target.localDir), needed > free {
-            throw RuntimeError(.storage, "no space left for \(target.path): needs \(needed) more bytes, \(free) free")
-        }
-
+    private func publish(_ prepared: Prepared) throws(RuntimeError) {
+        let files = prepared.files
+        let settings = job.settings
+        let plan = prepared.plan
+        job.update { $0.state = .downloading }
         try transfer(files, access: plan.access, settings: settings)
         let damaged = try verify(files)
         if !damaged.isEmpty {
@@ -87,7 +133,7 @@ struct ArtifactDownloader {
                 return .init(path: file.remote.relativePath, size: file.doneBytes, sha256: sha256, etag: file.remote.etag)
             },
             completed_at: Date().ISO8601Format())
-        try ArtifactStore.publish(target, files: files, manifest: manifest, sync: settings.syncBeforePublish)
+        try ArtifactStore.publish(job.target, files: files, manifest: manifest, sync: settings.syncBeforePublish)
     }
 
     private func transfer(_ files: [StagedFile], access: TransferAccess, settings: DownloadSettings) throws(RuntimeError) {

@@ -129,6 +129,15 @@ public struct ArtifactTarget: Sendable, Equatable, Hashable {
     var stagingDirectory: String { workDirectory + "/staging/" + key }
     var lockPath: String { workDirectory + "/locks/" + key + ".lock" }
     var manifestPath: String { path + "/" + ArtifactManifest.relativePath }
+    /// Written into the staging directory when a download failed with data worth keeping.
+    var failureMarkerPath: String { stagingDirectory + "/failed.json" }
+}
+
+/// Why a download's staged data stopped short (`failed.json` in its staging directory).
+struct ArtifactFailure: Codable, Sendable {
+    var kind: String
+    var error: String
+    var failed_at: String
 }
 
 /// Written last into a published artifact: the proof that every file arrived and was checked.
@@ -163,6 +172,10 @@ public enum ModelDownloadStatus: String, Codable, Sendable {
     case noOperation = "no_operation"
     /// The directory exists but the runtime did not download it (no manifest).
     case unknown
+    /// The last download failed; its resumable data is staged (a new request resumes it;
+    /// `DELETE /v1/model/staging` or the staging age removes it). Not one of AIBrix's states:
+    /// AIBrix kept such data as `no_operation` forever.
+    case failed
 }
 
 /// A per-artifact lock shared with other processes (`flock`), held while a download runs.
@@ -172,7 +185,7 @@ final class ArtifactLock {
     /// Takes the lock without waiting; nil when someone else holds it.
     init?(_ target: ArtifactTarget) throws(RuntimeError) {
         try StagingDirectory.createParents(of: target.lockPath)
-        descriptor = open(target.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        descriptor = open(target.lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", target.lockPath) }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
@@ -181,7 +194,7 @@ final class ArtifactLock {
     }
 
     static func isHeld(_ target: ArtifactTarget) -> Bool {
-        let descriptor = open(target.lockPath, O_RDWR | O_CLOEXEC)
+        let descriptor = open(target.lockPath, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         if flock(descriptor, LOCK_EX | LOCK_NB) == 0 {
@@ -191,10 +204,16 @@ final class ArtifactLock {
         return true
     }
 
-    deinit {
+    /// Lets the lock go now (before the job reports its end, so the next request for the
+    /// target can take it). Idempotent.
+    func unlock() {
+        guard descriptor >= 0 else { return }
         flock(descriptor, LOCK_UN)
         close(descriptor)
+        descriptor = -1
     }
+
+    deinit { unlock() }
 }
 
 /// Status and publishing on disk.
@@ -202,6 +221,7 @@ enum ArtifactStore {
     static func status(of target: ArtifactTarget) -> ModelDownloadStatus {
         if ArtifactLock.isHeld(target) { return .downloading }
         if ArtifactManifest.load(target) != nil { return .downloaded }
+        if StagingDirectory.exists(target.failureMarkerPath) { return .failed }
         if StagingDirectory.exists(target.stagingDirectory) { return .noOperation }
         if StagingDirectory.exists(target.path) { return .unknown }
         return .notExist

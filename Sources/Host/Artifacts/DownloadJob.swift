@@ -3,7 +3,10 @@ import Synchronization
 
 /// One download: what it fetches, where to, and how far it got. Shared by every request that
 /// asked for the same target while it runs.
-public final class DownloadJob: Sendable {
+public final class DownloadJob: Sendable, Hashable {
+    public static func == (a: DownloadJob, b: DownloadJob) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+
     public enum State: String, Codable, Sendable {
         case queued, listing, downloading, verifying, completed, failed, cancelled
         var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
@@ -62,6 +65,15 @@ public final class DownloadJob: Sendable {
     }
 
     public var snapshot: Snapshot { progress.withLock { $0.snapshot } }
+
+    /// Bytes this job still has to write, once planned and until it ends: what its free-space
+    /// reservation holds.
+    var reservedBytes: Int64 {
+        progress.withLock { progress in
+            guard progress.planned, !progress.snapshot.state.isFinished else { return 0 }
+            return max(0, progress.snapshot.bytes_total - progress.snapshot.bytes_done)
+        }
+    }
     public var isCancelled: Bool { cancelRequested.load(ordering: .relaxed) }
 
     /// Asks the download to stop; finished bytes stay staged for a later resume.
@@ -103,12 +115,14 @@ public final class DownloadJob: Sendable {
         progress.withLock { change(&$0.snapshot) }
     }
 
+    /// The file list is known; the job waits for a transfer slot (`queued`) until the
+    /// transfer begins.
     func planned(files: Int, bytes: Int64, alreadyDone: Int64) {
         let waiters = progress.withLock { progress in
             progress.snapshot.files_total = files
             progress.snapshot.bytes_total = bytes
             progress.snapshot.bytes_done = alreadyDone
-            progress.snapshot.state = .downloading
+            progress.snapshot.state = .queued
             progress.planned = true
             defer { progress.planWaiters = [] }
             return progress.planWaiters

@@ -1,17 +1,23 @@
+import FoundationEssentials
 import Logging
 import NIOPosix
 import Synchronization
 
 /// Starts downloads, shares one job among every request for the same target, and keeps
-/// recent jobs for the progress API. Downloads run on their own threads (at most
-/// `maximumConcurrentJobs` at once; the rest wait as `queued`). Thread-safe.
+/// recent jobs for the progress API. Each job is planned (listed, staged, its space reserved)
+/// on a planning thread as soon as it is asked for, then transferred on a transfer thread (at
+/// most `maximumConcurrentJobs` at once; planned jobs wait as `queued`). Thread-safe.
 public final class DownloadManager: Sendable {
     public let settings: DownloadSettings
     public let roots: ArtifactRoots
     private let http: CurlHTTPClient
     let logger: Logger
+    private let planners: NIOThreadPool
     private let pool: NIOThreadPool
     private let jobs = Mutex<[DownloadJob]>([])
+    /// Held while a job checks free space against what planned jobs still need, so two jobs
+    /// cannot both pass a check that only one of them fits.
+    private let admission = Mutex<[DownloadJob: UInt64]>([:])
     /// Finished jobs kept for `GET /v1/downloads`.
     private static let keptFinishedJobs = 100
 
@@ -23,14 +29,35 @@ public final class DownloadManager: Sendable {
         self.roots = roots
         self.http = http
         self.logger = logger
+        planners = NIOThreadPool(numberOfThreads: maximumConcurrentJobs)
+        planners.start()
         pool = NIOThreadPool(numberOfThreads: maximumConcurrentJobs)
         pool.start()
     }
 
-    /// Lets running downloads finish, then ends the download threads; queued jobs fail as
-    /// cancelled. Called by the runtime's service group on shutdown, or by the CLI.
-    public func shutdown() async {
-        try? await pool.shutdownGracefully()
+    /// Stops every download that has not finished, keeping the bytes already on disk for a
+    /// resume (a model takes minutes; the pod's grace period is seconds), then ends the
+    /// download threads, waiting at most `wait`. Queued jobs fail as cancelled. Called by the
+    /// runtime's service group on shutdown.
+    public func shutdown(wait: Duration = .seconds(3)) async {
+        let unfinished = allJobs.filter { !$0.snapshot.state.isFinished }
+        for job in unfinished {
+            job.cancel()
+            let snapshot = job.snapshot
+            logger.notice(
+                "shutdown: download stopped; the bytes on disk are kept for a resume",
+                metadata: [
+                    "id": "\(job.id)", "path": "\(job.target.path)", "state": "\(snapshot.state.rawValue)",
+                    "bytes_done": "\(snapshot.bytes_done)", "bytes_total": "\(snapshot.bytes_total)",
+                ])
+        }
+        let ended = await withTimeout(wait) { [planners, pool] in
+            try? await planners.shutdownGracefully()
+            try? await pool.shutdownGracefully()
+        }
+        if !ended {
+            logger.warning("shutdown: a download thread did not stop in time; exiting without it")
+        }
     }
 
     /// A request for one artifact.
@@ -89,18 +116,53 @@ public final class DownloadManager: Sendable {
         }
         if isNew {
             logger.info("download queued", metadata: ["id": "\(job.id)", "source": "\(job.displayURI)", "path": "\(target.path)"])
-            pool.submit { [http, logger] state in
-                guard state == .active else {
-                    job.finish(.failure(RuntimeError(.cancelled, "the runtime is shutting down")))
-                    return
+            planners.submit { [self] state in
+                guard state == .active else { return job.finish(.failure(Self.shuttingDown)) }
+                let downloader = ArtifactDownloader(job: job, http: http, logger: logger)
+                let prepared = downloader.prepare { (needed, files, bytes, alreadyDone) throws(RuntimeError) in
+                    try admit(job, needed: needed) { job.planned(files: files, bytes: bytes, alreadyDone: alreadyDone) }
                 }
-                job.finish(ArtifactDownloader(job: job, http: http, logger: logger).run())
+                switch prepared {
+                case .failure(let error):
+                    release(job)
+                    job.finish(.failure(error))
+                case .success(nil):
+                    job.finish(.success(()))
+                case .success(let prepared?):
+                    pool.submit { [self] state in
+                        defer { release(job) }
+                        guard state == .active else { return job.finish(.failure(Self.shuttingDown)) }
+                        job.finish(downloader.complete(prepared))
+                    }
+                }
             }
         } else {
             logger.info("joined running download", metadata: ["id": "\(job.id)", "path": "\(target.path)"])
         }
         return job
     }
+
+    private static var shuttingDown: RuntimeError { RuntimeError(.cancelled, "the runtime is shutting down") }
+
+    /// Reserves `needed` bytes on the job's volume, counting what the other planned jobs on
+    /// that volume still have to write, then runs `planned` (which makes this job's own need
+    /// visible) before the next job checks.
+    private func admit(_ job: DownloadJob, needed: Int64, planned: () -> Void) throws(RuntimeError) {
+        let directory = job.target.localDir
+        let volume = StagingDirectory.volume(at: directory) ?? 0
+        try admission.withLock { (admitted: inout [DownloadJob: UInt64]) throws(RuntimeError) in
+            let promised = admitted.filter { $0.key !== job && $0.value == volume }.keys.reduce(Int64(0)) { $0 + $1.reservedBytes }
+            if let free = StagingDirectory.freeBytes(at: directory), needed > free - promised {
+                throw RuntimeError(
+                    .storage,
+                    "no space left for \(job.target.path): needs \(needed) more bytes, \(free) free of which \(promised) are promised to other downloads")
+            }
+            admitted[job] = volume
+            planned()
+        }
+    }
+
+    private func release(_ job: DownloadJob) { _ = admission.withLock { $0.removeValue(forKey: job) } }
 
     public func job(_ id: String) -> DownloadJob? { jobs.withLock { $0.first { $0.id == id } } }
 
@@ -121,9 +183,55 @@ public final class DownloadManager: Sendable {
         let jobs = allJobs
         var targets = Set(ArtifactStore.artifacts(in: directory))
         for job in jobs where job.target.localDir == directory { targets.insert(job.target) }
-        return targets.sorted { $0.modelName < $1.modelName }.map { target in
+        // A finished job whose target holds nothing (it failed before any byte was kept, or
+        // its staged data was removed) is not an artifact.
+        return targets.sorted { $0.modelName < $1.modelName }.compactMap { target in
+            let status = status(of: target)
+            guard status != .notExist else { return nil }
             let kind = ArtifactManifest.load(target)?.kind ?? jobs.last { $0.target == target }?.source.kind
-            return (target, status(of: target), kind)
+            return (target, status, kind)
+        }
+    }
+
+    /// Removes the staged data of a target nothing is downloading (a failed or cancelled
+    /// download's partial files). Returns whether there was any.
+    @discardableResult
+    public func discardStaged(_ target: ArtifactTarget) throws(RuntimeError) -> Bool {
+        if status(of: target) == .downloading {
+            throw RuntimeError(.conflict, "\(target.path) is being downloaded; cancel the download first (DELETE /v1/downloads/{id})")
+        }
+        guard StagingDirectory.exists(target.stagingDirectory) else { return false }
+        StagingDirectory.remove(target.stagingDirectory)
+        logger.info("staged download data removed", metadata: ["path": "\(target.path)"])
+        return true
+    }
+
+    /// Removes staged data nothing has touched for `age` under every root: failed and
+    /// abandoned downloads must not fill the volume for ever. Returns how many went.
+    @discardableResult
+    public func sweepStaging(olderThan age: Duration) -> Int {
+        let cutoff = Int(Date().timeIntervalSince1970) - Int(age.components.seconds)
+        var removed = 0
+        for root in roots.all {
+            for target in ArtifactStore.artifacts(in: root) {
+                guard StagingDirectory.exists(target.stagingDirectory), status(of: target) != .downloading,
+                    let modified = StagingDirectory.newestChange(in: target.stagingDirectory), modified < cutoff
+                else { continue }
+                StagingDirectory.remove(target.stagingDirectory)
+                logger.notice("old staged download data removed", metadata: ["path": "\(target.path)", "age_limit_seconds": "\(age.components.seconds)"])
+                removed += 1
+            }
+        }
+        return removed
+    }
+
+    /// `sweepStaging` on a planning thread (it walks directories).
+    func sweepInBackground(olderThan age: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            planners.submit { [self] _ in
+                sweepStaging(olderThan: age)
+                continuation.resume()
+            }
         }
     }
 

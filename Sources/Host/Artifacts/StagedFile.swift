@@ -57,7 +57,7 @@ final class StagedFile {
             parts = saved.parts
             resumed = true
         }
-        descriptor = open(dataPath, O_WRONLY | O_CREAT | O_CLOEXEC | (resumed ? 0 : O_TRUNC), 0o644)
+        descriptor = open(dataPath, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (resumed ? 0 : O_TRUNC), 0o644)
         guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", dataPath) }
         if !resumed { dirty = true }
     }
@@ -72,6 +72,9 @@ final class StagedFile {
     /// Bytes already on disk (from this run or an earlier one).
     var doneBytes: Int64 { parts.reduce(0) { $0 + $1.done } }
     var isTransferred: Bool { parts.allSatisfy(\.isComplete) || finishedUnknownSize }
+    /// Whether the bytes on disk are worth keeping after a failure: complete, or continuable
+    /// with ranges of a known size (an endless or range-less source starts over anyway).
+    var isResumable: Bool { isTransferred || (remote.acceptsRanges && remote.size != nil) }
 
     /// Writes `bytes` for part `index` at the part's current position; errno on failure.
     func write(_ bytes: UnsafeRawBufferPointer, part index: Int) -> Int32? {
@@ -163,7 +166,7 @@ enum StagingDirectory {
 
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws(RuntimeError) {
         let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else { throw error(errno, "create", temporary) }
         defer { close(descriptor) }
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
@@ -178,9 +181,30 @@ enum StagingDirectory {
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// The newest change under a staging directory (its progress files are rewritten every
+    /// second while a download runs), in seconds since the epoch.
+    static func newestChange(in directory: String) -> Int? {
+        let paths = [directory] + ((try? FileManager.default.subpathsOfDirectory(atPath: directory)) ?? []).prefix(10_000).map { directory + "/" + $0 }
+        return paths.compactMap(modified).max()
+    }
+
+    /// When `path` (not followed if a link) last changed, in seconds since the epoch.
+    static func modified(_ path: String) -> Int? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return Int(info.st_mtim.tv_sec)
+    }
+
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The file system `path` is on, to count reservations per volume.
+    static func volume(at path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return UInt64(info.st_dev)
     }
 
     /// Bytes free for an unprivileged writer on the file system holding `path`.

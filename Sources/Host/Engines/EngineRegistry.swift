@@ -63,7 +63,7 @@ public final class EngineRegistry: Sendable {
     }
 
     /// Shuts every instance down at once, each waiting at most `wait` for its running calls.
-    public func shutdown(wait: Duration = .seconds(3)) async {
+    public func shutdown(wait: Duration = .seconds(2)) async {
         await withDiscardingTaskGroup { group in
             for engine in engines { group.addTask { await engine.instance.shutdown(wait: wait) } }
         }

@@ -13,9 +13,11 @@ public enum MetricsMode: String, Sendable, CaseIterable {
     case both
 }
 
-/// `GET /metrics`: scrapes every engine (shared between concurrent requests within a short
-/// TTL), standardizes through the drivers' rules, and adds the runtime's own metrics. An engine
-/// that is slow or down costs at most the scrape timeout and shows as `llm_engine_up 0`.
+/// `GET /metrics`: scrapes every engine, standardizes through the drivers' rules, and adds the
+/// runtime's own metrics. Concurrent requests (and repeated ones within the TTL) share one
+/// rendered body: memory is a small multiple of one exposition whatever the number of
+/// scrapers, and it is let go once the TTL passes. An engine that is slow or down costs at
+/// most the scrape timeout (its model list is read alongside) and shows as `llm_engine_up 0`.
 public final class MetricsService: Sendable {
     /// The result of one scrape of one engine, parsed and standardized off the event loop.
     struct Scrape: Sendable {
@@ -36,7 +38,9 @@ public final class MetricsService: Sendable {
     private let pool: WorkerPool
     private let httpClient: CurlHTTPClient
     private let logger: Logger
-    private let cache = Mutex<[String: Scrape]>([:])
+    /// The last rendered body and when it was made (nil once the TTL passed).
+    private let body = Mutex<(at: NIODeadline, bytes: ByteBuffer)?>(nil)
+    private let renders = SingleFlight<ByteBuffer>()
     private let flights = SingleFlight<Scrape>()
     /// One standardizer per engine, compiled once from its driver's rules.
     private let standardizers: [String: MetricStandardizer]
@@ -64,8 +68,37 @@ public final class MetricsService: Sendable {
             })
     }
 
-    /// The whole `/metrics` text.
-    public func render() async -> [UInt8] {
+    /// The `/metrics` body: the one rendered within the TTL, the one being rendered, or a new
+    /// one. Every caller gets the same storage (a `ByteBuffer` is shared, not copied, by each
+    /// response that writes it).
+    public func render() async -> ByteBuffer {
+        if let cached = body.withLock({ $0 }), NIODeadline.now() - cached.at < ttl { return cached.bytes }
+        let bytes = (try? await renders.run("metrics") {
+            let bytes = ByteBuffer(bytes: await self.renderText())
+            if self.ttl > .zero {
+                let at = NIODeadline.now()
+                self.body.withLock { $0 = (at, bytes) }
+                self.forget(at: at)
+            }
+            return bytes
+        }) ?? ByteBuffer()
+        return bytes
+    }
+
+    /// Drops the cached body once its TTL has passed, so a large exposition's memory goes back
+    /// when scrapes stop.
+    private func forget(at renderedAt: NIODeadline) {
+        let ttl = ttl
+        Task { [weak self] in
+            try? await Task.sleep(for: .nanoseconds(ttl.nanoseconds))
+            self?.body.withLock { cached in
+                if cached?.at == renderedAt { cached = nil }
+            }
+        }
+    }
+
+    /// The whole `/metrics` text, freshly scraped.
+    func renderText() async -> [UInt8] {
         let scrapes = await withTaskGroup(of: (Int, Scrape).self) { group in
             for (index, engine) in engines.engines.enumerated() {
                 group.addTask { (index, await self.scrape(engine)) }
@@ -103,15 +136,11 @@ public final class MetricsService: Sendable {
     /// The labels every standard series of `engine` carries (decided once, in `init`).
     private func labels(_ engine: ManagedEngine) -> [(String, String)] { standardizers[engine.name]!.constantLabels }
 
-    /// A fresh-enough scrape of `engine`: cached within the TTL, shared while in flight.
+    /// A scrape of `engine`, shared while in flight (renders are shared already; this keeps
+    /// a render and a concurrent direct scrape to one engine call).
     func scrape(_ engine: ManagedEngine) async -> Scrape {
-        if let cached = cache.withLock({ $0[engine.name] }), NIODeadline.now() - cached.at < ttl { return cached }
         do {
-            return try await flights.run(engine.name) {
-                let result = await self.fetch(engine)
-                self.cache.withLock { $0[engine.name] = result }
-                return result
-            }
+            return try await flights.run(engine.name) { await self.fetch(engine) }
         } catch {
             return Scrape(at: .now(), duration: .zero, exposition: nil, standard: [], error: "\(error)")
         }
@@ -120,6 +149,8 @@ public final class MetricsService: Sendable {
     private func fetch(_ engine: ManagedEngine) async -> Scrape {
         let started = ContinuousClock.now
         let driver = engine.driver
+        // Read beside the metrics, not after them: a hung engine costs one timeout, not two.
+        async let adapterCount = loadedAdapterCount(engine)
         let text: Result<[UInt8], RuntimeError>
         if let path = driver.metricsPath {
             let request = HTTPClientRequest(
@@ -142,12 +173,13 @@ public final class MetricsService: Sendable {
                 text = .failure(error)
             }
         } else {
+            _ = await adapterCount
             return Scrape(at: .now(), duration: .zero, exposition: nil, standard: [], error: nil, supported: false)
         }
         let standardizer = standardizers[engine.name]!
         let result: Scrape
         // Series the host makes itself when the driver's rules do not supply them.
-        let adapters = await loadedAdapterCount(engine)
+        let adapters = await adapterCount
         let sleepState = engine.knownSleepState
         switch text {
         case .failure(let error):

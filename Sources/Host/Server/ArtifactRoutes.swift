@@ -22,9 +22,17 @@ struct ArtifactRoutes {
         router.get("/v1/downloads/{id}") { _, context in
             try JSONResponse.make(try downloads.requireJob(try context.parameters.require("id")).snapshot)
         }
-        router.delete("/v1/downloads/{id}") { _, context in
-            try JSONResponse.make(try await downloads.cancel(try context.parameters.require("id")))
+        // `?discard=true` also removes what the job staged, so a failed or cancelled download
+        // leaves nothing on the volume.
+        router.delete("/v1/downloads/{id}") { request, context in
+            let id = try context.parameters.require("id")
+            let discard = request.uri.queryParameters.get("discard") == "true"
+            let target = discard ? try downloads.requireJob(id).target : nil
+            let snapshot = try await downloads.cancel(id)
+            if let target { try downloads.discardStaged(target) }
+            return try JSONResponse.make(snapshot)
         }
+        router.delete("/v1/model/staging") { request, _ in try discardStaged(request) }
     }
 
     /// AIBrix's `ModelStatusCard`, plus the job id when a download runs.
@@ -52,6 +60,24 @@ struct ArtifactRoutes {
             ModelStatusCard(
                 model_name: outcome.target.modelName, model_root_path: outcome.target.path, source: outcome.sourceKind,
                 model_status: outcome.status, download_id: outcome.jobID))
+    }
+
+    /// `DELETE /v1/model/staging?model_name=&local_dir=`: the staged data of a download nothing
+    /// runs (after a restart there is no job to name).
+    func discardStaged(_ request: Request) throws -> Response {
+        let query = request.uri.queryParameters
+        guard let name = query.get("model_name") else { throw RuntimeError.invalid("model_name is required (a query parameter)") }
+        let localDir = try downloads.roots.check(query.get("local_dir") ?? downloads.roots.models)
+        let target = try ArtifactTarget(localDir: localDir, modelName: name)
+        guard try downloads.discardStaged(target) else {
+            throw RuntimeError.notFound("nothing is staged for \(target.path)")
+        }
+        struct Answer: Encodable {
+            var object = "staging"
+            var model_root_path: String
+            var removed = true
+        }
+        return try JSONResponse.make(Answer(model_root_path: target.path))
     }
 
     /// `local_dir` comes from AIBrix's JSON body on a GET, or from the query string.

@@ -560,7 +560,8 @@ enum OpenAPIDocument {
               "downloading",
               "downloaded",
               "no_operation",
-              "unknown"
+              "unknown",
+              "failed"
             ],
             "type": "string"
           },
@@ -621,6 +622,25 @@ enum OpenAPIDocument {
             "type": "integer"
           }
         },
+        "type": "object"
+      },
+      "StagingRemoved": {
+        "properties": {
+          "model_root_path": {
+            "type": "string"
+          },
+          "object": {
+            "type": "string"
+          },
+          "removed": {
+            "type": "boolean"
+          }
+        },
+        "required": [
+          "object",
+          "model_root_path",
+          "removed"
+        ],
         "type": "object"
       },
       "Status": {
@@ -812,6 +832,7 @@ enum OpenAPIDocument {
     },
     "/v1/downloads/{id}": {
       "delete": {
+        "description": "With discard=true, the job's staged data is removed too, so nothing stays on the volume.",
         "operationId": "cancelDownload",
         "parameters": [
           {
@@ -820,6 +841,14 @@ enum OpenAPIDocument {
             "required": true,
             "schema": {
               "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "discard",
+            "required": false,
+            "schema": {
+              "type": "boolean"
             }
           }
         ],
@@ -853,6 +882,16 @@ enum OpenAPIDocument {
               }
             },
             "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
           }
         },
         "summary": "Cancel a running download (partial data is kept for a resume) or forget a finished one"
@@ -1104,6 +1143,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -1132,7 +1181,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -1213,7 +1262,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -1294,7 +1343,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -1395,6 +1444,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -1423,7 +1482,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -1525,6 +1584,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -1553,7 +1622,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -1634,7 +1703,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -1798,6 +1867,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -1826,7 +1905,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -1928,6 +2007,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -1956,7 +2045,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2058,6 +2147,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -2086,7 +2185,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2187,6 +2286,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -2215,7 +2324,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2283,7 +2392,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2396,6 +2505,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -2424,7 +2543,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2524,6 +2643,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -2552,7 +2681,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2620,7 +2749,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2708,6 +2837,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -2736,7 +2875,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2827,6 +2966,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -2855,7 +3004,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -2956,6 +3105,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "502": {
             "content": {
               "application/json": {
@@ -3049,6 +3208,93 @@ enum OpenAPIDocument {
         "summary": "Models under a download directory and their status (AIBrix-compatible)"
       }
     },
+    "/v1/model/staging": {
+      "delete": {
+        "description": "Works after a restart too, when no job is left to name; staged data untouched for ENGINE_RUNTIME_STAGING_MAX_AGE is also removed on its own.",
+        "operationId": "discardStaging",
+        "parameters": [
+          {
+            "in": "query",
+            "name": "model_name",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "in": "query",
+            "name": "local_dir",
+            "required": false,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/StagingRemoved"
+                }
+              }
+            },
+            "description": "Removed."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "403": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Refused: a path outside the download roots (symbolic links resolved), a host not allowed, or the source denied access."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
+          }
+        },
+        "summary": "Remove the staged data of a failed or cancelled download nothing is running"
+      }
+    },
     "/v1/models": {
       "get": {
         "operationId": "listModels",
@@ -3101,7 +3347,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -3191,6 +3437,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -3219,7 +3475,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -3308,6 +3564,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -3336,7 +3602,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {
@@ -3425,6 +3691,16 @@ enum OpenAPIDocument {
             },
             "description": "The request body is larger than the limit."
           },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
           "501": {
             "content": {
               "application/json": {
@@ -3453,7 +3729,7 @@ enum OpenAPIDocument {
                 }
               }
             },
-            "description": "The engine is not reachable or not ready."
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
           },
           "504": {
             "content": {

@@ -18,7 +18,8 @@ public struct ServerConfiguration: Sendable {
 
 /// What `/metrics` renders; `MetricsService` in the runtime, a stand-in in route tests.
 public protocol MetricsRendering: Sendable {
-    func render() async -> [UInt8]
+    /// The body; concurrent callers may all get the same buffer.
+    func render() async -> ByteBuffer
 }
 
 extension MetricsService: MetricsRendering {}
@@ -70,7 +71,7 @@ public enum RuntimeRouter {
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: await metrics.render())))
+                body: ResponseBody(byteBuffer: await metrics.render()))
         }
         let openAPI = Array(OpenAPIDocument.json.utf8)
         router.get("/openapi.json") { _, _ in JSONResponse.raw(openAPI) }

@@ -52,7 +52,7 @@ public final class WorkerPool: Service, Sendable {
 
     /// Waits for the work that runs (at most `wait`: a driver stuck in a call must not hold
     /// the process), then ends the threads. Work submitted afterwards fails with `unavailable`.
-    public func shutdown(wait: Duration = .seconds(2)) async {
+    public func shutdown(wait: Duration = .seconds(1)) async {
         let ended = await withTimeout(wait) { [pool] in try? await pool.shutdownGracefully() }
         await watchdog.stop()
         if !ended { Logger(label: "engine-runtime").warning("shutdown: a worker thread is still busy; exiting without it") }

@@ -5,8 +5,10 @@ import Glibc
 #endif
 
 /// A plain TCP connection to loopback, for the tests that must misbehave as an HTTP client
-/// (slow heads, half-sent bodies, idle floods).
-final class RawConnection {
+/// (slow heads, half-sent bodies, idle floods). Waiting reads run on the test thread pool: a
+/// blocked cooperative thread (two on a two-core machine) would stall every other test.
+/// Used by one task at a time.
+final class RawConnection: @unchecked Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {
@@ -39,7 +41,11 @@ final class RawConnection {
 
     /// Everything the server sends until it closes the connection or `timeout` passes;
     /// `closed` says which.
-    func readUntilClosed(timeout: Duration) -> (text: String, closed: Bool) {
+    func readUntilClosed(timeout: Duration) async throws -> (text: String, closed: Bool) {
+        try await TestThreadPool.shared.runIfActive { self.blockingRead(timeout: timeout) }
+    }
+
+    private func blockingRead(timeout: Duration) -> (text: String, closed: Bool) {
         let deadline = ContinuousClock.now + timeout
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)

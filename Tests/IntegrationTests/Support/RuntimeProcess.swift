@@ -62,6 +62,14 @@ final class ServerProcess: Sendable {
     }
 
     var output: String { log.text }
+    var pid: Int32 { process.processIdentifier }
+
+    /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
+    func memoryKiB(_ field: String) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// Sends one request; `body` is sent as JSON text.

@@ -1,5 +1,6 @@
 import Foundation
 import Host
+import NIOCore
 import Synchronization
 
 /// An engine in memory behind the `Engine` seam: answers are programmed per operation, and
@@ -55,7 +56,7 @@ final class FakeEngine: Engine {
 /// Renders a fixed text for `/metrics`.
 struct FixedMetrics: MetricsRendering {
     var text = "# fixed\n"
-    func render() async -> [UInt8] { Array(text.utf8) }
+    func render() async -> ByteBuffer { ByteBuffer(string: text) }
 }
 
 extension Result where Failure == RuntimeError {
