@@ -2,7 +2,7 @@
 """Soak: hostile and heavy clients against engine-runtime while probes are timed.
 
 Usage: scripts/soak.py [--build .build/release] [--seconds 180] [--idle 3000] [--slow 500]
-                       [--scrapers 16] [--bytes 20000000] [--nofile 4096] [-- extra runtime flags]
+                       [--scrapers 16] [--bytes 20000000] [--nofile 8192] [--runtime-nofile N] [-- runtime flags]
 
 Starts the simulator (vLLM flavor, an exposition of about --bytes) and the runtime, then for
 --seconds keeps up, all at once, on loopback:
@@ -115,7 +115,7 @@ class Pressure:
                 response.read()
                 results.append(response.status)
                 connection.close()
-            except OSError:
+            except (OSError, http.client.HTTPException):
                 results.append(0)
 
 
@@ -132,7 +132,7 @@ def probe(port, stop, latencies, failures):
                 latencies.append((time.perf_counter() - started) * 1000)
             else:
                 failures.append(response.status)
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             failures.append(str(error))
         stop.wait(0.1)
 
@@ -146,6 +146,7 @@ def main():
     parser.add_argument("--scrapers", type=int, default=16)
     parser.add_argument("--bytes", type=int, default=20_000_000)
     parser.add_argument("--nofile", type=int, default=8192, help="open-files limit for this script and the runtime")
+    parser.add_argument("--runtime-nofile", type=int, help="run the runtime under this open-files limit (soft and hard)")
     parser.add_argument("extra", nargs="*", help="more runtime flags (after --)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -157,8 +158,9 @@ def main():
     connection.request("POST", "/_sim/config", body='{"metrics_bytes": %d}' % args.bytes, headers={"Content-Type": "application/json"})
     connection.getresponse().read()
     env = dict(os.environ, INFERENCE_ENGINE="vllm", INFERENCE_ENGINE_ENDPOINT=f"http://127.0.0.1:{engine_port}")
+    limit = ["prlimit", f"--nofile={args.runtime_nofile}:{args.runtime_nofile}"] if args.runtime_nofile else []
     runtime, port = start(
-        [f"{args.build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "warning",
+        limit + [f"{args.build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "info",
          "--probe-timeout", "30"] + args.extra,
         "engine-runtime listening", env=env)
     try:

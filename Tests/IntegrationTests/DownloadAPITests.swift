@@ -37,6 +37,15 @@ struct DownloadAPITests {
         throw ServerProcess.StartError(log: "download \(id) never reached \(states)")
     }
 
+    /// Waits (up to ten seconds) until job `id` has `bytes` on disk.
+    static func waitForBytes(_ runtime: ServerProcess, _ id: String, atLeast bytes: Int64) async throws {
+        for _ in 0..<100 {
+            let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(try await runtime.get("/v1/downloads/\(id)").body))
+            if snapshot.bytes_done >= bytes { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     @Test func modelDownloadListJobsAndErrors() async throws {
         let moto = try await MotoServer.start()
         try await moto.populate(
@@ -111,12 +120,7 @@ struct DownloadAPITests {
         let body = #"{"model_uri":"\#(nginx.baseURL)/files/slow.bin","model_name":"slow"}"#
         let card = try JSONDecoder().decode(Card.self, from: Data(try await runtime.post("/v1/model/download", body).body))
         let id = try #require(card.download_id)
-        _ = try await Self.waitForJob(runtime, id, until: ["downloading"])
-        for _ in 0..<100 {
-            let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(try await runtime.get("/v1/downloads/\(id)").body))
-            if snapshot.bytes_done >= 1 << 20 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await Self.waitForBytes(runtime, id, atLeast: 1 << 20)
         let cancelled = try await runtime.request("DELETE", "/v1/downloads/\(id)")
         #expect(cancelled.status == 200)
         let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(cancelled.body))
@@ -146,11 +150,7 @@ struct DownloadAPITests {
         let first = try await Self.runtime(directory, engine: engine)
         let card = try JSONDecoder().decode(Card.self, from: Data(try await first.post("/v1/model/download", body).body))
         let id = try #require(card.download_id)
-        for _ in 0..<100 {
-            let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(try await first.get("/v1/downloads/\(id)").body))
-            if snapshot.bytes_done >= 1 << 20 { break }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+        try await Self.waitForBytes(first, id, atLeast: 1 << 20)
         let started = ContinuousClock.now
         #expect(try await TestThreadPool.shared.runIfActive { first.terminate() } == 0)
         #expect(ContinuousClock.now - started < .seconds(6), "exited \(ContinuousClock.now - started) after SIGTERM")

@@ -170,9 +170,20 @@ final class ConnectionGuard {
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
             let part = unwrapOutboundIn(data)
-            if case .head = part { owner.responseBegan() }
-            context.write(data, promise: promise)
-            if case .end = part { owner.responseEnded() }
+            switch part {
+            case .head:
+                owner.responseBegan()
+                context.write(data, promise: promise)
+            case .body:
+                context.write(data, promise: promise)
+            case .end:
+                // Idle (and so closable to make room) only once the response has left: closing
+                // earlier would drop the bytes still queued (a large /metrics body).
+                let written = promise ?? context.eventLoop.makePromise()
+                let owner = self.owner
+                written.futureResult.assumeIsolated().whenComplete { _ in owner.responseEnded() }
+                context.write(data, promise: written)
+            }
         }
     }
 }

@@ -58,23 +58,26 @@ public final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// Closes the cheapest connection to make room for a new one; when every connection is
-    /// busy, the next one to become idle is closed instead.
-    func makeRoom() {
-        let victim: (any Channel)? = state.withLock { state in
-            let candidates = state.entries.values.filter { $0.phase != .busy }
-            let idle = candidates.filter { $0.phase == .idle }.min { $0.since < $1.since }
-            guard let chosen = idle ?? candidates.min(by: { $0.since < $1.since }) else {
-                state.starved = true
-                return nil
+    /// Closes the cheapest connections to make room: a batch (1/32 of the cap, as nginx frees
+    /// reusable connections), so the accept loop is not held to one close per newcomer while a
+    /// flood reconnects; when every connection is busy, the next one to become idle is closed.
+    func makeRoom(limit: Int) {
+        let batch = max(1, limit / 32)
+        let victims: [any Channel] = state.withLock { state in
+            let candidates = state.entries.values.filter { $0.phase != .busy }.sorted { a, b in
+                // Idle first, then receiving; the longest in its phase first.
+                a.phase == b.phase ? a.since < b.since : a.phase == .idle
             }
-            state.entries[ObjectIdentifier(chosen.channel)]?.phase = .busy  // not chosen twice
-            return chosen.channel
+            guard !candidates.isEmpty else {
+                state.starved = true
+                return []
+            }
+            let chosen = candidates.prefix(batch).map(\.channel)
+            for channel in chosen { state.entries[ObjectIdentifier(channel)]?.phase = .busy }  // not chosen twice
+            return chosen
         }
-        if let victim {
-            logger.debug("connection closed to make room", metadata: ["remote": "\(victim.remoteAddress?.description ?? "?")"])
-            victim.close(promise: nil)
-        }
+        if !victims.isEmpty { logger.debug("connections closed to make room", metadata: ["count": "\(victims.count)"]) }
+        for victim in victims { victim.close(promise: nil) }
     }
 
     /// Shutdown began: connections with no complete request close now; the others close once
@@ -120,7 +123,7 @@ struct ConnectionCap: AvailableConnectionsDelegate {
 
     func isAcceptingNewConnections() -> Bool {
         if open < limit { return true }
-        registry.makeRoom()
+        registry.makeRoom(limit: limit)
         return false
     }
 }
