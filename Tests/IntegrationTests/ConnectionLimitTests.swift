@@ -89,6 +89,22 @@ import Testing
         #expect(open <= 8, "\(open) flood connections open with a cap of 8")
     }
 
+    /// Two requests pipelined on one connection: while the second is still answered the
+    /// connection is busy, so a flood at the cap cannot close it between the two answers.
+    @Test func aPipelinedRequestKeepsItsConnectionBusy() async throws {
+        let engine = try await ServerProcess.simulator("vllm")
+        try await engine.configure(#"{"latency_ms":1500,"latency_path":"/v1/models"}"#)
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm", arguments: ["--max-connections", "8"])
+        let client = try RawConnection(port: runtime.port)
+        client.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(500))  // the first answer has left, the second is awaited
+        var flood: [RawConnection] = []
+        for _ in 0..<30 { flood.append(try RawConnection(port: runtime.port)) }
+        let (answers, _) = try await client.readUntilClosed(timeout: .seconds(15))
+        #expect(answers.components(separatedBy: "HTTP/1.1 200 ").count == 3, "both answers arrived: \(answers.prefix(400))")
+        #expect(answers.contains("sim-model"))
+    }
+
     /// Bodies being received share one budget, so many half-sent large bodies cannot hold the
     /// memory of many body limits: past it, a body is refused with 503.
     @Test func manyHalfSentBodiesPassTheSharedBudgetAnd503() async throws {

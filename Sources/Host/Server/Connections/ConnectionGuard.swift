@@ -23,6 +23,9 @@ final class ConnectionGuard {
     private var answered = false
     /// That response has ended; the request's end marks the connection idle, not busy.
     private var answerEnded = false
+    /// Requests that arrived whole while an earlier one was still answered (pipelining): the
+    /// connection stays busy until their answers have left too.
+    private var pipelined = 0
     private var timer: Scheduled<Void>?
 
     init(registry: ConnectionRegistry, requestTimeout: Duration, logger: Logger) {
@@ -63,6 +66,7 @@ final class ConnectionGuard {
     private func requestEnded() {
         timer?.cancel()
         timer = nil
+        if phase == .busy { pipelined += 1 }
         guard phase == .receiving, let context else { return }
         phase = answerEnded ? .idle : .busy
         if registry.enter(phase, context.channel) { context.close(promise: nil) }
@@ -75,6 +79,8 @@ final class ConnectionGuard {
     private func responseEnded() {
         guard let context else { return }
         switch phase {
+        case .busy where pipelined > 0:
+            pipelined -= 1
         case .busy:
             phase = .idle
             if registry.enter(.idle, context.channel) { context.close(promise: nil) }
