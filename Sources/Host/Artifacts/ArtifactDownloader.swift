@@ -34,11 +34,16 @@ struct ArtifactDownloader {
         let target = job.target
         let settings = job.settings
         var staged: [StagedFile] = []
+        // Declared out here so the lock is still held while a failure cleans the staging
+        // directory up: another process must not start on it in between.
+        var held: ArtifactLock? = nil
+        defer { withExtendedLifetime(held) {} }
         do throws(RuntimeError) {
             try StagingDirectory.createDirectory(target.localDir)
             guard let lock = try ArtifactLock(target) else {
                 throw RuntimeError(.conflict, "another process is downloading \(target.path)")
             }
+            held = lock
             if !settings.forceDownload, let manifest = ArtifactManifest.load(target) {
                 guard manifest.source == job.displayURI else {
                     throw RuntimeError(
