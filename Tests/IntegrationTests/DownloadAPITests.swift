@@ -106,64 +106,71 @@ struct DownloadAPITests {
         #expect(!runtime.output.contains("AWS_SECRET"), "no secrets in the log")
     }
 
-    @Test func cancelKeepsPartialDataAndASecondRequestResumes() async throws {
-        // Each request gets its first MiB at full speed, then crawls: the first download is
-        // stuck half-way for as long as the test needs, and the resumed one (from 1 MiB on)
-        // finishes at once.
-        let nginx = try await NginxServer.start(rate: "1k", rateAfter: "1m")
+    /// A 2 MiB file whose every request gets its first MiB at full speed, then crawls: a first
+    /// download is stuck half-way for as long as a test needs, and a resumed one (from 1 MiB
+    /// on) finishes at once.
+    struct HalfStuckSource {
+        let nginx: NginxServer
         let content = DownloadCLITests.randomBytes(2 << 20)
-        try nginx.put("files/slow.bin", content)
+        var body: String { #"{"model_uri":"\#(nginx.baseURL)/files/slow.bin","model_name":"slow"}"# }
+
+        init() async throws {
+            nginx = try await NginxServer.start(rate: "1k", rateAfter: "1m")
+            try nginx.put("files/slow.bin", content)
+        }
+
+        /// Starts the download on `runtime` and waits until its first MiB is on disk.
+        func startStuck(on runtime: ServerProcess) async throws -> String {
+            let card = try JSONDecoder().decode(Card.self, from: Data(try await runtime.post("/v1/model/download", body).body))
+            let id = try #require(card.download_id)
+            try await DownloadAPITests.waitForBytes(runtime, id, atLeast: 1 << 20)
+            return id
+        }
+
+        /// Asks `runtime` for the download again and checks that it completed from where the
+        /// first one stopped, not from the start.
+        func expectResumed(on runtime: ServerProcess, into directory: TemporaryDirectory) async throws {
+            let resumed = try JSONDecoder().decode(Card.self, from: Data(try await runtime.post("/v1/model/download", body).body))
+            let done = try await DownloadAPITests.waitForJob(runtime, try #require(resumed.download_id), until: ["completed", "failed"])
+            #expect(done.state == .completed, "\(done.error ?? "")")
+            #expect(DownloadCLITests.holds(directory.path + "/models/slow/slow.bin", content))
+            let fetched = nginx.log().filter { $0.method == "GET" }.reduce(0) { $0 + $1.bytes }
+            #expect(fetched < content.count + content.count / 2, "resumed, not started over (\(fetched) bytes fetched)")
+        }
+    }
+
+    @Test func cancelKeepsPartialDataAndASecondRequestResumes() async throws {
+        let source = try await HalfStuckSource()
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let engine = try await ServerProcess.simulator("vllm")
         let runtime = try await Self.runtime(directory, engine: engine)
-        let body = #"{"model_uri":"\#(nginx.baseURL)/files/slow.bin","model_name":"slow"}"#
-        let card = try JSONDecoder().decode(Card.self, from: Data(try await runtime.post("/v1/model/download", body).body))
-        let id = try #require(card.download_id)
-        try await Self.waitForBytes(runtime, id, atLeast: 1 << 20)
+        let id = try await source.startStuck(on: runtime)
         let cancelled = try await runtime.request("DELETE", "/v1/downloads/\(id)")
         #expect(cancelled.status == 200)
         let snapshot = try JSONDecoder().decode(DownloadJob.Snapshot.self, from: Data(cancelled.body))
         #expect(snapshot.state == .cancelled)
-        #expect(snapshot.bytes_done > 0 && snapshot.bytes_done < Int64(content.count))
+        #expect(snapshot.bytes_done > 0 && snapshot.bytes_done < Int64(source.content.count))
         let list = try JSONDecoder().decode(Cards.self, from: Data(try await runtime.get("/v1/model/list").body))
         #expect(list.data.contains { $0.model_name == "slow" && $0.model_status == "no_operation" }, "interrupted, resumable")
-
-        let resumed = try JSONDecoder().decode(Card.self, from: Data(try await runtime.post("/v1/model/download", body).body))
-        let done = try await Self.waitForJob(runtime, try #require(resumed.download_id), until: ["completed", "failed"])
-        #expect(done.state == .completed)
-        #expect(DownloadCLITests.holds(directory.path + "/models/slow/slow.bin", content))
-        let fetched = nginx.log().filter { $0.method == "GET" }.reduce(0) { $0 + $1.bytes }
-        #expect(fetched < content.count + content.count / 2, "the resumed request did not start over")
+        try await source.expectResumed(on: runtime, into: directory)
     }
 
     /// Issue 12 #3: SIGTERM stops a running download at once (it used to wait for it to
     /// publish), keeps its bytes, and the next runtime resumes from them.
     @Test func sigtermStopsADownloadAndTheNextRuntimeResumesIt() async throws {
-        let nginx = try await NginxServer.start(rate: "1k", rateAfter: "1m")
-        let content = DownloadCLITests.randomBytes(2 << 20)
-        try nginx.put("files/slow.bin", content)
+        let source = try await HalfStuckSource()
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let engine = try await ServerProcess.simulator("vllm")
-        let body = #"{"model_uri":"\#(nginx.baseURL)/files/slow.bin","model_name":"slow"}"#
         let first = try await Self.runtime(directory, engine: engine)
-        let card = try JSONDecoder().decode(Card.self, from: Data(try await first.post("/v1/model/download", body).body))
-        let id = try #require(card.download_id)
-        try await Self.waitForBytes(first, id, atLeast: 1 << 20)
+        _ = try await source.startStuck(on: first)
         let started = ContinuousClock.now
         #expect(try await TestThreadPool.shared.runIfActive { first.terminate() } == 0)
         #expect(ContinuousClock.now - started < .seconds(6), "exited \(ContinuousClock.now - started) after SIGTERM")
         #expect(first.output.contains("download stopped"), "\(first.output)")
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/models/slow/slow.bin"), "nothing half-done is published")
-
-        let second = try await Self.runtime(directory, engine: engine)
-        let resumed = try JSONDecoder().decode(Card.self, from: Data(try await second.post("/v1/model/download", body).body))
-        let done = try await Self.waitForJob(second, try #require(resumed.download_id), until: ["completed", "failed"])
-        #expect(done.state == .completed, "\(done.error ?? "")")
-        #expect(DownloadCLITests.holds(directory.path + "/models/slow/slow.bin", content))
-        let fetched = nginx.log().filter { $0.method == "GET" }.reduce(0) { $0 + $1.bytes }
-        #expect(fetched < content.count + content.count / 2, "the second runtime resumed (\(fetched) bytes fetched)")
+        try await source.expectResumed(on: try await Self.runtime(directory, engine: engine), into: directory)
     }
 
     @Test func loraArtifactWithASecretThenUnloadCleansUp() async throws {

@@ -48,18 +48,23 @@ final class AsyncSerialGate: Sendable {
 
     private func wait(until deadline: NIODeadline?, watchdog: DeadlineWatchdog?) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let id = state.withLock { state -> UInt64?? in
-                if state.closed { return .some(nil) }
+            enum Arrival { case acquired, refused, queued(UInt64) }
+            let arrival = state.withLock { state -> Arrival in
+                if state.closed { return .refused }
                 guard state.locked else {
                     state.locked = true
-                    return nil
+                    return .acquired
                 }
                 state.nextID += 1
                 state.waiters.append(Waiter(id: state.nextID, continuation: continuation))
-                return state.nextID
+                return .queued(state.nextID)
             }
-            guard let queued = id else { return continuation.resume(returning: true) }
-            guard let id = queued else { return continuation.resume(returning: false) }
+            let id: UInt64
+            switch arrival {
+            case .acquired: return continuation.resume(returning: true)
+            case .refused: return continuation.resume(returning: false)
+            case .queued(let queued): id = queued
+            }
             guard let deadline, let watchdog else { return }
             let watch = watchdog.watch(until: deadline) { [self] in giveUp(id) }
             let stillWaiting = state.withLock { state -> Bool in

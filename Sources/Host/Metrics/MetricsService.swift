@@ -21,7 +21,6 @@ public enum MetricsMode: String, Sendable, CaseIterable {
 public final class MetricsService: Sendable {
     /// The result of one scrape of one engine, parsed and standardized off the event loop.
     struct Scrape: Sendable {
-        var at: NIODeadline
         var duration: Duration
         var exposition: PrometheusExposition?
         var standard: [MetricStandardizer.Family]
@@ -41,7 +40,6 @@ public final class MetricsService: Sendable {
     /// The last rendered body and when it was made (nil once the TTL passed).
     private let body = Mutex<(at: NIODeadline, bytes: ByteBuffer)?>(nil)
     private let renders = SingleFlight<ByteBuffer>()
-    private let flights = SingleFlight<Scrape>()
     /// One standardizer per engine, compiled once from its driver's rules.
     private let standardizers: [String: MetricStandardizer]
     /// Largest engine exposition accepted.
@@ -136,17 +134,9 @@ public final class MetricsService: Sendable {
     /// The labels every standard series of `engine` carries (decided once, in `init`).
     private func labels(_ engine: ManagedEngine) -> [(String, String)] { standardizers[engine.name]!.constantLabels }
 
-    /// A scrape of `engine`, shared while in flight (renders are shared already; this keeps
-    /// a render and a concurrent direct scrape to one engine call).
-    func scrape(_ engine: ManagedEngine) async -> Scrape {
-        do {
-            return try await flights.run(engine.name) { await self.fetch(engine) }
-        } catch {
-            return Scrape(at: .now(), duration: .zero, exposition: nil, standard: [], error: "\(error)")
-        }
-    }
-
-    private func fetch(_ engine: ManagedEngine) async -> Scrape {
+    /// One scrape of `engine`. Renders are single-flight, so each engine is scraped once per
+    /// render however many requests wait for it.
+    private func scrape(_ engine: ManagedEngine) async -> Scrape {
         let started = ContinuousClock.now
         let driver = engine.driver
         // Read beside the metrics, not after them: a hung engine costs one timeout, not two.
@@ -174,7 +164,7 @@ public final class MetricsService: Sendable {
             }
         } else {
             _ = await adapterCount
-            return Scrape(at: .now(), duration: .zero, exposition: nil, standard: [], error: nil, supported: false)
+            return Scrape(duration: .zero, exposition: nil, standard: [], error: nil, supported: false)
         }
         let standardizer = standardizers[engine.name]!
         let result: Scrape
@@ -183,7 +173,7 @@ public final class MetricsService: Sendable {
         let sleepState = engine.knownSleepState
         switch text {
         case .failure(let error):
-            result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
+            result = Scrape(duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
         case .success(let bytes):
             // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
             let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family]), RuntimeError> =
@@ -212,12 +202,12 @@ public final class MetricsService: Sendable {
                                 ("llm_engine_sleep_state", (labels + [("state", "sleeping")]).sorted { $0.0 < $1.0 }, sleepState ? 1 : 0),
                             ]))
                 }
-                result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: exposition, standard: standard, error: nil)
+                result = Scrape(duration: ContinuousClock.now - started, exposition: exposition, standard: standard, error: nil)
                 if exposition.malformedLines > 0 {
                     logger.debug("engine metrics had malformed lines", metadata: ["engine": "\(engine.name)", "lines": "\(exposition.malformedLines)"])
                 }
             case .failure(let error):
-                result = Scrape(at: .now(), duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
+                result = Scrape(duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
             }
         }
         if let error = result.error {

@@ -23,6 +23,4 @@ final class BodyBudget: Sendable {
     }
 
     func give(_ bytes: Int) { used.subtract(bytes, ordering: .relaxed) }
-
-    var inUse: Int { used.load(ordering: .relaxed) }
 }

@@ -9,11 +9,11 @@ struct RequestBody {
     let limit: Int
     let budget: BodyBudget
 
-    init(limit: Int, budget: BodyBudget? = nil) {
+    init(limit: Int) {
         self.limit = limit
         // Enough for dozens of bodies at the limit at once; the JSON bodies of this API are
         // a few hundred bytes.
-        self.budget = budget ?? BodyBudget(total: max(32 << 20, 4 * limit))
+        budget = BodyBudget(total: max(32 << 20, 4 * limit))
     }
 
     private var tooLarge: RuntimeError {

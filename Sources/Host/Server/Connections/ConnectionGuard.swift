@@ -34,7 +34,7 @@ final class ConnectionGuard {
         self.logger = logger
     }
 
-    var handlers: [any ChannelHandler & RemovableChannelHandler] { [BytesSide(self)] }
+    var bytesHandler: any ChannelHandler & RemovableChannelHandler { BytesSide(self) }
     var messageHandler: any ChannelHandler & RemovableChannelHandler { MessageSide(self) }
 
     // MARK: Events

@@ -36,8 +36,6 @@ public final class ConnectionRegistry: Sendable {
 
     public init(logger: Logger) { self.logger = logger }
 
-    public var count: Int { state.withLock { $0.entries.count } }
-
     func opened(_ channel: any Channel) {
         state.withLock { $0.entries[ObjectIdentifier(channel)] = Entry(channel: channel, phase: .idle, since: .now()) }
     }

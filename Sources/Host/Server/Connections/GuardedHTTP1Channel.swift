@@ -15,7 +15,7 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let connection = ConnectionGuard(registry: registry, requestTimeout: limits.requestTimeout, logger: self.logger)
         do {
-            try channel.pipeline.syncOperations.addHandlers(connection.handlers, position: .first)
+            try channel.pipeline.syncOperations.addHandler(connection.bytesHandler, position: .first)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
