@@ -162,9 +162,8 @@ import Testing
         idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         _ = try await idle.readUntilClosed(timeout: .milliseconds(300))
         try await Task.sleep(for: .milliseconds(200))
-        let started = ContinuousClock.now
-        let status = try await TestThreadPool.shared.runIfActive { runtime.terminate() }
-        #expect(ContinuousClock.now - started < .seconds(5), "exited \(ContinuousClock.now - started) after SIGTERM")
+        let (status, took) = try await runtime.timedTerminate()
+        #expect(took < .seconds(5), "exited \(took) after SIGTERM")
         #expect(status == 0)
         #expect(try await halfSent.readUntilClosed(timeout: .seconds(1)).closed)
         #expect(runtime.output.contains("incomplete_requests_closed=1"), "\(runtime.output)")
@@ -180,9 +179,7 @@ import Testing
         let hung = try RawConnection(port: runtime.port)
         hung.send("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
         try await Task.sleep(for: .milliseconds(500))
-        let started = ContinuousClock.now
-        let status = try await TestThreadPool.shared.runIfActive { runtime.terminate() }
-        let took = ContinuousClock.now - started
+        let (status, took) = try await runtime.timedTerminate()
         #expect(took >= .milliseconds(1800), "the request got its drain time (\(took))")
         #expect(took < .seconds(12), "exited \(took) after SIGTERM (a loaded machine adds its share)")
         #expect(status == 0)

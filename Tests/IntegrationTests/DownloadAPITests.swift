@@ -165,9 +165,9 @@ struct DownloadAPITests {
         let engine = try await ServerProcess.simulator("vllm")
         let first = try await Self.runtime(directory, engine: engine)
         _ = try await source.startStuck(on: first)
-        let started = ContinuousClock.now
-        #expect(try await TestThreadPool.shared.runIfActive { first.terminate() } == 0)
-        #expect(ContinuousClock.now - started < .seconds(6), "exited \(ContinuousClock.now - started) after SIGTERM")
+        let (status, took) = try await first.timedTerminate()
+        #expect(status == 0)
+        #expect(took < .seconds(6), "exited \(took) after SIGTERM")
         #expect(first.output.contains("download stopped"), "\(first.output)")
         #expect(!FileManager.default.fileExists(atPath: directory.path + "/models/slow/slow.bin"), "nothing half-done is published")
         try await source.expectResumed(on: try await Self.runtime(directory, engine: engine), into: directory)

@@ -132,9 +132,7 @@ import Testing
         let engine = try await ServerProcess.simulator("vllm")
         let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm", arguments: ["--probe-timeout", "2"])
         try await engine.configure(#"{"latency_ms":60000}"#)
-        let started = ContinuousClock.now
-        let metrics = try await runtime.get("/metrics")
-        let took = ContinuousClock.now - started
+        let (metrics, took) = try await runtime.timedRequest("GET", "/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.text.contains("llm_engine_up{engine=\"vllm\"} 0\n"))
         #expect(took < .milliseconds(3500), "answered after \(took) with a 2 s scrape timeout")

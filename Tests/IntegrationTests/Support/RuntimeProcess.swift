@@ -76,11 +76,24 @@ final class ServerProcess: Sendable {
     func request(
         _ method: String, _ path: String, body: String? = nil, headers: [String] = [], timeout: Int64 = 15
     ) async throws -> HTTPClientResponse {
+        try await timedRequest(method, path, body: body, headers: headers, timeout: timeout).response
+    }
+
+    /// `request`, with how long the exchange took, measured on the thread that makes it: the
+    /// wait for a test-pool thread (long when many tests run at once) is not the server's time.
+    func timedRequest(
+        _ method: String, _ path: String, body: String? = nil, headers: [String] = [], timeout: Int64 = 15
+    ) async throws -> (response: HTTPClientResponse, took: Duration) {
         let client = CurlHTTPClient()
         let request = HTTPClientRequest(
             method: method, url: baseURL + path, headers: headers + (body == nil ? [] : ["Content-Type: application/json"]),
             body: Array((body ?? "").utf8), timeout: .seconds(timeout))
-        return try await TestThreadPool.shared.runIfActive { client.perform(request) }.get()
+        let (result, took) = try await TestThreadPool.shared.runIfActive {
+            let started = ContinuousClock.now
+            let result = client.perform(request)
+            return (result, ContinuousClock.now - started)
+        }
+        return (try result.get(), took)
     }
 
     func get(_ path: String, headers: [String] = []) async throws -> HTTPClientResponse {
@@ -89,6 +102,16 @@ final class ServerProcess: Sendable {
 
     func post(_ path: String, _ body: String, headers: [String] = []) async throws -> HTTPClientResponse {
         try await request("POST", path, body: body, headers: headers)
+    }
+
+    /// SIGTERM on a test-pool thread, then the exit status and the time from the signal to
+    /// the exit (measured there, for the same reason as `timedRequest`).
+    func timedTerminate() async throws -> (status: Int32, took: Duration) {
+        try await TestThreadPool.shared.runIfActive {
+            let started = ContinuousClock.now
+            let status = self.terminate()
+            return (status, ContinuousClock.now - started)
+        }
     }
 
     /// SIGTERM, then the exit status.
