@@ -15,11 +15,16 @@ public enum DriverOperation: String, Sendable, CaseIterable, Codable {
     case wake
     case resetCache = "reset_cache"
     case metrics
+    // ABI 1.2
+    case pause
+    case resume
+    case reloadWeights = "reload_weights"
 
     /// Operations that change engine state; the host serializes them per instance.
     public var isMutating: Bool {
         switch self {
-        case .loadLoRAAdapter, .unloadLoRAAdapter, .loadModel, .unloadModel, .sleep, .wake, .resetCache:
+        case .loadLoRAAdapter, .unloadLoRAAdapter, .loadModel, .unloadModel, .sleep, .wake, .resetCache, .pause, .resume,
+            .reloadWeights:
             true
         case .health, .readiness, .engineInfo, .listModels, .metrics:
             false
@@ -53,6 +58,9 @@ public enum DriverOperation: String, Sendable, CaseIterable, Codable {
         case .wake: \.wake
         case .resetCache: \.reset_cache
         case .metrics: \.metrics
+        case .pause: \.pause
+        case .resume: \.resume
+        case .reloadWeights: \.reload_weights
         }
     }
 }

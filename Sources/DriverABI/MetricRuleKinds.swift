@@ -12,6 +12,15 @@ public enum MetricSourceType: Sendable, CaseIterable, Hashable {
         }
     }
 
+    /// The Prometheus TYPE word.
+    public var name: String {
+        switch self {
+        case .counter: "counter"
+        case .gauge: "gauge"
+        case .histogram: "histogram"
+        }
+    }
+
     /// nil for a value the header does not define.
     public init?(raw: UInt32) {
         guard let type = Self.allCases.first(where: { $0.raw == raw }) else { return nil }

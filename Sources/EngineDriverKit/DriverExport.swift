@@ -61,6 +61,9 @@ public final class DriverExport: @unchecked Sendable {
             rule.label_values = spec.labelValues.map(keep)
             rule.match_labels = spec.matchLabels.map(keep)
             rule.set_labels = spec.setLabels.map(keep)
+            rule.duplicate_labels = spec.duplicateLabels.map(keep)
+            rule.keep_labels = spec.keepLabels.map(keep)
+            rule.value_label = spec.valueLabel.map(keep)
             let stored = UnsafeMutablePointer<ert_metric_rule>.allocate(capacity: 1)
             stored.initialize(to: rule)
             rules[index] = UnsafePointer(stored)
@@ -109,6 +112,7 @@ public final class DriverExport: @unchecked Sendable {
         let settings = InstanceSettings(
             instanceName: text(c.instance_name) ?? "default", engineKind: text(c.engine_kind) ?? "",
             endpoint: endpoint, apiKey: text(c.api_key).flatMap { $0.isEmpty ? nil : $0 },
+            adminAPIKey: text(c.admin_api_key).flatMap { $0.isEmpty ? nil : $0 },
             engineVersion: text(c.engine_version), configJSON: text(c.config_json) ?? "{}")
         let host = HostConnection(services: services, context: c.host_context)
         do {
@@ -186,6 +190,9 @@ enum OperationThunks {
         case .wake: wake
         case .resetCache: resetCache
         case .metrics: metrics
+        case .pause: pause
+        case .resume: resume
+        case .reloadWeights: reloadWeights
         }
     }
 
@@ -198,6 +205,9 @@ enum OperationThunks {
     static let unloadLoRAAdapter: ert_operation_fn = { run(.unloadLoRAAdapter, $0, $1, $2, $3, $4, $5) }
     static let loadModel: ert_operation_fn = { run(.loadModel, $0, $1, $2, $3, $4, $5) }
     static let unloadModel: ert_operation_fn = { run(.unloadModel, $0, $1, $2, $3, $4, $5) }
+    static let pause: ert_operation_fn = { run(.pause, $0, $1, $2, $3, $4, $5) }
+    static let resume: ert_operation_fn = { run(.resume, $0, $1, $2, $3, $4, $5) }
+    static let reloadWeights: ert_operation_fn = { run(.reloadWeights, $0, $1, $2, $3, $4, $5) }
     static let sleep: ert_operation_fn = { run(.sleep, $0, $1, $2, $3, $4, $5) }
     static let wake: ert_operation_fn = { run(.wake, $0, $1, $2, $3, $4, $5) }
     static let resetCache: ert_operation_fn = { run(.resetCache, $0, $1, $2, $3, $4, $5) }

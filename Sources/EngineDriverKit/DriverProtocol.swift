@@ -70,6 +70,8 @@ public struct InstanceSettings: Sendable {
     /// The engine's base URL without a trailing slash.
     public var endpoint: String
     public var apiKey: String?
+    /// The engine's administrator key (ABI 1.2; nil from older hosts or when unset).
+    public var adminAPIKey: String?
     public var engineVersion: String?
     public var configJSON: String
 }
@@ -100,12 +102,19 @@ public struct MetricRuleSpec: Sendable {
     public var labelValues: String?
     public var matchLabels: String?
     public var setLabels: String?
+    public var duplicateLabels: String?
+    public var keepLabels: String?
+    public var valueLabel: String?
 
     public init(
         _ kind: Kind, _ source: String, _ standard: String, aggregate: Aggregate = .none, over aggregateLabels: String? = nil,
-        rename labelRenames: String? = nil, values labelValues: String? = nil, match matchLabels: String? = nil,
-        set setLabels: String? = nil
+        duplicates duplicateLabels: String? = nil, rename labelRenames: String? = nil, values labelValues: String? = nil,
+        match matchLabels: String? = nil, set setLabels: String? = nil, keep keepLabels: String? = nil,
+        valueLabel: String? = nil
     ) {
+        self.duplicateLabels = duplicateLabels
+        self.keepLabels = keepLabels
+        self.valueLabel = valueLabel
         self.kind = kind
         self.source = source
         self.standard = standard

@@ -8,49 +8,72 @@ public struct EngineClient: Sendable {
     /// The engine's name in messages ("vLLM", "SGLang").
     public let engineName: String
     private let authorization: [String]
+    /// For routes the engine guards with its administrator key: that key when configured,
+    /// else the API key (SGLang's `admin_optional` rule, `sglang/srt/utils/auth.py:128-143`).
+    private let managementAuthorization: [String]
 
     public init(settings: InstanceSettings, engineName: String) {
         endpoint = settings.endpoint
         self.engineName = engineName
         authorization = settings.apiKey.map { ["Authorization: Bearer \($0)"] } ?? []
+        managementAuthorization = (settings.adminAPIKey ?? settings.apiKey).map { ["Authorization: Bearer \($0)"] } ?? []
     }
+
+    /// The credentials header for a route: `management` routes get the administrator key.
+    private func credentials(_ management: Bool) -> [String] { management ? managementAuthorization : authorization }
 
     /// No per-request timeout of the driver's own (0): the host bounds every call by the
     /// operation's deadline, which the operator sets (--probe-timeout, --mutation-timeout).
     public static let timeoutMilliseconds: UInt32 = 0
 
-    public func get(_ path: String, in call: CallScope, maxResponseBytes: UInt64 = 0) throws(DriverFailure) -> CallScope.Reply {
+    public func get(
+        _ path: String, in call: CallScope, management: Bool = false, maxResponseBytes: UInt64 = 0
+    ) throws(DriverFailure) -> CallScope.Reply {
         try call.http(
-            "GET", endpoint + path, headers: authorization + ["Accept: application/json"],
+            "GET", endpoint + path, headers: credentials(management) + ["Accept: application/json"],
             timeoutMilliseconds: Self.timeoutMilliseconds, idempotent: true, maxResponseBytes: maxResponseBytes)
     }
 
     /// POSTs a JSON body (never retried: engine mutations are not idempotent in general).
-    public func post(_ path: String, json: some Encodable, in call: CallScope) throws(DriverFailure) -> CallScope.Reply {
+    public func post(
+        _ path: String, json: some Encodable, in call: CallScope, management: Bool = false
+    ) throws(DriverFailure) -> CallScope.Reply {
         let body = try DriverJSON.encode(json)
         return try call.http(
-            "POST", endpoint + path, headers: authorization + ["Content-Type: application/json", "Accept: application/json"],
+            "POST", endpoint + path,
+            headers: credentials(management) + ["Content-Type: application/json", "Accept: application/json"],
             body: body, timeoutMilliseconds: Self.timeoutMilliseconds)
     }
 
     /// POSTs without a body (query-string routes such as vLLM's /sleep).
-    public func post(_ path: String, in call: CallScope) throws(DriverFailure) -> CallScope.Reply {
-        try call.http("POST", endpoint + path, headers: authorization, timeoutMilliseconds: Self.timeoutMilliseconds)
+    public func post(_ path: String, in call: CallScope, management: Bool = false) throws(DriverFailure) -> CallScope.Reply {
+        try call.http("POST", endpoint + path, headers: credentials(management), timeoutMilliseconds: Self.timeoutMilliseconds)
     }
 
     /// The engine's own message from an error body: vLLM's nested `{"error":{"message"}}`, the
-    /// older flat `{"message"}`, SGLang's `{"error_message"}`, FastAPI's `{"detail"}`, or the
-    /// text itself (cut to 512 bytes).
+    /// older flat `{"message"}`, the route-local `{"error":"text"}` (vLLM's pause routes, both
+    /// engines' auth), SGLang's `{"error_message"}`, FastAPI's `{"detail"}`, or the text itself
+    /// (cut to 512 bytes).
     public static func errorMessage(_ reply: CallScope.Reply) -> String {
         struct Body: Decodable {
-            struct Nested: Decodable { var message: String? }
-            var error: Nested?
+            var error: String?
             var message: String?
             var error_message: String?
             var detail: String?
+            enum Keys: String, CodingKey { case error, message, error_message, detail }
+            struct Nested: Decodable { var message: String? }
+            init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: Keys.self)
+                error =
+                    (try? container.decodeIfPresent(String.self, forKey: .error))
+                    ?? (try? container.decodeIfPresent(Nested.self, forKey: .error))?.message
+                message = try? container.decodeIfPresent(String.self, forKey: .message)
+                error_message = try? container.decodeIfPresent(String.self, forKey: .error_message)
+                detail = try? container.decodeIfPresent(String.self, forKey: .detail)
+            }
         }
         if let body = reply.decode(Body.self) {
-            if let message = body.error?.message ?? body.message ?? body.error_message ?? body.detail, !message.isEmpty {
+            if let message = body.error ?? body.message ?? body.error_message ?? body.detail, !message.isEmpty {
                 return message
             }
         }
@@ -93,7 +116,9 @@ extension EngineClient {
         switch reply.status {
         case 400, 422: return DriverFailure(ERT_STATUS_INVALID_ARGUMENT, message, upstreamHTTPStatus: upstream)
         case 401, 403:
-            return .upstream("\(engineName) refused the credentials (set INFERENCE_ENGINE_API_KEY): \(message)", status: upstream)
+            return .upstream(
+                "\(engineName) refused the credentials (set INFERENCE_ENGINE_API_KEY, and INFERENCE_ENGINE_ADMIN_API_KEY when the engine has an admin key): \(message)",
+                status: upstream)
         case 404: return .notFound(message, upstream: upstream)
         case 409: return .conflict(message, upstream: upstream)
         case 503: return DriverFailure(ERT_STATUS_UNAVAILABLE, message, upstreamHTTPStatus: upstream)

@@ -22,6 +22,8 @@ struct Serve: AsyncParsableCommand {
               INFERENCE_ENGINE                 engine kind of the default engine (--engine); default vllm
               INFERENCE_ENGINE_ENDPOINT        its base URL (--engine-endpoint); default http://localhost:8000
               INFERENCE_ENGINE_API_KEY         bearer token the engine expects; forwarded to it, never logged
+              INFERENCE_ENGINE_ADMIN_API_KEY   the engine's administrator token (SGLang --admin-api-key),
+                                               sent on its management routes instead; never logged
               INFERENCE_ENGINE_VERSION         engine version, informational (any string)
               ENGINE_RUNTIME_CONFIG            engines file (--config)
               ENGINE_RUNTIME_AUTH_TOKEN        require this bearer token on every route but /healthz and /ready (empty: an error)
@@ -253,16 +255,18 @@ struct Serve: AsyncParsableCommand {
                 throw ValidationError("engines file \(path) is not valid: \(error)")
             }
             engines = try file.engines.map { entry in
-                var apiKey: String? = nil
-                if let variable = entry.api_key_env {
+                func secret(_ variable: String?, field: String) throws -> String? {
+                    guard let variable else { return nil }
                     guard let value = Settings.environment(variable) else {
-                        throw ValidationError("engine \"\(entry.name)\": api_key_env names \(variable), which is not set")
+                        throw ValidationError("engine \"\(entry.name)\": \(field) names \(variable), which is not set")
                     }
-                    apiKey = value
+                    return value
                 }
                 return EngineConfiguration(
                     name: entry.name, engine: entry.engine.lowercased(), driver: entry.driver, endpoint: entry.endpoint,
-                    apiKey: apiKey, engineVersion: entry.engine_version, options: entry.options)
+                    apiKey: try secret(entry.api_key_env, field: "api_key_env"),
+                    adminAPIKey: try secret(entry.admin_api_key_env, field: "admin_api_key_env"),
+                    engineVersion: entry.engine_version, options: entry.options)
             }
             defaultEngine = file.default_engine ?? engines.first?.name ?? "default"
         } else {
@@ -272,6 +276,7 @@ struct Serve: AsyncParsableCommand {
                     engine: Settings.string(engine, env: "INFERENCE_ENGINE", default: "vllm").lowercased(),
                     endpoint: Settings.string(engineEndpoint, env: "INFERENCE_ENGINE_ENDPOINT", default: "http://localhost:8000"),
                     apiKey: Settings.environment("INFERENCE_ENGINE_API_KEY"),
+                    adminAPIKey: Settings.environment("INFERENCE_ENGINE_ADMIN_API_KEY"),
                     engineVersion: Settings.environment("INFERENCE_ENGINE_VERSION"))
             ]
             defaultEngine = "default"

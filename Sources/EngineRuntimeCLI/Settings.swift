@@ -103,6 +103,9 @@ struct DriverOptions: ParsableArguments {
             logger.info(
                 "driver loaded",
                 metadata: ["driver": "\(driver.name)", "version": "\(driver.version)", "path": "\(driver.path)"])
+            for warning in driver.metricRules.flatMap(\.warnings) {
+                logger.warning("metric rule of driver \(driver.name) cannot work as written: \(warning)")
+            }
         }
         return registry
     }

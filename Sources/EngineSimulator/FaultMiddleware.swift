@@ -24,7 +24,7 @@ struct FaultMiddleware: RouterMiddleware {
         if knobs.latency_ms > 0, knobs.latency_path.map({ path.hasPrefix($0) }) ?? true {
             try await Task.sleep(for: .milliseconds(knobs.latency_ms))
         }
-        if let key = settings.apiKey, requiresKey(path), request.headers[.authorization] != "Bearer \(key)" {
+        if !authorized(path, request.headers[.authorization]) {
             return SimulatorRoutes.text(#"{"error":"Unauthorized"}"#, status: .unauthorized, contentType: "application/json")
         }
         if knobs.error_rate > 0, Double.random(in: 0..<1) < knobs.error_rate {
@@ -44,11 +44,36 @@ struct FaultMiddleware: RouterMiddleware {
         return response
     }
 
-    /// vLLM guards /v1 paths; SGLang guards everything but health and metrics.
-    private func requiresKey(_ path: String) -> Bool {
-        switch settings.flavor {
-        case .vllm: path.hasPrefix("/v1")
-        case .sglang: !path.hasPrefix("/health") && !path.hasPrefix("/metrics")
+    /// SGLang 0.5.23's management routes (`admin_optional`, `sglang/srt/utils/auth.py:20-35`).
+    static let sglangManagementRoutes: Set<String> = [
+        "/load_lora_adapter", "/unload_lora_adapter", "/flush_cache", "/release_memory_occupation", "/resume_memory_occupation",
+        "/pause_generation", "/continue_generation", "/update_weights_from_disk", "/abort_request",
+    ]
+
+    /// vLLM guards only `/v1`, `/v2`, `/inference`, `/cohere` paths
+    /// (`vllm/entrypoints/serve/middleware/authenticate.py:11`). SGLang 0.5.23 exempts
+    /// `/health*`, `/ready*`, `/metrics*`; its management routes take the admin key when one is
+    /// set (both set: only the admin key), the others the API key (`auth.py:98-151`). SGLang
+    /// 0.5.4 had the API key only, on everything but health and metrics.
+    private func authorized(_ path: String, _ header: String?) -> Bool {
+        func bearer(_ key: String?) -> Bool { key.map { header == "Bearer \($0)" } ?? false }
+        switch settings.profile {
+        case .vllmCurrent, .vllmPrevious:
+            guard let key = settings.apiKey, ["/v1", "/v2", "/inference", "/cohere"].contains(where: path.hasPrefix) else { return true }
+            return bearer(key)
+        case .sglangPrevious:
+            guard let key = settings.apiKey, !path.hasPrefix("/health"), !path.hasPrefix("/metrics") else { return true }
+            return bearer(key)
+        case .sglangCurrent:
+            if ["/health", "/ready", "/metrics"].contains(where: path.hasPrefix) { return true }
+            if Self.sglangManagementRoutes.contains(path) {
+                switch (settings.apiKey, settings.adminAPIKey) {
+                case (nil, nil): return true
+                case (let api?, nil): return bearer(api)
+                case (_, let admin?): return bearer(admin)
+                }
+            }
+            return settings.apiKey.map { bearer($0) } ?? true
         }
     }
 }

@@ -25,8 +25,22 @@ struct SimulatorCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one; the log says which).") var port = 8000
     @Option(help: "Served model name.") var model = "sim-model"
-    @Option(help: "Engine version reported.") var engineVersion: String?
+    @Option(
+        help: ArgumentHelp(
+            "The release to reproduce and report: vLLM 0.33.0 (default) or 0.11.0, SGLang 0.5.23 (default) or 0.5.4; a version in between behaves as the older one."
+        ))
+    var engineVersion: String?
     @Option(help: "Require this bearer token (on the routes the real engine protects).") var apiKey: String?
+    @Option(help: "SGLang: the administrator token its management routes take (both set: only this one works there).")
+    var adminApiKey: String?
+    @Flag(inversion: .prefixedNo, help: "LoRA enabled in the engine (--enable-lora); off: loads fail the way the engine fails them.")
+    var lora = true
+    @Option(help: "Data-parallel ranks (vLLM engine label, SGLang dp_rank), each reporting the knobs' values.")
+    var dataParallelSize = 1
+    @Option(help: "SGLang: tensor-parallel ranks per data-parallel group (DP-attention rank labels).")
+    var tensorParallelSize = 1
+    @Flag(help: "SGLang: --enable-metrics-for-all-schedulers (every TP rank repeats its group's series).")
+    var metricsForAllSchedulers = false
     @Option(help: "Seconds before the engine is up (vLLM: port closed; SGLang: /health answers 503).")
     var startupDelay: Double = 0
     @Option(help: "Added latency per request, in milliseconds.") var latencyMs: Int = 0
@@ -52,10 +66,15 @@ struct SimulatorCommand: AsyncParsableCommand {
                 latency_ms: latencyMs, error_rate: errorRate, malformed: malformed, hang: hang, dead: false,
                 running_requests: 0, waiting_requests: 0, prompt_tokens_total: 0, generation_tokens_total: 0,
                 metrics_bytes: metricsBytes))
+        guard (1...64).contains(dataParallelSize), (1...64).contains(tensorParallelSize) else {
+            throw ValidationError("--data-parallel-size and --tensor-parallel-size must be 1 to 64")
+        }
+        let version = engineVersion ?? Profile.defaultVersions[flavor]!
         let settings = SimulatorSettings(
-            flavor: flavor, model: model,
-            engineVersion: engineVersion ?? (flavor == .vllm ? "0.11.0" : "0.5.4"),
-            apiKey: apiKey, loraUpdating: loraUpdating, devMode: devMode, flatErrors: flatErrors,
+            flavor: flavor, model: model, engineVersion: version, profile: Profile(flavor: flavor, version: version),
+            apiKey: apiKey, adminAPIKey: adminApiKey, lora: lora, loraUpdating: loraUpdating, devMode: devMode,
+            flatErrors: flatErrors, dataParallelSize: dataParallelSize, tensorParallelSize: tensorParallelSize,
+            metricsForAllSchedulers: metricsForAllSchedulers,
             readyAt: ContinuousClock.now + .milliseconds(Int(startupDelay * 1000)))
         if flavor == .vllm, startupDelay > 0 {
             // vLLM does not listen until the model is loaded: refused connections meanwhile.
@@ -68,7 +87,7 @@ struct SimulatorCommand: AsyncParsableCommand {
             onServerRunning: { channel in
                 logger.info(
                     "engine-simulator listening",
-                    metadata: ["flavor": "\(flavor.rawValue)", "port": "\(channel.localAddress?.port ?? -1)"])
+                    metadata: ["flavor": "\(flavor.rawValue)", "version": "\(version)", "port": "\(channel.localAddress?.port ?? -1)"])
             },
             logger: logger)
         try await app.runService()

@@ -45,15 +45,53 @@ struct KnobChanges: Decodable {
     }
 }
 
+/// Which release's routes, codes, bodies and metrics the simulator reproduces. Each flavor has
+/// the current release the drivers follow and the previous one they still support; a version
+/// in between gets the older profile (the reference records only these two per engine).
+enum Profile: Sendable, Equatable {
+    /// vLLM 0.33.0 (`vllm/...` paths of that wheel in the comments).
+    case vllmCurrent
+    /// vLLM 0.11: empty sleep and wake answers, levels 1 and 2 only, no pause routes.
+    case vllmPrevious
+    /// SGLang 0.5.23 (`sglang/...` paths of that wheel in the comments).
+    case sglangCurrent
+    /// SGLang 0.5.4: the get_* route names, adapter objects, cache_config_info, no /ready.
+    case sglangPrevious
+
+    static let defaultVersions: [Flavor: String] = [.vllm: "0.33.0", .sglang: "0.5.23"]
+
+    init(flavor: Flavor, version: String) {
+        let parts = version.split(separator: ".").map { Int($0.prefix(while: \.isNumber)) ?? 0 }
+        let (major, minor, patch) = (parts.first ?? 0, parts.count > 1 ? parts[1] : 0, parts.count > 2 ? parts[2] : 0)
+        switch flavor {
+        case .vllm: self = (major, minor) >= (0, 33) ? .vllmCurrent : .vllmPrevious
+        case .sglang: self = (major, minor, patch) >= (0, 5, 23) ? .sglangCurrent : .sglangPrevious
+        }
+    }
+
+    var isCurrent: Bool { self == .vllmCurrent || self == .sglangCurrent }
+}
+
 /// Fixed settings of one simulator process.
 struct SimulatorSettings: Sendable {
     var flavor: Flavor
     var model: String
     var engineVersion: String
+    var profile: Profile
     var apiKey: String?
+    /// SGLang's --admin-api-key.
+    var adminAPIKey: String?
+    /// The engine was started with LoRA (vLLM --enable-lora, SGLang --enable-lora).
+    var lora: Bool
     var loraUpdating: Bool
     var devMode: Bool
     var flatErrors: Bool
+    /// Data-parallel ranks (vLLM `engine` label, SGLang `dp_rank`), each reporting the knobs.
+    var dataParallelSize: Int
+    /// SGLang tensor-parallel ranks per data-parallel group.
+    var tensorParallelSize: Int
+    /// SGLang --enable-metrics-for-all-schedulers: every TP rank reports (duplicates).
+    var metricsForAllSchedulers: Bool
     var readyAt: ContinuousClock.Instant
 
     var isReady: Bool { ContinuousClock.now >= readyAt }
@@ -66,8 +104,14 @@ final class SimulatorState: Sendable {
         var adapters: [String: String] = [:]  // name -> path, in load order below
         var adapterOrder: [String] = []
         var sleepLevel = 0
+        /// What is not resident or not running: weights, kv_cache, scheduling (vLLM tags).
+        var asleep: Set<String> = []
+        var paused = false
+        var lastMode: String?
         var requestCounts: [String: Int] = [:]
         var cacheResets = 0
+        var cacheResetsByKind: [String: Int] = [:]
+        var weightReloads: [String] = []
     }
 
     private let engine: Mutex<Engine>

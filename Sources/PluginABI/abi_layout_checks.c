@@ -68,7 +68,9 @@ PIN(ert_instance_config, engine_version, 40);
 PIN(ert_instance_config, config_json, 48);
 PIN(ert_instance_config, host_context, 56);
 PIN(ert_instance_config, services, 64);
-SIZE(ert_instance_config, 72);
+/* 1.2 */
+PIN(ert_instance_config, admin_api_key, 72);
+SIZE(ert_instance_config, 80);
 
 PIN(ert_call, struct_size, 0);
 PIN(ert_call, host_context, 8);
@@ -87,7 +89,11 @@ PIN(ert_operations, sleep, 72);
 PIN(ert_operations, wake, 80);
 PIN(ert_operations, reset_cache, 88);
 PIN(ert_operations, metrics, 96);
-SIZE(ert_operations, 104);
+/* 1.2 */
+PIN(ert_operations, pause, 104);
+PIN(ert_operations, resume, 112);
+PIN(ert_operations, reload_weights, 120);
+SIZE(ert_operations, 128);
 
 PIN(ert_extension_op, struct_size, 0);
 PIN(ert_extension_op, name, 8);
@@ -135,7 +141,11 @@ PIN(ert_metric_rule, label_renames, 48);
 PIN(ert_metric_rule, label_values, 56);
 PIN(ert_metric_rule, match_labels, 64);
 PIN(ert_metric_rule, set_labels, 72);
-SIZE(ert_metric_rule, 80);
+/* 1.2 */
+PIN(ert_metric_rule, duplicate_labels, 80);
+PIN(ert_metric_rule, keep_labels, 88);
+PIN(ert_metric_rule, value_label, 96);
+SIZE(ert_metric_rule, 104);
 
 /* The sizes as first published never change. */
 static_assert(ERT_DRIVER_DESCRIPTOR_SIZE_V1_0 == 104, "v1.0 size");
@@ -143,6 +153,9 @@ static_assert(ERT_DRIVER_DESCRIPTOR_SIZE_V1_1 == 128, "v1.1 size");
 static_assert(ERT_OPERATIONS_SIZE_V1_0 == 104, "v1.0 size");
 static_assert(ERT_HOST_SERVICES_SIZE_V1_0 == 56, "v1.0 size");
 static_assert(ERT_METRIC_RULE_SIZE_V1_1 == 80, "v1.1 size");
+static_assert(ERT_OPERATIONS_SIZE_V1_2 == 128, "v1.2 size");
+static_assert(ERT_INSTANCE_CONFIG_SIZE_V1_2 == 80, "v1.2 size");
+static_assert(ERT_METRIC_RULE_SIZE_V1_2 == 104, "v1.2 size");
 
 #endif
 

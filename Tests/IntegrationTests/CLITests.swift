@@ -51,7 +51,7 @@ import Testing
         #expect(template.operations.contains("load_lora_adapter"))
         let vllm = try JSONCoding.decode(DriverDescription.self, from: try await server.get("/v1/drivers/vllm").body)
         #expect(vllm.engine_kinds == ["vllm"])
-        #expect(vllm.abi_version == "1.1")
+        #expect(vllm.abi_version == "1.2")
         let missing = try await server.get("/v1/drivers/nope")
         #expect(missing.status == 404)
         #expect(try JSONCoding.decode(ErrorEnvelope.self, from: missing.body) == ErrorEnvelope(message: "no driver named \"nope\"", type: "not_found", code: 404))

@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func driverNeedsNewerMinor() async throws {
-        #expect(try await failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.1"))
+        #expect(try await failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.2"))
     }
 
     @Test func requiredFieldNull() async throws {

@@ -24,7 +24,7 @@ import Testing
 
     /// The AIBrix ModelAdapter controller's sequence (contract 6.1): list models, load with
     /// artifact_url, credentials and additional_config, then unload with cleanup_local.
-    @Test(arguments: flavors)
+    @Test(arguments: EngineProfiles.all)
     func aibrixControllerSequence(flavor: String) async throws {
         let engine = try await ServerProcess.simulator(flavor)
         let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor)
@@ -55,7 +55,7 @@ import Testing
         #expect(try modelIDs(try await runtime.get("/v1/models")) == ["sim-model"])
     }
 
-    @Test(arguments: flavors)
+    @Test(arguments: EngineProfiles.all)
     func directModeLoadAndUnload(flavor: String) async throws {
         let engine = try await ServerProcess.simulator(flavor)
         let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor)
@@ -99,7 +99,7 @@ import Testing
         #expect(try await engine.requestCount(route) == 1)
     }
 
-    @Test(arguments: flavors)
+    @Test(arguments: EngineProfiles.all)
     func readinessFollowsTheEngine(flavor: String) async throws {
         let engine = try await ServerProcess.simulator(flavor)
         let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor)
@@ -183,7 +183,7 @@ import Testing
         let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm")
         let load = try await runtime.post("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":"/tmp"}"#)
         #expect(load.status == 501)
-        #expect(load.envelope?.message.contains("VLLM_ALLOW_RUNTIME_LORA_UPDATING=True") == true)
+        #expect(load.envelope?.message.contains("VLLM_ALLOW_RUNTIME_LORA_UPDATING=1") == true)
         let sleep = try await runtime.post("/v1/sleep", #"{"level":1}"#)
         #expect(sleep.status == 501)
         #expect(sleep.envelope?.message.contains("VLLM_SERVER_DEV_MODE=1") == true)
@@ -261,7 +261,7 @@ import Testing
         }
     }
 
-    @Test(arguments: flavors)
+    @Test(arguments: EngineProfiles.all)
     func nativeRoutes(flavor: String) async throws {
         let engine = try await ServerProcess.simulator(flavor)
         let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor, environment: ["INFERENCE_ENGINE_VERSION": "nightly-2026"])
@@ -269,7 +269,7 @@ import Testing
         defer { adapter.remove() }
         let info = try await runtime.get("/v1/info")
         #expect(info.status == 200)
-        #expect(info.text.contains("\"engine\":\"\(flavor)\""))
+        #expect(info.text.contains("\"engine\":\"\(flavor.engineKind)\""))
         #expect(info.text.contains("\"engine_version\":\"nightly-2026\""))
         let load = try await runtime.post("/v1/lora_adapters", #"{"lora_name":"n1","lora_path":"\#(adapter.path)"}"#)
         #expect(load.status == 200, "\(load.text)")

@@ -65,12 +65,69 @@ import Testing
     }
 }
 
+extension MetricStandardizerTests {
+    /// ABI 1.2's rule fields: replicas maxed before partitions are summed, labels kept by name,
+    /// two gauges' values joined into one info series.
+    @Test func duplicatesKeepAndValueLabels() {
+        let text = """
+            # TYPE sglang:num_running_reqs gauge
+            sglang:num_running_reqs{dp_rank="0",engine_type="unified",model_name="m",tp_rank="0"} 4.0
+            sglang:num_running_reqs{dp_rank="0",engine_type="unified",model_name="m",tp_rank="1"} 4.0
+            sglang:num_running_reqs{dp_rank="1",engine_type="unified",model_name="m",tp_rank="2"} 6.0
+            sglang:num_running_reqs{dp_rank="1",engine_type="unified",model_name="m",tp_rank="3"} 6.0
+            # TYPE sglang:page_size gauge
+            sglang:page_size{dp_rank="0",model_name="m",tp_rank="0"} 16.0
+            sglang:page_size{dp_rank="1",model_name="m",tp_rank="2"} 16.0
+            # TYPE sglang:num_pages gauge
+            sglang:num_pages{dp_rank="0",model_name="m",tp_rank="0"} 4096.0
+            sglang:num_pages{dp_rank="1",model_name="m",tp_rank="2"} 4096.0
+            # TYPE vllm:cache_config_info gauge
+            vllm:cache_config_info{block_size="16",cache_dtype="auto",engine="0",num_gpu_blocks="900",swap_space="4"} 1.0
+
+            """
+        let output = standard(
+            text,
+            [
+                MetricRule(
+                    sourceType: .gauge, sourceName: "sglang:num_running_reqs", standardName: "llm_engine_requests_running", aggregate: .sum,
+                    aggregateLabels: ["dp_rank", "engine_type"], duplicateLabels: ["tp_rank"]),
+                MetricRule(
+                    sourceType: .gauge, sourceName: "sglang:page_size", standardName: "llm_engine_kv_cache_config_info", aggregate: .max,
+                    keepLabels: ["model_name"], valueLabel: "block_size"),
+                MetricRule(
+                    sourceType: .gauge, sourceName: "sglang:num_pages", standardName: "llm_engine_kv_cache_config_info", aggregate: .max,
+                    keepLabels: ["model_name"], valueLabel: "num_blocks"),
+                MetricRule(
+                    sourceType: .gauge, sourceName: "vllm:cache_config_info", standardName: "llm_engine_kv_cache_config_info", aggregate: .max,
+                    labelRenames: ["num_gpu_blocks": "num_blocks"], keepLabels: ["block_size", "num_blocks"]),
+            ])
+        #expect(output.contains("llm_engine_requests_running{engine=\"x\",model_name=\"m\"} 10\n"), "\(output)")
+        #expect(output.contains("llm_engine_kv_cache_config_info{block_size=\"16\",engine=\"x\",model_name=\"m\",num_blocks=\"4096\"} 1\n"), "\(output)")
+        #expect(output.contains("llm_engine_kv_cache_config_info{block_size=\"16\",engine=\"x\",num_blocks=\"900\"} 1\n"), "\(output)")
+        #expect(output.components(separatedBy: "llm_engine_kv_cache_config_info{").count == 3)
+    }
+
+    /// A counter rule whose source lacks `_total` can only match a mislabelled gauge, and a
+    /// standard name outside the set reaches no consumer: both are reported.
+    @Test func rulesThatCannotWorkAreReported() {
+        let bare = MetricRule(sourceType: .counter, sourceName: "vllm:prompt_tokens", standardName: "llm_engine_prompt_tokens")
+        #expect(bare.warnings.first?.contains("write vllm:prompt_tokens_total") == true)
+        let unknown = MetricRule(sourceType: .gauge, sourceName: "x:y", standardName: "llm_engine_made_up")
+        #expect(unknown.warnings.first?.contains("not in the standard set") == true)
+        let histogram = MetricRule(sourceType: .gauge, sourceName: "x:y", standardName: "llm_engine_time_to_first_token_seconds")
+        #expect(histogram.warnings.first?.contains("a gauge source for a standard histogram") == true)
+        let fine = MetricRule(sourceType: .counter, sourceName: "vllm:prompt_tokens_total", standardName: "llm_engine_prompt_tokens")
+        #expect(fine.warnings.isEmpty)
+    }
+}
+
 @Suite struct MetricsEndpointTests {
     /// `promtool check metrics` on the runtime's /metrics: no parse error, and lint problems
     /// only for the engines' own colon names, never for llm_engine_* or engine_runtime_*.
-    @Test(arguments: ["vllm", "sglang"])
-    func promtoolAcceptsTheOutput(flavor: String) async throws {
-        let engine = try await ServerProcess.simulator(flavor, ["--metrics-bytes", "200000"])
+    @Test(arguments: EngineProfiles.all)
+    func promtoolAcceptsTheOutput(profile: String) async throws {
+        let flavor = profile.engineKind
+        let engine = try await ServerProcess.simulator(profile, ["--metrics-bytes", "200000"])
         try await engine.configure(#"{"running_requests":3,"waiting_requests":2,"prompt_tokens_total":500,"generation_tokens_total":900}"#)
         let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor)
         _ = try await runtime.get("/v1/models")  // so request metrics exist
@@ -179,10 +236,11 @@ import Testing
 
     /// A real Prometheus server scrapes the runtime (in front of the simulator) on loopback, and
     /// PromQL returns the simulator's values.
-    @Test func aRealPrometheusScrapesTheRuntime() async throws {
-        let engine = try await ServerProcess.simulator("vllm")
+    @Test(arguments: EngineProfiles.all)
+    func aRealPrometheusScrapesTheRuntime(profile: String) async throws {
+        let engine = try await ServerProcess.simulator(profile)
         try await engine.configure(#"{"running_requests":7,"prompt_tokens_total":4242}"#)
-        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm")
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: profile)
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         try """
@@ -235,6 +293,9 @@ import Testing
         }
         #expect(running == "7")
         #expect(prompt == "4242")
+        // One series per model: SGLang 0.5.23's is_streaming halves are summed away.
+        #expect(try await query("count(llm_engine_prompt_tokens_total)") == "1")
+        #expect(try await query("count(llm_engine_kv_cache_config_info)") == "1")
     }
 
     private func freePort() async throws -> Int {

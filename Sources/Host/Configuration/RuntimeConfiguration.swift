@@ -9,6 +9,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var endpoint: String
     /// Bearer token the engine expects. Never logged.
     public var apiKey: String?
+    /// The engine's administrator token (SGLang `--admin-api-key`). Never logged.
+    public var adminAPIKey: String?
     /// Informational engine version (any string).
     public var engineVersion: String?
     /// Driver-specific options (a JSON object).
@@ -16,8 +18,9 @@ public struct EngineConfiguration: Sendable, Equatable {
 
     public init(
         name: String, engine: String, driver: String? = nil, endpoint: String, apiKey: String? = nil,
-        engineVersion: String? = nil, options: JSONValue? = nil
+        adminAPIKey: String? = nil, engineVersion: String? = nil, options: JSONValue? = nil
     ) {
+        self.adminAPIKey = adminAPIKey
         self.name = name
         self.engine = engine
         self.driver = driver
@@ -72,7 +75,8 @@ public struct RuntimeConfiguration: Sendable {
 ///              {"name": "embed", "engine": "sglang", "endpoint": "http://localhost:30000",
 ///               "api_key_env": "EMBED_API_KEY"}]}
 /// ```
-/// `api_key_env` names an environment variable holding the key, so secrets stay out of the file.
+/// `api_key_env` and `admin_api_key_env` name environment variables holding the keys, so
+/// secrets stay out of the file.
 public struct EnginesFile: Decodable, Sendable {
     public struct Entry: Decodable, Sendable {
         public var name: String
@@ -80,6 +84,7 @@ public struct EnginesFile: Decodable, Sendable {
         public var driver: String?
         public var endpoint: String
         public var api_key_env: String?
+        public var admin_api_key_env: String?
         public var engine_version: String?
         public var options: JSONValue?
     }

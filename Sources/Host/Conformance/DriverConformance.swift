@@ -115,6 +115,10 @@ public enum DriverConformance {
             let valid = JSONCoding.isValidJSON(Array(schema.utf8))
             report.record("descriptor: config schema is JSON", valid, valid ? "" : "config_schema_json is not valid JSON")
         }
+        let ruleWarnings = driver.metricRules.flatMap(\.warnings)
+        report.record(
+            "metric rules", ruleWarnings.isEmpty,
+            ruleWarnings.isEmpty ? "\(driver.metricRules.count) rules" : ruleWarnings.joined(separator: "; "))
         report.record(
             "extension declarations", true,
             driver.extensionOperations.isEmpty ? "none declared" : driver.extensionOperations.map(\.name).joined(separator: ", "))

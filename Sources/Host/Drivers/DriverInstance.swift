@@ -13,14 +13,18 @@ public struct InstanceConfiguration: Sendable {
     public var engineKind: String
     public var endpoint: String
     public var apiKey: String?
+    /// A second, administrator key some engines want on management routes (SGLang's
+    /// `--admin-api-key`); the driver decides which key each route gets.
+    public var adminAPIKey: String?
     public var engineVersion: String?
     /// Driver-specific options, a JSON object.
     public var configJSON: String
 
     public init(
-        name: String, engineKind: String, endpoint: String, apiKey: String? = nil, engineVersion: String? = nil,
-        configJSON: String = "{}"
+        name: String, engineKind: String, endpoint: String, apiKey: String? = nil, adminAPIKey: String? = nil,
+        engineVersion: String? = nil, configJSON: String = "{}"
     ) {
+        self.adminAPIKey = adminAPIKey
         self.name = name
         self.engineKind = engineKind
         self.endpoint = endpoint
@@ -102,7 +106,8 @@ public final class DriverInstance: @unchecked Sendable {
                     engine_version: configuration.engineVersion.map { arena.copy($0) },
                     config_json: arena.copy(configuration.configJSON),
                     host_context: context.opaque,
-                    services: HostABI.shared.services)
+                    services: HostABI.shared.services,
+                    admin_api_key: configuration.adminAPIKey.map { arena.copy($0) })
                 var error = ErrorRecord.empty()
                 var instance: OpaquePointer? = nil
                 let status = driver.createInstance(&config, &instance, &error)

@@ -44,6 +44,7 @@ public final class EngineRegistry: Sendable {
             let options = (try? engine.options.map { String(decoding: try JSONCoding.encode($0), as: UTF8.self) }) ?? nil
             let instanceConfiguration = InstanceConfiguration(
                 name: engine.name, engineKind: engine.engine, endpoint: engine.endpoint, apiKey: engine.apiKey,
+                adminAPIKey: engine.adminAPIKey,
                 engineVersion: engine.engineVersion, configJSON: options ?? "{}")
             do throws(RuntimeError) {
                 let instance = try await DriverInstance.create(

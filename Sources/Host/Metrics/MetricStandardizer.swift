@@ -41,6 +41,8 @@ struct MetricStandardizer: Sendable {
         var sourceWithoutTotal: [UInt8]
         // Small lists scanned linearly: no allocation per sample label.
         var aggregated: [[UInt8]]
+        var duplicates: [[UInt8]]
+        var keep: [[UInt8]]
         var renames: [([UInt8], [UInt8])]
         var values: [([UInt8], [([UInt8], [UInt8])])]
         var match: [([UInt8], [UInt8])]
@@ -56,6 +58,8 @@ struct MetricStandardizer: Sendable {
             source = Array(rule.sourceName.utf8)
             sourceWithoutTotal = rule.sourceName.hasSuffix("_total") ? Array(source.dropLast(6)) : source
             aggregated = rule.aggregateLabels.map { Array($0.utf8) }
+            duplicates = rule.duplicateLabels.map { Array($0.utf8) }
+            keep = rule.keepLabels.map { Array($0.utf8) }
             renames = rule.labelRenames.map { (Array($0.key.utf8), Array($0.value.utf8)) }
             values = rule.labelValues.map { label, map in (Array(label.utf8), map.map { (Array($0.key.utf8), Array($0.value.utf8)) }) }
             match = rule.matchLabels.map { (Array($0.key.utf8), Array($0.value.utf8)) }
@@ -96,6 +100,8 @@ struct MetricStandardizer: Sendable {
 
         var families: [String: Int] = [:]
         var output: [Family] = []
+        // Per family, the labels made from values (`value_label`) by its rules so far.
+        var joinLabels: [String: Set<String>] = [:]
         for compiled in rules {
             let rule = compiled.rule
             var candidates: [Int] = []
@@ -112,6 +118,10 @@ struct MetricStandardizer: Sendable {
             var series: [(name: String, labels: [(String, String)], value: Double)] = []
             var key: [UInt8] = []
             var kept: [(Bytes, Bytes)] = []
+            // With duplicate labels: the values of the aggregated labels (the partition, e.g.
+            // dp_rank) of a sample, and the maximum per output series and partition.
+            var partition: [UInt8] = []
+            var perPartition: [ByteKey: (series: Int, value: Double)] = [:]
             sampleLoop: for index in candidates {
                 let sample = exposition.samples[index]
                 let name = bytes(sample.name)
@@ -126,6 +136,7 @@ struct MetricStandardizer: Sendable {
                     suffix = found
                 }
                 kept.removeAll(keepingCapacity: true)
+                partition.removeAll(keepingCapacity: true)
                 var matched = 0
                 for label in exposition.labels(of: sample) {
                     let labelName = bytes(label.name)
@@ -134,10 +145,21 @@ struct MetricStandardizer: Sendable {
                         guard labelValue.elementsEqual(expectedValue) else { continue sampleLoop }
                         matched += 1
                     }
-                    if compiled.aggregated.contains(where: { labelName.elementsEqual($0) }) { continue }
+                    if compiled.duplicates.contains(where: { labelName.elementsEqual($0) }) { continue }
                     var outputName = labelName
                     if let renamed = compiled.renames.firstIndex(where: { labelName.elementsEqual($0.0) }) {
                         outputName = compiled.renameTargets[renamed]
+                    }
+                    if compiled.aggregated.contains(where: { labelName.elementsEqual($0) })
+                        || (!compiled.keep.isEmpty && !compiled.keep.contains(where: { outputName.elementsEqual($0) }))
+                    {
+                        if !compiled.duplicates.isEmpty {
+                            partition.append(contentsOf: labelName)
+                            partition.append(0)
+                            partition.append(contentsOf: labelValue)
+                            partition.append(1)
+                        }
+                        continue
                     }
                     if let map = compiled.values.firstIndex(where: { outputName.elementsEqual($0.0) }),
                         let mapped = compiled.values[map].1.firstIndex(where: { labelValue.elementsEqual($0.0) })
@@ -160,7 +182,23 @@ struct MetricStandardizer: Sendable {
                         key.append(1)
                     }
                 }
-                if let existing = seriesIndex[ByteKey(key)] {
+                if !compiled.duplicates.isEmpty {
+                    // Maximum within a partition now; the aggregate across partitions below.
+                    let target: Int
+                    if let existing = seriesIndex[ByteKey(key)] {
+                        target = existing
+                    } else {
+                        target = series.count
+                        seriesIndex[ByteKey(key)] = target
+                        series.append(makeSeries(compiled, suffix, kept, value, exposition))
+                    }
+                    let partitionKey = ByteKey(key + partition)
+                    if let seen = perPartition[partitionKey] {
+                        perPartition[partitionKey] = (target, max(seen.value, value))
+                    } else {
+                        perPartition[partitionKey] = (target, value)
+                    }
+                } else if let existing = seriesIndex[ByteKey(key)] {
                     switch rule.aggregate {
                     case .sum: series[existing].value += value
                     case .max: series[existing].value = max(series[existing].value, value)
@@ -174,9 +212,33 @@ struct MetricStandardizer: Sendable {
                 }
             }
             if series.isEmpty { continue }
+            if !compiled.duplicates.isEmpty {
+                var totals = [Double?](repeating: nil, count: series.count)
+                for entry in perPartition.values {
+                    if let total = totals[entry.series] {
+                        totals[entry.series] = rule.aggregate == .sum ? total + entry.value : max(total, entry.value)
+                    } else {
+                        totals[entry.series] = entry.value
+                    }
+                }
+                for index in series.indices { series[index].value = totals[index] ?? 0 }
+            }
+            if let valueLabel = rule.valueLabel {
+                for index in series.indices {
+                    series[index].labels.append((valueLabel, Self.labelText(series[index].value)))
+                    series[index].labels.sort { $0.0 < $1.0 }
+                    series[index].value = 1
+                }
+            }
             if let existing = families[compiled.family] {
-                output[existing].samples += series
+                if let valueLabel = rule.valueLabel {
+                    joinLabels[compiled.family, default: []].insert(valueLabel)
+                    Self.join(series, into: &output[existing].samples, ignoring: joinLabels[compiled.family]!)
+                } else {
+                    output[existing].samples += series
+                }
             } else {
+                if let valueLabel = rule.valueLabel { joinLabels[compiled.family, default: []].insert(valueLabel) }
                 families[compiled.family] = output.count
                 output.append(Family(name: compiled.family, type: compiled.type, samples: series))
             }
@@ -186,6 +248,33 @@ struct MetricStandardizer: Sendable {
             return StandardMetrics.order[base] ?? Int.max
         }
         return output.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+    }
+
+    /// A value as label text: integers without a decimal point (block counts, page sizes).
+    static func labelText(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return PrometheusWriter.format(value)
+    }
+
+    /// Adds series to a family, joining each to an existing series whose labels are equal once
+    /// the value-made labels are left out (so `page_size` and `num_pages` make one series).
+    private static func join(
+        _ series: [(name: String, labels: [(String, String)], value: Double)],
+        into samples: inout [(name: String, labels: [(String, String)], value: Double)], ignoring valueLabels: Set<String>
+    ) {
+        func base(_ labels: [(String, String)]) -> [String] { labels.filter { !valueLabels.contains($0.0) }.map { "\($0.0)=\($0.1)" } }
+        for new in series {
+            let newBase = base(new.labels)
+            if let match = samples.firstIndex(where: { existing in
+                existing.name == new.name && base(existing.labels) == newBase
+                    && !existing.labels.contains { label in valueLabels.contains(label.0) && new.labels.contains { $0.0 == label.0 } }
+            }) {
+                samples[match].labels += new.labels.filter { label in valueLabels.contains(label.0) }
+                samples[match].labels.sort { $0.0 < $1.0 }
+            } else {
+                samples.append(new)
+            }
+        }
     }
 
     /// A new output series: the only place strings are made.

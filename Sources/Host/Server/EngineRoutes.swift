@@ -52,26 +52,54 @@ struct EngineRoutes {
         }
         group.post("sleep") { request, context in
             let engine = try resolve(context)
-            struct Sleep: Codable, Sendable { var level: Int? }
-            let sleep = try await body.decode(Sleep.self, request, allowed: ["level"])
-            if let level = sleep.level, !(0...2).contains(level) { throw RuntimeError.invalid("level must be 0, 1 or 2") }
+            let sleep = try await body.decode(StateChange.Sleep.self, request, allowed: ["level", "mode", "tags"])
+            try sleep.validate()
             let answer = try await engine.call(.sleep, sleep)
-            context.logger.info("engine put to sleep", metadata: ["engine": "\(engine.name)", "level": "\(sleep.level ?? 1)"])
+            context.logger.info(
+                "engine put to sleep",
+                metadata: ["engine": "\(engine.name)", "level": "\(sleep.level.map(String.init) ?? "default")", "mode": "\(sleep.mode ?? "default")"])
             return JSONResponse.raw(answer)
         }
         group.post("wake") { request, context in
             let engine = try resolve(context)
-            struct Wake: Codable, Sendable { var tags: [String]? }
-            let wake = try await body.decode(Wake.self, request, allowed: ["tags"])
+            let wake = try await body.decode(StateChange.Wake.self, request, allowed: ["tags"])
+            try StateChange.validate(tags: wake.tags)
             let answer = try await engine.call(.wake, wake)
             context.logger.info("engine woken", metadata: ["engine": "\(engine.name)"])
             return JSONResponse.raw(answer)
         }
-        group.post("reset_cache") { request, context in
+        group.post("pause") { request, context in
+            let engine = try resolve(context)
+            let pause = try await body.decode(StateChange.Pause.self, request, allowed: ["mode"])
+            try StateChange.validate(word: pause.mode, field: "mode")
+            let answer = try await engine.call(.pause, pause)
+            context.logger.info("engine generation paused", metadata: ["engine": "\(engine.name)", "mode": "\(pause.mode ?? "default")"])
+            return JSONResponse.raw(answer)
+        }
+        group.post("resume") { request, context in
             let engine = try resolve(context)
             _ = try await body.object(request, allowed: [])
-            let answer = try await engine.call(.resetCache, EmptyRequest())
-            context.logger.info("engine cache reset", metadata: ["engine": "\(engine.name)"])
+            let answer = try await engine.call(.resume, EmptyRequest())
+            context.logger.info("engine generation resumed", metadata: ["engine": "\(engine.name)"])
+            return JSONResponse.raw(answer)
+        }
+        group.post("reload_weights") { request, context in
+            let engine = try resolve(context)
+            let reload = try await body.decode(
+                StateChange.ReloadWeights.self, request, allowed: ["model_path", "load_format", "weight_version"])
+            try reload.validate()
+            let answer = try await engine.call(.reloadWeights, reload)
+            context.logger.info("engine weights reloaded", metadata: ["engine": "\(engine.name)", "model_path": "\(reload.model_path ?? "its own")"])
+            return JSONResponse.raw(answer)
+        }
+        group.post("reset_cache") { request, context in
+            let engine = try resolve(context)
+            let reset = try await body.decode(StateChange.ResetCache.self, request, allowed: ["cache"])
+            if let cache = reset.cache, !StateChange.ResetCache.caches.contains(cache) {
+                throw RuntimeError.invalid("cache must be one of \(StateChange.ResetCache.caches.sorted().joined(separator: ", "))")
+            }
+            let answer = try await engine.call(.resetCache, reset)
+            context.logger.info("engine cache reset", metadata: ["engine": "\(engine.name)", "cache": "\(reset.cache ?? "prefix")"])
             return JSONResponse.raw(answer)
         }
         group.post("extensions/{operation}") { request, context in

@@ -595,6 +595,16 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "Pause": {
+        "additionalProperties": false,
+        "properties": {
+          "mode": {
+            "pattern": "^[a-z0-9_]{1,32}$",
+            "type": "string"
+          }
+        },
+        "type": "object"
+      },
       "Readiness": {
         "properties": {
           "reason": {
@@ -613,6 +623,40 @@ enum OpenAPIDocument {
         ],
         "type": "object"
       },
+      "ReloadWeights": {
+        "additionalProperties": false,
+        "properties": {
+          "load_format": {
+            "pattern": "^[a-z0-9_]{1,32}$",
+            "type": "string"
+          },
+          "model_path": {
+            "maxLength": 4096,
+            "minLength": 1,
+            "type": "string"
+          },
+          "weight_version": {
+            "pattern": "^[!-~]{1,128}$",
+            "type": "string"
+          }
+        },
+        "type": "object"
+      },
+      "ResetCache": {
+        "additionalProperties": false,
+        "properties": {
+          "cache": {
+            "enum": [
+              "prefix",
+              "multimodal",
+              "encoder",
+              "all"
+            ],
+            "type": "string"
+          }
+        },
+        "type": "object"
+      },
       "Sleep": {
         "additionalProperties": false,
         "properties": {
@@ -620,6 +664,18 @@ enum OpenAPIDocument {
             "maximum": 2,
             "minimum": 0,
             "type": "integer"
+          },
+          "mode": {
+            "pattern": "^[a-z0-9_]{1,32}$",
+            "type": "string"
+          },
+          "tags": {
+            "items": {
+              "pattern": "^[a-z0-9_]{1,32}$",
+              "type": "string"
+            },
+            "maxItems": 8,
+            "type": "array"
           }
         },
         "type": "object"
@@ -640,6 +696,33 @@ enum OpenAPIDocument {
           "object",
           "model_root_path",
           "removed"
+        ],
+        "type": "object"
+      },
+      "StateAnswer": {
+        "properties": {
+          "level": {
+            "type": "integer"
+          },
+          "message": {
+            "type": "string"
+          },
+          "status": {
+            "enum": [
+              "sleeping",
+              "awake"
+            ],
+            "type": "string"
+          },
+          "tags": {
+            "items": {
+              "type": "string"
+            },
+            "type": "array"
+          }
+        },
+        "required": [
+          "message"
         ],
         "type": "object"
       },
@@ -674,9 +757,10 @@ enum OpenAPIDocument {
         "properties": {
           "tags": {
             "items": {
-              "pattern": "^[a-z_]+$",
+              "pattern": "^[a-z0-9_]{1,32}$",
               "type": "string"
             },
+            "maxItems": 8,
             "type": "array"
           }
         },
@@ -1719,6 +1803,147 @@ enum OpenAPIDocument {
         "summary": "The engine's model list (passed through)"
       }
     },
+    "/v1/engines/{engine}/pause": {
+      "post": {
+        "description": "mode: vLLM abort, wait (default) or keep; SGLang abort, retract (default) or in_place.",
+        "operationId": "pauseByEngine",
+        "parameters": [
+          {
+            "description": "An engine name from GET /v1/engines ('default' when configured from INFERENCE_ENGINE*).",
+            "example": "default",
+            "in": "path",
+            "name": "engine",
+            "required": true,
+            "schema": {
+              "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/Pause"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            },
+            "description": "Paused."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request body is larger than the limit."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
+          "501": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine or driver cannot do this; the message says which setting to change."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine answered with an error or garbage; its message is kept."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
+          }
+        },
+        "summary": "Pause generation (vLLM /pause, SGLang /pause_generation)"
+      }
+    },
     "/v1/engines/{engine}/ready": {
       "get": {
         "operationId": "readyByEngine",
@@ -1780,6 +2005,146 @@ enum OpenAPIDocument {
         "summary": "Readiness of one engine"
       }
     },
+    "/v1/engines/{engine}/reload_weights": {
+      "post": {
+        "operationId": "reloadWeightsByEngine",
+        "parameters": [
+          {
+            "description": "An engine name from GET /v1/engines ('default' when configured from INFERENCE_ENGINE*).",
+            "example": "default",
+            "in": "path",
+            "name": "engine",
+            "required": true,
+            "schema": {
+              "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/ReloadWeights"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            },
+            "description": "Reloaded."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request body is larger than the limit."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
+          "501": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine or driver cannot do this; the message says which setting to change."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine answered with an error or garbage; its message is kept."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
+          }
+        },
+        "summary": "Reload the model weights from disk (SGLang update_weights_from_disk; vLLM: 501)"
+      }
+    },
     "/v1/engines/{engine}/reset_cache": {
       "post": {
         "operationId": "resetCacheByEngine",
@@ -1800,8 +2165,7 @@ enum OpenAPIDocument {
           "content": {
             "application/json": {
               "schema": {
-                "additionalProperties": false,
-                "type": "object"
+                "$ref": "#/components/schemas/ResetCache"
               }
             }
           }
@@ -1918,11 +2282,153 @@ enum OpenAPIDocument {
             "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
-        "summary": "Reset the prefix cache (409 while requests hold it)"
+        "summary": "Reset a cache: prefix (default), multimodal, encoder or all (409 while requests hold it)"
+      }
+    },
+    "/v1/engines/{engine}/resume": {
+      "post": {
+        "operationId": "resumeByEngine",
+        "parameters": [
+          {
+            "description": "An engine name from GET /v1/engines ('default' when configured from INFERENCE_ENGINE*).",
+            "example": "default",
+            "in": "path",
+            "name": "engine",
+            "required": true,
+            "schema": {
+              "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$",
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "additionalProperties": false,
+                "type": "object"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            },
+            "description": "Resumed."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request body is larger than the limit."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
+          "501": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine or driver cannot do this; the message says which setting to change."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine answered with an error or garbage; its message is kept."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
+          }
+        },
+        "summary": "Resume generation after a pause"
       }
     },
     "/v1/engines/{engine}/sleep": {
       "post": {
+        "description": "vLLM: level 0 pauses scheduling, 1 offloads weights, 2 drops all; mode (abort, wait, keep; default wait) says what happens to requests in flight; tags [\"kv_cache\"] alone frees only the KV cache (after a pause). SGLang: tags (weights, kv_cache, cuda_graph) choose what is released; it has no level 0 and no mode (501).",
         "operationId": "sleepByEngine",
         "parameters": [
           {
@@ -1951,7 +2457,7 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Message"
+                  "$ref": "#/components/schemas/StateAnswer"
                 }
               }
             },
@@ -2063,6 +2569,7 @@ enum OpenAPIDocument {
     },
     "/v1/engines/{engine}/wake": {
       "post": {
+        "description": "With tags, only those are restored: vLLM then answers status sleeping until all are.",
         "operationId": "wakeByEngine",
         "parameters": [
           {
@@ -2091,11 +2598,11 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Message"
+                  "$ref": "#/components/schemas/StateAnswer"
                 }
               }
             },
-            "description": "Awake."
+            "description": "Awake, or partly (status sleeping)."
           },
           "400": {
             "content": {
@@ -3363,6 +3870,261 @@ enum OpenAPIDocument {
         "summary": "The default engine's model list (passed through; LoRA adapters have a parent)"
       }
     },
+    "/v1/pause": {
+      "post": {
+        "description": "mode: vLLM abort, wait (default) or keep; SGLang abort, retract (default) or in_place.",
+        "operationId": "pause",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/Pause"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            },
+            "description": "Paused."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request body is larger than the limit."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
+          "501": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine or driver cannot do this; the message says which setting to change."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine answered with an error or garbage; its message is kept."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
+          }
+        },
+        "summary": "Pause generation (vLLM /pause, SGLang /pause_generation)"
+      }
+    },
+    "/v1/reload_weights": {
+      "post": {
+        "operationId": "reloadWeights",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/ReloadWeights"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            },
+            "description": "Reloaded."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request body is larger than the limit."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
+          "501": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine or driver cannot do this; the message says which setting to change."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine answered with an error or garbage; its message is kept."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
+          }
+        },
+        "summary": "Reload the model weights from disk (SGLang update_weights_from_disk; vLLM: 501)"
+      }
+    },
     "/v1/reset_cache": {
       "post": {
         "operationId": "resetCache",
@@ -3370,8 +4132,7 @@ enum OpenAPIDocument {
           "content": {
             "application/json": {
               "schema": {
-                "additionalProperties": false,
-                "type": "object"
+                "$ref": "#/components/schemas/ResetCache"
               }
             }
           }
@@ -3488,11 +4249,140 @@ enum OpenAPIDocument {
             "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
           }
         },
-        "summary": "Reset the prefix cache (409 while requests hold it)"
+        "summary": "Reset a cache: prefix (default), multimodal, encoder or all (409 while requests hold it)"
+      }
+    },
+    "/v1/resume": {
+      "post": {
+        "operationId": "resume",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "additionalProperties": false,
+                "type": "object"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Message"
+                }
+              }
+            },
+            "description": "Resumed."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request is invalid (malformed JSON, unknown or missing field, invalid name)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "A bearer token is required (authentication is on)."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine, adapter, artifact or route is unknown."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "Conflict: already loaded elsewhere, or the engine is busy (retry later); for downloads, the target holds another source's artifact or data the runtime did not download, or the download was cancelled."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request body is larger than the limit."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The request has a body that is not declared JSON (Content-Type: application/json is required)."
+          },
+          "501": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine or driver cannot do this; the message says which setting to change."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine answered with an error or garbage; its message is kept."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine is not reachable or not ready, or too many request bodies are being received at once (retry)."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "description": "The engine did not answer before the deadline (counted from the request's arrival, time queued behind another change included)."
+          }
+        },
+        "summary": "Resume generation after a pause"
       }
     },
     "/v1/sleep": {
       "post": {
+        "description": "vLLM: level 0 pauses scheduling, 1 offloads weights, 2 drops all; mode (abort, wait, keep; default wait) says what happens to requests in flight; tags [\"kv_cache\"] alone frees only the KV cache (after a pause). SGLang: tags (weights, kv_cache, cuda_graph) choose what is released; it has no level 0 and no mode (501).",
         "operationId": "sleep",
         "requestBody": {
           "content": {
@@ -3508,7 +4398,7 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Message"
+                  "$ref": "#/components/schemas/StateAnswer"
                 }
               }
             },
@@ -3620,6 +4510,7 @@ enum OpenAPIDocument {
     },
     "/v1/wake": {
       "post": {
+        "description": "With tags, only those are restored: vLLM then answers status sleeping until all are.",
         "operationId": "wake",
         "requestBody": {
           "content": {
@@ -3635,11 +4526,11 @@ enum OpenAPIDocument {
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "#/components/schemas/Message"
+                  "$ref": "#/components/schemas/StateAnswer"
                 }
               }
             },
-            "description": "Awake."
+            "description": "Awake, or partly (status sleeping)."
           },
           "400": {
             "content": {

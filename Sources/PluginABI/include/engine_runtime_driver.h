@@ -54,6 +54,10 @@
  * - 1.0: first version.
  * - 1.1: `ert_metric_rule`; `metrics_path`, `metric_rules`, `metric_rule_count` appended to
  *   `ert_driver_descriptor`. A 1.0 driver (shorter descriptor) loads unchanged.
+ * - 1.2: `admin_api_key` appended to `ert_instance_config`; `pause`, `resume` and
+ *   `reload_weights` appended to `ert_operations`; `duplicate_labels`, `keep_labels` and
+ *   `value_label` appended to `ert_metric_rule`. 1.0 and 1.1 drivers load unchanged; a 1.2
+ *   driver reads `admin_api_key` only when the host's `struct_size` covers it.
  *
  * VERSIONING POLICY
  * - Minor (1.x -> 1.x+1): fields appended to structs, new capability bits, new status codes,
@@ -80,7 +84,7 @@ extern "C" {
 /** "ERTD" in ASCII: first check on both handshake structs. */
 #define ERT_MAGIC 0x45525444u
 #define ERT_ABI_VERSION_MAJOR 1u
-#define ERT_ABI_VERSION_MINOR 1u
+#define ERT_ABI_VERSION_MINOR 2u
 
 /** Name of the one symbol a driver exports, for dlsym. */
 #define ERT_DRIVER_ENTRY_SYMBOL "ert_driver_entry_v1"
@@ -281,6 +285,13 @@ typedef struct ert_instance_config {
     /** The host services table (the same as `ert_host_info.services`), valid for the life of
      *  the process, so an instance needs no global to reach it. */
     const ert_host_services *services;
+
+    /* ---- ABI 1.2 ---- */
+
+    /** The engine's administrator token, or NULL: a second key some engines require on their
+     *  management routes (SGLang's `--admin-api-key`, which then refuses `api_key` there).
+     *  The driver decides which key each route gets. Never log it. */
+    const char *admin_api_key;
 } ert_instance_config;
 
 /** Per-call information. Borrowed for the duration of the call. */
@@ -317,11 +328,15 @@ typedef ert_status (*ert_operation_fn)(ert_instance *instance, const ert_call *c
  *   unload_model       {"model"}                              -> {"message":str}
  *   sleep              {"level":int?}                          -> {"message":str}
  *   wake               {"tags":[str]?}                         -> {"message":str}
- *   reset_cache        {}                                     -> {"message":str}
+ *   reset_cache        {"cache":str?}                          -> {"message":str}
  *   metrics            {}                                     -> Prometheus text (not JSON),
  *                                                                for engines that do not serve
  *                                                                /metrics themselves
- * Mutating (serialized per instance): the load/unload pairs, sleep, wake, reset_cache.
+ *   pause (1.2)        {"mode":str?}                           -> {"message":str}
+ *   resume (1.2)       {}                                     -> {"message":str}
+ *   reload_weights (1.2) {"model_path":str?, ...}             -> {"message":str}
+ * Mutating (serialized per instance): the load/unload pairs, sleep, wake, reset_cache, pause,
+ * resume, reload_weights. An operation beyond the driver's `struct_size` is absent (501).
  */
 typedef struct ert_operations {
     uint32_t struct_size;
@@ -337,6 +352,15 @@ typedef struct ert_operations {
     ert_operation_fn wake;
     ert_operation_fn reset_cache;
     ert_operation_fn metrics;
+
+    /* ---- ABI 1.2 ---- */
+
+    /** Stops scheduling new generation work until `resume` (requests are held or refused, as
+     *  the engine does); `mode` says what happens to requests in flight. */
+    ert_operation_fn pause;
+    ert_operation_fn resume;
+    /** Reloads the model weights from disk without restarting the engine. */
+    ert_operation_fn reload_weights;
 } ert_operations;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -417,6 +441,19 @@ typedef uint32_t ert_metric_aggregate;
  * `set_labels`, and emits it under `standard_name` (with `_total`, or `_bucket`/`_sum`/`_count`,
  * as the type requires). Histograms are renamed sample by sample, never re-bucketed.
  * Lists are comma-separated; NULL means none. All strings live for the life of the process.
+ *
+ * ABI 1.2 adds three fields (a 1.1 rule, shorter, has none of them):
+ * - `duplicate_labels`: labels whose series repeat one quantity rather than split it (tensor-,
+ *   pipeline- or expert-parallel ranks that each report the whole batch). Series that differ
+ *   only in them are combined with the maximum first; the result is then aggregated over
+ *   `aggregate_labels`. Without it a sum over ranks counts each request once per replica.
+ * - `keep_labels`: when set, every other label is dropped as if aggregated away (labels
+ *   named after renames). For info-style series with dozens of labels, of which the standard
+ *   set names two.
+ * - `value_label`: gauges only. After aggregation the value becomes this label's value and
+ *   the series' value becomes 1; rules with the same `standard_name` whose series have equal
+ *   other labels are joined into one series. Two gauges (SGLang's `page_size`, `num_pages`)
+ *   make one info series (`llm_engine_kv_cache_config_info{block_size,num_blocks}`).
  */
 typedef struct ert_metric_rule {
     uint32_t struct_size;
@@ -441,6 +478,16 @@ typedef struct ert_metric_rule {
     const char *match_labels;
     /** "label=value" pairs added to every output series, e.g. "reason=completed". */
     const char *set_labels;
+
+    /* ---- ABI 1.2 ---- */
+
+    /** Labels whose series duplicate each other (maximum taken before aggregating), e.g.
+     *  "tp_rank,pp_rank,moe_ep_rank". */
+    const char *duplicate_labels;
+    /** Only these labels are kept (after renames), e.g. "block_size,num_blocks". */
+    const char *keep_labels;
+    /** The label that takes the gauge's value (the value becomes 1), e.g. "block_size". */
+    const char *value_label;
 } ert_metric_rule;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -543,6 +590,10 @@ typedef const ert_driver_descriptor *(*ert_driver_entry_v1_fn)(const ert_host_in
 #define ERT_DRIVER_DESCRIPTOR_SIZE_V1_1 \
     (offsetof(ert_driver_descriptor, metric_rule_count) + sizeof(size_t))
 #define ERT_METRIC_RULE_SIZE_V1_1 (offsetof(ert_metric_rule, set_labels) + sizeof(void *))
+#define ERT_INSTANCE_CONFIG_SIZE_V1_2 \
+    (offsetof(ert_instance_config, admin_api_key) + sizeof(void *))
+#define ERT_OPERATIONS_SIZE_V1_2 (offsetof(ert_operations, reload_weights) + sizeof(void *))
+#define ERT_METRIC_RULE_SIZE_V1_2 (offsetof(ert_metric_rule, value_label) + sizeof(void *))
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -150,12 +150,15 @@ extension ServerProcess {
         }
     }
 
-    /// An engine simulator of `flavor` (extra `arguments` are its flags).
+    /// An engine simulator of `flavor`, or of a release's profile as `flavor@version` (extra
+    /// `arguments` are its flags).
     static func simulator(_ flavor: String, _ arguments: [String] = [], port: Int = 0) async throws -> ServerProcess {
-        try await TestThreadPool.shared.runIfActive {
+        let version = flavor.engineVersion.map { ["--engine-version", $0] } ?? []
+        return try await TestThreadPool.shared.runIfActive {
             try ServerProcess(
                 executable: TestPaths.buildDirectory + "/engine-simulator",
-                arguments: ["--flavor", flavor, "--port", "\(port)", "--log-level", "info"] + arguments, marker: "engine-simulator listening")
+                arguments: ["--flavor", flavor.engineKind, "--port", "\(port)", "--log-level", "info"] + version + arguments,
+                marker: "engine-simulator listening")
         }
     }
 
@@ -163,7 +166,7 @@ extension ServerProcess {
     static func runtime(
         for engine: ServerProcess?, flavor: String, endpoint: String? = nil, arguments: [String] = [], environment: [String: String] = [:]
     ) async throws -> ServerProcess {
-        var env = ["INFERENCE_ENGINE": flavor, "INFERENCE_ENGINE_ENDPOINT": endpoint ?? engine?.baseURL ?? "http://127.0.0.1:9"]
+        var env = ["INFERENCE_ENGINE": flavor.engineKind, "INFERENCE_ENGINE_ENDPOINT": endpoint ?? engine?.baseURL ?? "http://127.0.0.1:9"]
         env.merge(environment) { $1 }
         return try await start(arguments: ["--driver-dir", TestPaths.buildDirectory, "--log-level", "info"] + arguments, environment: env)
     }
@@ -179,6 +182,22 @@ extension ServerProcess {
         struct Stats: Decodable { var requests: [String: Int] }
         return try JSONCoding.decode(Stats.self, from: try await get("/_sim/stats").body).requests[route] ?? 0
     }
+}
+
+/// The engine releases the simulator reproduces: the current ones the drivers follow, and the
+/// previous ones they still support (`flavor@version`).
+enum EngineProfiles {
+    static let all = ["vllm@0.33.0", "vllm@0.11.0", "sglang@0.5.23", "sglang@0.5.4"]
+    static let current = ["vllm@0.33.0", "sglang@0.5.23"]
+}
+
+extension String {
+    /// "vllm" of "vllm@0.33.0".
+    var engineKind: String { String(split(separator: "@", maxSplits: 1).first ?? Substring(self)) }
+    /// "0.33.0" of "vllm@0.33.0"; nil without a version.
+    var engineVersion: String? { split(separator: "@", maxSplits: 1).dropFirst().first.map { String($0) } }
+    /// True for a current release's profile (or a bare flavor, which defaults to it).
+    var isCurrentProfile: Bool { engineVersion == nil || EngineProfiles.current.contains(self) }
 }
 
 extension HTTPClientResponse {
