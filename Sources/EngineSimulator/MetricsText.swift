@@ -113,12 +113,7 @@ enum MetricsText {
             for t in settings.metricsForAllSchedulers ? Array(0..<tp) : [0] {
                 var labels = "engine_type=\"unified\",model_name=\"\(settings.model)\",moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"\(dp * tp + t)\""
                 if settings.dataParallelSize > 1 || !active { labels = "dp_rank=\"\(dp)\"," + labels }
-                let running = active ? knobs.running_requests : 0
-                gauge(&out, "sglang:num_running_reqs", "The number of running requests.", labels, Double(running))
-                gauge(&out, "sglang:num_queue_reqs", "The number of requests in the waiting queue.", labels, Double(active ? knobs.waiting_requests : 0))
-                gauge(&out, "sglang:token_usage", "The token usage.", labels, running > 0 ? 0.3 : 0)
-                gauge(&out, "sglang:cache_hit_rate", "The prefix cache hit rate.", labels, 0.5)
-                gauge(&out, "sglang:gen_throughput", "The generation throughput (token/s).", labels, 0)
+                sglangSchedulerGauges(&out, labels, active ? knobs : nil)
                 // Constants set once at start-up (mc:1289-1347): cache_config_info is gone.
                 gauge(&out, "sglang:page_size", "The page size of the KV cache.", labels, 1)
                 gauge(&out, "sglang:num_pages", "The number of pages of the KV cache.", labels, 65536)
@@ -164,6 +159,17 @@ enum MetricsText {
         return out.text
     }
 
+    /// The request gauges every recording scheduler reports (mc:364-404); zeros for the extra
+    /// ranks that only grow the text (`knobs` nil).
+    private static func sglangSchedulerGauges(_ out: inout Exposition, _ labels: String, _ knobs: Knobs?) {
+        let running = knobs?.running_requests ?? 0
+        gauge(&out, "sglang:num_running_reqs", "The number of running requests.", labels, Double(running))
+        gauge(&out, "sglang:num_queue_reqs", "The number of requests in the waiting queue.", labels, Double(knobs?.waiting_requests ?? 0))
+        gauge(&out, "sglang:token_usage", "The token usage.", labels, running > 0 ? 0.3 : 0)
+        gauge(&out, "sglang:cache_hit_rate", "The prefix cache hit rate.", labels, 0.5)
+        gauge(&out, "sglang:gen_throughput", "The generation throughput (token/s).", labels, 0)
+    }
+
     /// SGLang 0.5.4: rank labels without moe_ep_rank, cache_config_info, tokenizer series
     /// with model_name only.
     private static func sglangPrevious(settings: SimulatorSettings, state: SimulatorState) -> String {
@@ -173,12 +179,7 @@ enum MetricsText {
         repeat {
             let active = rank < settings.dataParallelSize
             let labels = "dp_rank=\"\(rank)\",engine_type=\"unified\",model_name=\"\(settings.model)\",pp_rank=\"0\",tp_rank=\"0\""
-            let running = active ? knobs.running_requests : 0
-            gauge(&out, "sglang:num_running_reqs", "The number of running requests.", labels, Double(running))
-            gauge(&out, "sglang:num_queue_reqs", "The number of requests in the waiting queue.", labels, Double(active ? knobs.waiting_requests : 0))
-            gauge(&out, "sglang:token_usage", "The token usage.", labels, running > 0 ? 0.3 : 0)
-            gauge(&out, "sglang:cache_hit_rate", "The prefix cache hit rate.", labels, 0.5)
-            gauge(&out, "sglang:gen_throughput", "The generation throughput (token/s).", labels, 0)
+            sglangSchedulerGauges(&out, labels, active ? knobs : nil)
             gauge(&out, "sglang:cache_config_info", "Information of the cache config.", labels + ",num_pages=\"65536\",page_size=\"1\"", 1)
             counter(&out, "sglang:num_retracted_requests", "The number of retracted requests.", labels, 0)
             rank += 1
