@@ -144,6 +144,9 @@ static const ert_operations operations = {
     .engine_info = op_engine_info,
     .sleep = op_engine_info, /* the same slow body as a mutating operation */
 #endif
+#ifdef PAUSE_OP
+    .pause = op_health, /* an ABI 1.2 entry: absent when OPERATIONS_SIZE is a 1.x size before it */
+#endif
 };
 
 static ert_status ext_add(ert_instance *instance, const ert_call *call, ert_error *error, int64_t a, int64_t b, int64_t *result) {
@@ -201,6 +204,14 @@ static const ert_metric_rule bad_rule = {
     .standard_name = "not_standard", .aggregate = ERT_AGGREGATE_NONE};
 static const ert_metric_rule *const bad_rules[] = {&bad_rule};
 
+/* A rule as a 1.1 driver writes it: its struct_size ends before the 1.2 fields, so whatever
+ * lies beyond (here set on purpose) must read as absent. */
+static const ert_metric_rule old_rule = {
+    .struct_size = ERT_METRIC_RULE_SIZE_V1_1, .source_type = ERT_METRIC_GAUGE, .source_name = "x:y",
+    .standard_name = "llm_engine_requests_running", .aggregate = ERT_AGGREGATE_MAX, .aggregate_labels = "rank",
+    .duplicate_labels = "tp_rank", .keep_labels = "model_name", .value_label = "block_size"};
+static const ert_metric_rule *const old_rules[] = {&old_rule};
+
 static const char *const engine_kinds[] = {"crafted-engine", NULL};
 
 static const ert_driver_descriptor descriptor = {
@@ -234,6 +245,10 @@ static const ert_driver_descriptor descriptor = {
     .extension_op_count = sizeof extension_ops / sizeof extension_ops[0],
 #ifdef BAD_RULE
     .metric_rules = bad_rules,
+    .metric_rule_count = 1,
+#endif
+#ifdef OLD_RULE
+    .metric_rules = old_rules,
     .metric_rule_count = 1,
 #endif
 };

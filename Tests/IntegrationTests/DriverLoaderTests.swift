@@ -165,7 +165,7 @@ import Testing
 /// Struct growth: a driver built against a later 1.x header declares larger structs; the host
 /// reads the fields it knows and ignores the rest.
 @Suite struct StructGrowthTests {
-    /// A driver built against ABI 1.0 (no metric fields) loads on this 1.1 host.
+    /// A driver built against ABI 1.0 (no metric fields) loads on this 1.2 host.
     @Test func anABI10DriverLoads() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -174,6 +174,24 @@ import Testing
             defines: ["DRIVER_NAME=\"old\"", "DESCRIPTOR_SIZE=ERT_DRIVER_DESCRIPTOR_SIZE_V1_0"])
         let driver = try DriverLoader.load(path: path).get()
         #expect(driver.metricRules.isEmpty && driver.metricsPath == nil)
+    }
+
+    /// ABI 1.2 appended pause, resume, reload_weights to the table and three fields to a rule:
+    /// a 1.1 driver's shorter structs read as absent, whatever lies in memory after them.
+    @Test func fieldsBeyondAnOlderStructSizeAreAbsent() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let old = try await CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "old-table.so",
+            defines: ["DRIVER_NAME=\"oldtable\"", "PAUSE_OP", "OPERATIONS_SIZE=ERT_OPERATIONS_SIZE_V1_0", "OLD_RULE"])
+        let driver = try DriverLoader.load(path: old).get()
+        #expect(driver.supportedOperations == [.health, .readiness])
+        let rule = try #require(driver.metricRules.first)
+        #expect(rule.aggregateLabels == ["rank"])
+        #expect(rule.duplicateLabels.isEmpty && rule.keepLabels.isEmpty && rule.valueLabel == nil)
+        let new = try await CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "new-table.so", defines: ["DRIVER_NAME=\"newtable\"", "PAUSE_OP"])
+        #expect(try DriverLoader.load(path: new).get().supportedOperations == [.health, .readiness, .pause])
     }
 
     @Test func invalidMetricRulesAreRefused() async throws {

@@ -292,7 +292,19 @@ import Testing
         #expect(busy.envelope?.message.contains("retry") == true)
         #expect(try JSONCoding.decode(Stats.self, from: try await engine.get("/_sim/stats").body).cache_resets == 1)
 
+        // Pause, resume and a reload from disk: what each release has (501 with the reason
+        // for what it lacks).
+        try await engine.configure(#"{"running_requests":0}"#)
+        let hasPause = flavor.engineKind == "sglang" || flavor.isCurrentProfile
+        let pause = try await runtime.post("/v1/pause", "{}")
+        #expect(pause.status == (hasPause ? 200 : 501), "\(pause.text)")
+        #expect(try await runtime.post("/v1/resume", "{}").status == (hasPause ? 200 : 501))
+        let reload = try await runtime.post("/v1/reload_weights", #"{"model_path":"\#(adapter.path)"}"#)
+        #expect(reload.status == (flavor.engineKind == "sglang" ? 200 : 501), "\(reload.text)")
+        #expect(reload.envelope.map { !$0.message.isEmpty } ?? true)
+
         // The same routes under the engine's name.
+        #expect(try await runtime.post("/v1/engines/default/reset_cache", #"{"cache":"prefix"}"#).status == 200)
         #expect(try await runtime.get("/v1/engines/default/info").status == 200)
         #expect(try await runtime.get("/v1/engines/default/models").status == 200)
         #expect(try await runtime.get("/v1/engines/default/ready").status == 200)

@@ -36,6 +36,28 @@ import Testing
         #expect(sizes == swift, "\(zip(macros, sizes).map { "\($0.0)=\($0.1)" })")
     }
 
+    /// The 1.2 size macros are the whole structs as Swift imports them (nothing appended since).
+    @Test func theNewestSizeMacrosAreTheImportedStructs() async throws {
+        let macros = ["ERT_INSTANCE_CONFIG_SIZE_V1_2", "ERT_OPERATIONS_SIZE_V1_2", "ERT_METRIC_RULE_SIZE_V1_2"]
+        let swift = [MemoryLayout<ert_instance_config>.size, MemoryLayout<ert_operations>.size, MemoryLayout<ert_metric_rule>.size]
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let source = """
+            #include <stdio.h>
+            #include "engine_runtime_driver.h"
+            int main(void) {
+            \(macros.map { "    printf(\"%zu\\n\", (size_t)\($0));" }.joined(separator: "\n"))
+                return 0;
+            }
+            """
+        try source.write(toFile: directory.path + "/sizes.c", atomically: true, encoding: .utf8)
+        let build = try await Program.run(
+            "/usr/bin/cc", ["-std=c11", "-I", TestPaths.headerDirectory, "-o", directory.path + "/sizes", directory.path + "/sizes.c"])
+        #expect(build.status == 0, "\(build.stderr)")
+        let sizes = try await Program.run(directory.path + "/sizes", []).stdout.split(separator: "\n").compactMap { Int($0) }
+        #expect(sizes == swift, "\(zip(macros, sizes).map { "\($0.0)=\($0.1)" })")
+    }
+
     @Test func statusesComeFromTheHeaderAndUnknownOnesAreInternal() {
         #expect(DriverStatus.allCases.map(\.raw) == Array(0...9).map(Int32.init))
         #expect(DriverStatus(raw: ERT_STATUS_NOT_FOUND) == .notFound)

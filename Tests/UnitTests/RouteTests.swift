@@ -65,6 +65,14 @@ import Testing
                 ("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":"/a","local_dir":"/x"}"#, "belongs to the artifact mode"),
                 ("/v1/lora_adapters", #"{"lora_name":"a","lora_path":"/a","extra":1}"#, "unknown field \"extra\""),
                 ("/v1/sleep", #"{"level":7}"#, "level must be 0, 1 or 2"),
+                ("/v1/sleep", #"{"mode":"Wait"}"#, "must match [a-z0-9_]{1,32}"),
+                ("/v1/sleep", #"{"tags":["a","b","c","d","e","f","g","h","i"]}"#, "at most 8 tags"),
+                ("/v1/wake", #"{"tags":["kv cache"]}"#, "tag \"kv cache\""),
+                ("/v1/pause", #"{"mode":""}"#, "mode \"\""),
+                ("/v1/resume", #"{"mode":"abort"}"#, "unknown field \"mode\""),
+                ("/v1/reset_cache", #"{"cache":"disk"}"#, "cache must be one of all, encoder, multimodal, prefix"),
+                ("/v1/reload_weights", #"{"model_path":""}"#, "model_path must be 1 to 4096 bytes"),
+                ("/v1/reload_weights", #"{"weight_version":"v 2"}"#, "weight_version must be"),
                 ("/v1/lora_adapter/unload", #"{"lora_name":"a/b"}"#, "invalid lora_name"),
                 ("/v1/lora_adapter/load", "{not json", "not valid JSON"),
             ]
@@ -80,6 +88,28 @@ import Testing
             #expect(large.envelope?.code == 413)
         }
         #expect(fixture.engine.calls.isEmpty)
+    }
+
+    /// The state routes pass the checked body to their operation, as the client sent it.
+    @Test func stateRoutesCallTheirOperations() async throws {
+        let fixture = try RouterFixture()
+        try await fixture.test { client in
+            let cases: [(String, String, DriverOperation)] = [
+                ("/v1/sleep", #"{"level":0,"mode":"wait","tags":["kv_cache"]}"#, .sleep),
+                ("/v1/wake", #"{"tags":["weights"]}"#, .wake),
+                ("/v1/pause", #"{"mode":"keep"}"#, .pause),
+                ("/v1/resume", "{}", .resume),
+                ("/v1/reload_weights", #"{"model_path":"/models/m","weight_version":"v2"}"#, .reloadWeights),
+                ("/v1/reset_cache", #"{"cache":"all"}"#, .resetCache),
+            ]
+            for (uri, body, _) in cases {
+                let response = try await client.execute(uri: uri, method: .post, headers: jsonType, body: json(body))
+                #expect(response.status == .ok, "\(uri): \(response.text)")
+            }
+            #expect(fixture.engine.calls.map(\.operation) == cases.map(\.2))
+            #expect(fixture.engine.calls.first?.body == #"{"level":0,"mode":"wait","tags":["kv_cache"]}"#)
+            #expect(fixture.engine.calls.last?.body == #"{"cache":"all"}"#)
+        }
     }
 
     @Test func engineErrorsAreRenderedOnceInTheEnvelope() async throws {
