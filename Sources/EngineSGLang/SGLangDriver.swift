@@ -30,15 +30,20 @@ final class SGLangInstance: EngineDriverInstance {
     /// `tp_rank` is the group leader's global rank, not 0 (`sglang/srt/observability/
     /// metrics_collector.py:1350-1410`): the maximum is taken over them, never a filter on 0.
     private static let replicas = "tp_rank,pp_rank,moe_ep_rank"
+    /// With priority scheduling the request gauges add one series per priority beside the total
+    /// (`priority=""`, `mc:1417-1426`): the total is their maximum, so `priority` is maxed too.
+    private static let requestReplicas = replicas + ",priority"
     /// Tokenizer labels that split requests: summed.
     private static let requestSplits = "is_streaming,engine_type"
 
     /// SGLang's metrics in the standard set (docs/metrics.md).
     static let metricRules: [MetricRuleSpec] = [
         MetricRuleSpec(
-            .gauge, "sglang:num_running_reqs", "llm_engine_requests_running", aggregate: .sum, over: partitions, duplicates: replicas),
+            .gauge, "sglang:num_running_reqs", "llm_engine_requests_running", aggregate: .sum, over: partitions,
+            duplicates: requestReplicas),
         MetricRuleSpec(
-            .gauge, "sglang:num_queue_reqs", "llm_engine_requests_waiting", aggregate: .sum, over: partitions, duplicates: replicas),
+            .gauge, "sglang:num_queue_reqs", "llm_engine_requests_waiting", aggregate: .sum, over: partitions,
+            duplicates: requestReplicas),
         MetricRuleSpec(.gauge, "sglang:token_usage", "llm_engine_kv_cache_usage_ratio", aggregate: .max, over: partitions + "," + replicas),
         // 0.5.4: one info series; 0.5.23 dropped it for two gauges, joined into one series.
         MetricRuleSpec(

@@ -113,7 +113,7 @@ enum MetricsText {
             for t in settings.metricsForAllSchedulers ? Array(0..<tp) : [0] {
                 var labels = "engine_type=\"unified\",model_name=\"\(settings.model)\",moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"\(dp * tp + t)\""
                 if settings.dataParallelSize > 1 || !active { labels = "dp_rank=\"\(dp)\"," + labels }
-                sglangSchedulerGauges(&out, labels, active ? knobs : nil)
+                sglangSchedulerGauges(&out, labels, active ? knobs : nil, priorities: settings.priorityScheduling)
                 // Constants set once at start-up (mc:1289-1347): cache_config_info is gone.
                 gauge(&out, "sglang:page_size", "The page size of the KV cache.", labels, 1)
                 gauge(&out, "sglang:num_pages", "The number of pages of the KV cache.", labels, 65536)
@@ -161,10 +161,23 @@ enum MetricsText {
 
     /// The request gauges every recording scheduler reports (mc:364-404); zeros for the extra
     /// ranks that only grow the text (`knobs` nil).
-    private static func sglangSchedulerGauges(_ out: inout Exposition, _ labels: String, _ knobs: Knobs?) {
+    /// With priority scheduling the two request gauges have a total (`priority=""`) and one
+    /// series per priority (mc:1417-1426).
+    private static func sglangSchedulerGauges(_ out: inout Exposition, _ labels: String, _ knobs: Knobs?, priorities: Bool = false) {
         let running = knobs?.running_requests ?? 0
-        gauge(&out, "sglang:num_running_reqs", "The number of running requests.", labels, Double(running))
-        gauge(&out, "sglang:num_queue_reqs", "The number of requests in the waiting queue.", labels, Double(knobs?.waiting_requests ?? 0))
+        let waiting = knobs?.waiting_requests ?? 0
+        for (name, help, value) in [
+            ("sglang:num_running_reqs", "The number of running requests.", running),
+            ("sglang:num_queue_reqs", "The number of requests in the waiting queue.", waiting),
+        ] {
+            guard priorities else {
+                gauge(&out, name, help, labels, Double(value))
+                continue
+            }
+            for (priority, part) in [("", value), ("0", value / 2), ("1", value - value / 2)] {
+                gauge(&out, name, help, labels + ",priority=\"\(priority)\"", Double(part))
+            }
+        }
         gauge(&out, "sglang:token_usage", "The token usage.", labels, running > 0 ? 0.3 : 0)
         gauge(&out, "sglang:cache_hit_rate", "The prefix cache hit rate.", labels, 0.5)
         gauge(&out, "sglang:gen_throughput", "The generation throughput (token/s).", labels, 0)

@@ -41,6 +41,8 @@ struct SimulatorCommand: AsyncParsableCommand {
     var tensorParallelSize = 1
     @Flag(help: "SGLang: --enable-metrics-for-all-schedulers (every TP rank repeats its group's series).")
     var metricsForAllSchedulers = false
+    @Flag(help: "SGLang: --enable-priority-scheduling (request gauges per priority beside the total).")
+    var priorityScheduling = false
     @Option(help: "Seconds before the engine is up (vLLM: port closed; SGLang: /health answers 503).")
     var startupDelay: Double = 0
     @Option(help: "Added latency per request, in milliseconds.") var latencyMs: Int = 0
@@ -74,7 +76,7 @@ struct SimulatorCommand: AsyncParsableCommand {
             flavor: flavor, model: model, engineVersion: version, profile: Profile(flavor: flavor, version: version),
             apiKey: apiKey, adminAPIKey: adminApiKey, lora: lora, loraUpdating: loraUpdating, devMode: devMode,
             flatErrors: flatErrors, dataParallelSize: dataParallelSize, tensorParallelSize: tensorParallelSize,
-            metricsForAllSchedulers: metricsForAllSchedulers,
+            metricsForAllSchedulers: metricsForAllSchedulers, priorityScheduling: priorityScheduling,
             readyAt: ContinuousClock.now + .milliseconds(Int(startupDelay * 1000)))
         if flavor == .vllm, startupDelay > 0 {
             // vLLM does not listen until the model is loaded: refused connections meanwhile.

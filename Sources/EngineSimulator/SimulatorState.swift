@@ -92,6 +92,8 @@ struct SimulatorSettings: Sendable {
     var tensorParallelSize: Int
     /// SGLang --enable-metrics-for-all-schedulers: every TP rank reports (duplicates).
     var metricsForAllSchedulers: Bool
+    /// SGLang --enable-priority-scheduling: request gauges per priority beside the total.
+    var priorityScheduling: Bool = false
     var readyAt: ContinuousClock.Instant
 
     var isReady: Bool { ContinuousClock.now >= readyAt }

@@ -209,7 +209,9 @@ import Testing
     func standardSeriesAggregateRanksAndSplits(profile: String) async throws {
         let sglang = profile.engineKind == "sglang"
         var flags = ["--data-parallel-size", "2"]
-        if sglang, profile.isCurrentProfile { flags += ["--tensor-parallel-size", "2", "--metrics-for-all-schedulers"] }
+        if sglang, profile.isCurrentProfile {
+            flags += ["--tensor-parallel-size", "2", "--metrics-for-all-schedulers", "--priority-scheduling"]
+        }
         let engine = try await ServerProcess.simulator(profile, flags)
         try await engine.configure(#"{"running_requests":3,"waiting_requests":1,"prompt_tokens_total":1000,"generation_tokens_total":400}"#)
         let runtime = try await ServerProcess.runtime(for: engine, flavor: profile, arguments: ["--metrics-mode", "standard"])
@@ -217,7 +219,7 @@ import Testing
         let kind = profile.engineKind
         let lines = text.split(separator: "\n").filter { $0.hasPrefix("llm_engine_") }
         for line in lines {
-            for label in ["is_streaming", "engine_type", "cache_source", "tp_rank", "dp_rank", "pp_rank", "moe_ep_rank", "engine=\"0\""] {
+            for label in ["is_streaming", "engine_type", "cache_source", "tp_rank", "dp_rank", "pp_rank", "moe_ep_rank", "priority", "engine=\"0\""] {
                 #expect(!line.contains(label + "=") && !line.contains(label + ","), "\(line)")
             }
         }
