@@ -31,9 +31,9 @@ public final class WorkerPool: Service, Sendable {
             once.set(continuation)
             let watch = giveUpAt.map { giveUpAt in
                 watchdog.watch(until: giveUpAt) {
-                    if once.resume(with: .failure(RuntimeError(.timeout, "the driver did not answer before the deadline"))) {
-                        onGiveUp?()
-                    }
+                    // The work is asked to stop before the caller hears the timeout, so a
+                    // caller that acts on the timeout finds the stop already requested.
+                    once.resume(with: .failure(RuntimeError(.timeout, "the driver did not answer before the deadline")), before: onGiveUp)
                 }
             }
             pool.submit { state in
@@ -72,15 +72,17 @@ final class OnceResume<T: Sendable>: Sendable {
         state.withLock { $0.continuation = continuation }
     }
 
-    /// Returns true if this call resumed the continuation.
+    /// Returns true if this call resumed the continuation; `before` runs first, only then.
     @discardableResult
-    func resume(with value: T) -> Bool {
+    func resume(with value: T, before: (@Sendable () -> Void)? = nil) -> Bool {
         let continuation = state.withLock { state -> CheckedContinuation<T, Never>? in
             guard !state.resumed, let continuation = state.continuation else { return nil }
             state.resumed = true
             return continuation
         }
-        continuation?.resume(returning: value)
-        return continuation != nil
+        guard let continuation else { return false }
+        before?()
+        continuation.resume(returning: value)
+        return true
     }
 }
