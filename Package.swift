@@ -16,6 +16,7 @@ let package = Package(
         // The in-tree drivers ship as shared libraries loaded at run time through the C ABI.
         .library(name: "EngineVLLM", type: .dynamic, targets: ["EngineVLLM"]),
         .library(name: "EngineSGLang", type: .dynamic, targets: ["EngineSGLang"]),
+        .library(name: "EngineLlamaCpp", type: .dynamic, targets: ["EngineLlamaCpp"]),
     ],
     dependencies: [
         // `traits: []` drops full Foundation and swift-configuration from Hummingbird:
@@ -96,6 +97,9 @@ let package = Package(
         .target(
             name: "EngineSGLang", dependencies: ["EngineDriverKit", "PluginABI"],
             path: "Sources/EngineSGLang", swiftSettings: swiftSettings),
+        .target(
+            name: "EngineLlamaCpp", dependencies: ["EngineDriverKit", "PluginABI"],
+            path: "Sources/EngineLlamaCpp", swiftSettings: swiftSettings),
 
         // What both test targets share (paths, temporary directories, running programs).
         .target(

@@ -104,6 +104,14 @@ def native_paths():
         "reload_weights": {"post": {"summary": "Reload the model weights from disk (SGLang update_weights_from_disk; vLLM: 501)",
                                     "operationId": "reloadWeights", "requestBody": json_body(ref("ReloadWeights")),
                                     "responses": {"200": json_body(ref("Message"), "Reloaded."), **errors(*MUTATION_ERRORS)}}},
+        "models/load": {"post": {"summary": "Load a model by name (llama-server router mode; 501 on single-model engines)",
+                                 "operationId": "loadModel", "requestBody": {"required": True, **json_body(ref("ModelName"))},
+                                 "description": "Waits until the engine reports the model loaded. 409 when it already runs, 404 "
+                                                "when the engine knows no such model.",
+                                 "responses": {"200": json_body(ref("Message"), "Loaded."), **errors(*MUTATION_ERRORS)}}},
+        "models/unload": {"post": {"summary": "Unload a model by name (llama-server router mode)", "operationId": "unloadModel",
+                                   "requestBody": {"required": True, **json_body(ref("ModelName"))},
+                                   "responses": {"200": json_body(ref("Message"), "Unloaded."), **errors(*MUTATION_ERRORS)}}},
         "reset_cache": {"post": {"summary": "Reset a cache: prefix (default), multimodal, encoder or all (409 while requests hold it)",
                                  "operationId": "resetCache", "requestBody": json_body(ref("ResetCache")),
                                  "responses": {"200": json_body(ref("Message"), "Reset."), **errors(*MUTATION_ERRORS)}}},
@@ -275,6 +283,8 @@ def document():
         "StateAnswer": {"type": "object", "required": ["message"], "properties": {
             "message": {"type": "string"}, "status": {"type": "string", "enum": ["sleeping", "awake"]},
             "level": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}}},
+        "ModelName": {"type": "object", "additionalProperties": False, "required": ["model"],
+                      "properties": {"model": {"type": "string", "pattern": NAME_PATTERN}}},
         "Pause": {"type": "object", "additionalProperties": False,
                   "properties": {"mode": {"type": "string", "pattern": "^[a-z0-9_]{1,32}$"}}},
         "ResetCache": {"type": "object", "additionalProperties": False,

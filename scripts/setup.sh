@@ -13,6 +13,7 @@ packages=(
     python3 python3-venv  # test tools from PyPI live in a virtual environment
     prometheus            # promtool and a real Prometheus server for the metrics tests
     nginx-light           # HTTP and Hugging Face-style mirror servers for the download tests
+    cmake ninja-build     # building llama-server (scripts/llama-server.sh), the real engine of the tests
 )
 
 missing=()
@@ -33,9 +34,16 @@ command -v swift >/dev/null || { echo "setup: the Swift toolchain (swift) is not
 # Test tools from PyPI, pinned, in .build/tools/venv (outside the system Python).
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.build/tools/venv"
-tools=("schemathesis==4.32.5" "moto[server]==5.2.1")  # moto: the S3-compatible server of the download tests
-if [[ ! -x "$venv/bin/schemathesis" || ! -x "$venv/bin/moto_server" ]]; then
+# moto: the S3-compatible server of the download tests; gguf: the tests write tiny llama.cpp
+# models and LoRA adapters with it.
+tools=("schemathesis==4.32.5" "moto[server]==5.2.1" "gguf==0.19.0")
+if [[ ! -x "$venv/bin/schemathesis" || ! -x "$venv/bin/moto_server" ]] || ! "$venv/bin/python" -c "import gguf" 2>/dev/null; then
     echo "setup: installing ${tools[*]} into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "${tools[@]}"
 fi
+
+# A real llama-server, built once per machine and cached outside the checkout.
+llama_server=$("$root/scripts/llama-server.sh")
+mkdir -p "$root/.build/tools/bin"
+ln -sfn "$llama_server" "$root/.build/tools/bin/llama-server"

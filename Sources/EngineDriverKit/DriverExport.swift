@@ -44,8 +44,14 @@ public final class DriverExport: @unchecked Sendable {
             Unmanaged<InstanceBox>.fromOpaque(UnsafeRawPointer(instance)).release()
         }
         descriptor.operations = UnsafePointer(operations)
-        descriptor.extension_ops = nil
-        descriptor.extension_op_count = 0
+        if info.extensions.isEmpty {
+            descriptor.extension_ops = nil
+        } else {
+            let declarations = UnsafeMutablePointer<UnsafePointer<ert_extension_op>?>.allocate(capacity: info.extensions.count)
+            for (index, spec) in info.extensions.enumerated() { declarations[index] = spec.declaration(keep: keep) }
+            descriptor.extension_ops = UnsafePointer(declarations)
+        }
+        descriptor.extension_op_count = info.extensions.count
         descriptor.metrics_path = info.metricsPath.map(keep)
         let rules = UnsafeMutablePointer<UnsafePointer<ert_metric_rule>?>.allocate(capacity: max(1, info.metricRules.count))
         for (index, spec) in info.metricRules.enumerated() {

@@ -45,12 +45,15 @@ public struct DriverInfo: Sendable {
     public var metricsPath: String?
     /// How the engine's metrics map to the standard set.
     public var metricRules: [MetricRuleSpec]
+    /// Typed vendor operations (`POST /v1/extensions/{name}`).
+    public var extensions: [ExtensionSpec]
 
     public init(
         name: String, version: String, summary: String, engineKinds: [String], capabilities: UInt64,
         configSchemaJSON: String? = nil, operations: Set<DriverOperation>, metricsPath: String? = nil,
-        metricRules: [MetricRuleSpec] = []
+        metricRules: [MetricRuleSpec] = [], extensions: [ExtensionSpec] = []
     ) {
+        self.extensions = extensions
         self.metricsPath = metricsPath
         self.metricRules = metricRules
         self.name = name

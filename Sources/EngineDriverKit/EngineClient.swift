@@ -19,6 +19,20 @@ public struct EngineClient: Sendable {
         managementAuthorization = (settings.adminAPIKey ?? settings.apiKey).map { ["Authorization: Bearer \($0)"] } ?? []
     }
 
+    private init(endpoint: String, engineName: String, authorization: [String], managementAuthorization: [String]) {
+        self.endpoint = endpoint
+        self.engineName = engineName
+        self.authorization = authorization
+        self.managementAuthorization = managementAuthorization
+    }
+
+    /// The same client for another server of the same engine (llama-server's router runs each
+    /// model as a child server on its own port), with the same keys.
+    public func retargeted(to endpoint: String) -> EngineClient {
+        EngineClient(
+            endpoint: endpoint, engineName: engineName, authorization: authorization, managementAuthorization: managementAuthorization)
+    }
+
     /// The credentials header for a route: `management` routes get the administrator key.
     private func credentials(_ management: Bool) -> [String] { management ? managementAuthorization : authorization }
 

@@ -24,6 +24,21 @@ public struct CallScope {
 
     public var isCancelled: Bool { host.services.pointee.is_cancelled?(host.context) ?? false }
 
+    /// Milliseconds left before the operation's deadline; nil when there is none.
+    public var remainingMilliseconds: Int64? {
+        guard let remaining = host.services.pointee.remaining_ms?(host.context), remaining >= 0 else { return nil }
+        return remaining
+    }
+
+    /// Waits `milliseconds` (for polling an engine), or less when the deadline is nearer;
+    /// false when the call is cancelled or out of time.
+    public func pause(milliseconds: Int64) -> Bool {
+        let wait = min(milliseconds, remainingMilliseconds ?? milliseconds)
+        guard wait > 0, !isCancelled else { return false }
+        usleep(useconds_t(wait * 1000))
+        return !isCancelled && (remainingMilliseconds ?? 1) > 0
+    }
+
     public func log(_ level: HostConnection.LogLevel, _ message: String) { host.log(level, message) }
 
     /// An HTTP answer from the engine.

@@ -14,7 +14,7 @@ import Testing
     /// A driver directory holding the Swift vLLM and SGLang drivers and the C template.
     private func driverDirectory() async throws -> TemporaryDirectory {
         let directory = try TemporaryDirectory()
-        for driver in [TestPaths.vllmDriver, TestPaths.sglangDriver] {
+        for driver in [TestPaths.vllmDriver, TestPaths.sglangDriver, TestPaths.llamaCppDriver] {
             try FileManager.default.copyItem(atPath: driver, toPath: directory.path + "/" + URL(fileURLWithPath: driver).lastPathComponent)
         }
         _ = try await CDriverCompiler.build(TestPaths.templateSource, into: directory.path, name: "libtemplate.so")
@@ -44,7 +44,9 @@ import Testing
         #expect(health.status == 200)
         #expect(String(decoding: health.body, as: UTF8.self) == #"{"status":"ok"}"#)
         let list = try JSONCoding.decode(DriverList.self, from: try await server.get("/v1/drivers").body)
-        #expect(list.data.map(\.name) == ["sglang", "vllm", "template"])
+        #expect(list.data.map(\.name) == ["llamacpp", "sglang", "vllm", "template"])
+        let llama = try #require(list.data.first { $0.name == "llamacpp" })
+        #expect(llama.extension_operations.map(\.name) == ["llamacpp.lora_scale", "llamacpp.set_lora_scale"])
         #expect(list.failures.isEmpty)
         let template = try #require(list.data.first { $0.name == "template" })
         #expect(template.extension_operations.map(\.name) == ["template.echo", "template.scale", "template.set_debug", "template.echo_calls"])
@@ -65,7 +67,7 @@ import Testing
         // --port 0 (given by RuntimeProcess) wins over a bad ENGINE_RUNTIME_PORT.
         let server = try await RuntimeProcess.start(arguments: ["--driver-dir", directory.path], environment: ["ENGINE_RUNTIME_PORT": "eighty"])
         let list = try JSONCoding.decode(DriverList.self, from: try await server.get("/v1/drivers").body)
-        #expect(list.data.count == 3)
+        #expect(list.data.count == 4)
         #expect(list.failures == [DriverList.Failure(path: directory.path + "/zz-bad.so", error: "driver ABI major 3 does not match the host's major 1")])
         #expect(server.output.contains("driver not loaded: \(directory.path)/zz-bad.so: driver ABI major 3 does not match the host's major 1"))
         #expect(server.terminate() == 0)
@@ -89,7 +91,7 @@ import Testing
         let good = try await runtime(["drivers", "list", "--driver-dir", directory.path, "--json"])
         #expect(good.status == 0, "\(good.stderr)")
         let list = try JSONCoding.decode(DriverList.self, from: Array(good.stdout.utf8))
-        #expect(Set(list.data.map(\.name)) == ["vllm", "sglang", "template"])
+        #expect(Set(list.data.map(\.name)) == ["vllm", "sglang", "llamacpp", "template"])
         try "junk".write(toFile: directory.path + "/junk.so", atomically: true, encoding: .utf8)
         let withJunk = try await runtime(["drivers", "list", "--driver-dir", directory.path])
         #expect(withJunk.status == 1)
@@ -97,11 +99,12 @@ import Testing
         #expect(withJunk.stdout.contains("extension: template.echo(text: string, times: int64) -> string"))
     }
 
-    @Test(arguments: ["vllm", "sglang", "template"])
+    @Test(arguments: ["vllm", "sglang", "llamacpp", "template"])
     func conformancePassesOnInTreeDriversAndTheTemplate(driver: String) async throws {
         let directory = try await driverDirectory()
         defer { directory.remove() }
-        let path = directory.path + (driver == "vllm" ? "/libEngineVLLM.so" : driver == "sglang" ? "/libEngineSGLang.so" : "/libtemplate.so")
+        let files = ["vllm": "/libEngineVLLM.so", "sglang": "/libEngineSGLang.so", "llamacpp": "/libEngineLlamaCpp.so"]
+        let path = directory.path + (files[driver] ?? "/libtemplate.so")
         let result = try await runtime(["drivers", "check", path, "--json", "--timeout", "5"])
         #expect(result.status == 0, "\(result.stdout)")
         let report = try JSONCoding.decode(ConformanceReport.self, from: Array(result.stdout.utf8))

@@ -29,6 +29,11 @@ package enum TestPaths {
     package static var binary: String { buildDirectory + "/engine-runtime" }
     package static var vllmDriver: String { buildDirectory + "/libEngineVLLM.so" }
     package static var sglangDriver: String { buildDirectory + "/libEngineSGLang.so" }
+    package static var llamaCppDriver: String { buildDirectory + "/libEngineLlamaCpp.so" }
+    /// The llama-server scripts/setup.sh provides (built once, cached outside the checkout).
+    package static var llamaServer: String {
+        ProcessInfo.processInfo.environment["ENGINE_RUNTIME_LLAMA_SERVER"] ?? packageRoot.appendingPathComponent(".build/tools/bin/llama-server").path
+    }
 }
 
 /// A fresh temporary directory, removed by the caller with `remove()`.

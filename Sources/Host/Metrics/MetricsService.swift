@@ -143,9 +143,12 @@ public final class MetricsService: Sendable {
         async let adapterCount = loadedAdapterCount(engine)
         let text: Result<[UInt8], RuntimeError>
         if let path = driver.metricsPath {
+            // The engine's API key goes with the scrape: llama-server guards /metrics with it
+            // (vLLM and SGLang leave /metrics open, and ignore the header there).
+            let credentials = engine.configuration.apiKey.map { ["Authorization: Bearer \($0)"] } ?? []
             let request = HTTPClientRequest(
                 method: "GET", url: engine.configuration.endpoint.trimmingTrailingSlashes() + path,
-                headers: ["Accept: text/plain;version=0.0.4"], timeout: timeout, idempotent: false,
+                headers: ["Accept: text/plain;version=0.0.4"] + credentials, timeout: timeout, idempotent: false,
                 maxResponseBytes: Self.maximumScrapeBytes)
             let client = httpClient
             let deadline = NIODeadline.now() + timeout

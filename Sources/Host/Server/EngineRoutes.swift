@@ -92,6 +92,18 @@ struct EngineRoutes {
             context.logger.info("engine weights reloaded", metadata: ["engine": "\(engine.name)", "model_path": "\(reload.model_path ?? "its own")"])
             return JSONResponse.raw(answer)
         }
+        for (path, operation) in [("models/load", DriverOperation.loadModel), ("models/unload", .unloadModel)] {
+            group.post(RouterPath(path)) { request, context in
+                let engine = try resolve(context)
+                let model = try await body.decode(StateChange.Model.self, request, allowed: ["model"])
+                if let problem = ResourceName.adapterNameProblem(model.model) { throw RuntimeError.invalid("invalid model: it \(problem)") }
+                let answer = try await engine.call(operation, model)
+                context.logger.info(
+                    operation == .loadModel ? "engine model loaded" : "engine model unloaded",
+                    metadata: ["engine": "\(engine.name)", "model": "\(model.model)"])
+                return JSONResponse.raw(answer)
+            }
+        }
         group.post("reset_cache") { request, context in
             let engine = try resolve(context)
             let reset = try await body.decode(StateChange.ResetCache.self, request, allowed: ["cache"])

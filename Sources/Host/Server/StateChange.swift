@@ -19,6 +19,9 @@ enum StateChange {
 
     struct Pause: Codable, Sendable { var mode: String? }
 
+    /// A model of an engine that runs several (llama-server's router mode), by name.
+    struct Model: Codable, Sendable { var model: String }
+
     struct ResetCache: Codable, Sendable {
         static let caches: Set<String> = ["prefix", "multimodal", "encoder", "all"]
         var cache: String?

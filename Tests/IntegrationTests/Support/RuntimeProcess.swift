@@ -14,7 +14,11 @@ final class ServerProcess: Sendable {
     private let process: Process
     private let log: LogBuffer
 
-    init(executable: String, arguments: [String], environment: [String: String] = [:], marker: String) throws {
+    /// `port` reads the port from the marker line (default: its `port=N` field).
+    init(
+        executable: String, arguments: [String], environment: [String: String] = [:], marker: String,
+        port portOf: (Substring) -> Int? = { line in line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) } }
+    ) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -26,14 +30,20 @@ final class ServerProcess: Sendable {
         errors.fileHandleForReading.readabilityHandler = { handle in
             log.append(String(decoding: handle.availableData, as: UTF8.self))
         }
+        // A child inherits the spawning thread's signal mask, and the test pool's threads (NIO's)
+        // block nearly every signal: a C server such as llama-server, which handles SIGTERM with
+        // sigaction, would then never see it. Spawn with nothing blocked.
+        var empty = sigset_t()
+        var saved = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         var port: Int?
         while port == nil, Date() < deadline, process.isRunning {
             Thread.sleep(forTimeInterval: 0.01)
-            port = log.text.split(separator: "\n").first { $0.contains(marker) }.flatMap { line in
-                line.split(separator: " ").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) }
-            }
+            port = log.text.split(separator: "\n").first { $0.contains(marker) }.flatMap(portOf)
         }
         self.process = process
         self.log = log
