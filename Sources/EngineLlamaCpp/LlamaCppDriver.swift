@@ -17,9 +17,10 @@ final class LlamaCppInstance: EngineDriverInstance {
         configSchemaJSON: #"{"type":"object","additionalProperties":false,"properties":{}}"#,
         operations: [
             .health, .readiness, .engineInfo, .listModels, .loadLoRAAdapter, .unloadLoRAAdapter, .loadModel, .unloadModel,
-            .resetCache,
+            .resetCache, .metrics,
         ],
-        metricsPath: "/metrics", metricRules: metricRules, extensions: LoRAScales.extensions)
+        // No metrics_path: the `metrics` operation scrapes (a router serves /metrics per model).
+        metricsPath: nil, metricRules: metricRules, extensions: LoRAScales.extensions)
 
     /// `llamacpp:*` in the standard set. llama-server has no labels (one model per process),
     /// no KV-usage series since the KV cache was unified (absent here, never a fake zero; old
@@ -57,6 +58,7 @@ final class LlamaCppInstance: EngineDriverInstance {
         case .resetCache:
             struct Reset: Decodable { var cache: String? }
             return try eraseSlots(try request.decode(Reset.self).cache ?? "prefix", call)
+        case .metrics: return try metrics(call)
         default: throw .unsupported("the llama.cpp driver does not implement this operation")
         }
     }
@@ -163,6 +165,67 @@ final class LlamaCppInstance: EngineDriverInstance {
             data += try LoRAScales.adapters(of: self, call).map { Card(id: $0.name, root: $0.path, parent: model) }
         }
         return try DriverJSON.encode(List(data: data))
+    }
+
+    // MARK: Metrics
+
+    /// llama-server's series carry no labels: the scrape adds `model_name`, the model's alias
+    /// (or id) on a single-model server, and in router mode one scrape per running model
+    /// (`/metrics?model=`, proxied to its child). The host parses the text as any exposition
+    /// and gathers the families repeated per model.
+    private func metrics(_ call: CallScope) throws(DriverFailure) -> [UInt8] {
+        let props = try props(call)
+        let models: [(name: String, query: String)]
+        if props.isRouter {
+            models = try engineCards(call).filter { $0.status?.value == "loaded" }.map { ($0.id, "?model=\($0.id)") }
+        } else {
+            var name = props.model_alias ?? ""
+            if name.isEmpty { name = try engineCards(call).first?.id ?? "" }
+            models = [(name, "")]
+        }
+        var text: [UInt8] = []
+        for (name, query) in models {
+            let reply = try engine.get("/metrics" + query, in: call, maxResponseBytes: 16 << 20)
+            if reply.status == 501 {
+                throw .unsupported("llama-server serves metrics only when started with --metrics", upstream: 501)
+            }
+            guard reply.status == 200 else { throw engine.failure(reply, doing: "read the metrics of \(name)") }
+            text += name.isEmpty ? reply.body : Self.labelled(reply.body, model: name)
+        }
+        return text
+    }
+
+    /// Adds `model_name="<model>"` to every sample line of an exposition without labels of its
+    /// own (llama-server writes `name value`; a line with labels gets it first in its set).
+    static func labelled(_ exposition: [UInt8], model: String) -> [UInt8] {
+        var label = Array("model_name=\"".utf8)
+        for byte in model.utf8 {
+            if byte == 0x5C || byte == 0x22 { label.append(0x5C) }  // escape \ and "
+            label.append(byte == 0x0A ? 0x20 : byte)
+        }
+        label.append(0x22)
+        var out: [UInt8] = []
+        out.reserveCapacity(exposition.count + exposition.count / 8)
+        for line in exposition.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            if line.first == 0x23 || line.isEmpty {  // '#' comments and blank lines
+                out += line
+            } else if let brace = line.firstIndex(of: 0x7B) {  // '{'
+                out += line[..<brace]
+                out += [0x7B] + label
+                let rest = line[line.index(after: brace)...]
+                if rest.first != 0x7D { out.append(0x2C) }  // ',' unless the set was empty
+                out += rest
+            } else if let space = line.firstIndex(of: 0x20) {
+                out += line[..<space]
+                out += [0x7B] + label + [0x7D]
+                out += line[space...]
+            } else {
+                out += line
+            }
+            out.append(0x0A)
+        }
+        if exposition.last == 0x0A { out.removeLast() }
+        return out
     }
 
     // MARK: Caches

@@ -115,7 +115,7 @@ struct LlamaCppTests {
         let after = try await runtime.get("/metrics").text
         #expect((sample(after, "llm_engine_prompt_tokens_total") ?? 0) > prompt, "\(after.prefix(3000))")
         #expect((sample(after, "llm_engine_generation_tokens_total") ?? 0) >= generated + 4)
-        #expect(after.contains("llm_engine_requests_running{engine=\"llamacpp\"} 0\n"))
+        #expect(after.contains("llm_engine_requests_running{engine=\"llamacpp\",model_name=\"tiny\"} 0\n"), "labelled with the alias")
 
         // The engine killed: down in metrics and readiness, the sidecar itself alive.
         engine.kill()
@@ -177,10 +177,26 @@ struct LlamaCppTests {
         #expect(try await keyed.get("/v1/models", headers: bearer).status == 200)
         let metrics = try await keyed.get("/metrics", headers: bearer).text
         #expect(metrics.contains("llm_engine_up{engine=\"llamacpp\"} 1\n"), "the scrape carries the engine's key")
-        #expect(metrics.contains("llm_engine_prompt_tokens_total{engine=\"llamacpp\"}"))
+        #expect(metrics.contains("llm_engine_prompt_tokens_total{engine=\"llamacpp\",model_name=\"tiny\"}"))
         let set = try await keyed.post("/v1/extensions/llamacpp.set_lora_scale", #"{"model":"","id":0,"scale":0.25}"#, headers: bearer)
         #expect(set.text == #"{"result":0.25}"#)
         #expect(!keyed.output.contains("engine-secret") && !keyed.output.contains("sidecar-token"), "keys are never logged")
+
+        // The host's own scrape (a driver with metrics_path: the C template) carries the key too.
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try await CDriverCompiler.build(TestPaths.templateSource, into: directory.path, name: "libtemplate.so")
+        for (name, key) in [("with-key", #", "api_key_env": "TEMPLATE_KEY""#), ("without-key", "")] {
+            try #"{"engines": [{"name": "t", "engine": "template-engine", "endpoint": "\#(engine.baseURL)"\#(key)}]}"#
+                .write(toFile: directory.path + "/\(name).json", atomically: true, encoding: .utf8)
+        }
+        for (name, up) in [("with-key", 1), ("without-key", 0)] {
+            let scraper = try await ServerProcess.start(
+                arguments: ["--driver-dir", directory.path, "--config", directory.path + "/\(name).json", "--metrics-cache-ms", "0"],
+                environment: ["TEMPLATE_KEY": "engine-secret"])
+            let text = try await scraper.get("/metrics").text
+            #expect(text.contains("llm_engine_up{engine=\"template-engine\"} \(up)\n"), "\(name): \(text.prefix(600))")
+        }
 
         let keyless = try await ServerProcess.runtime(for: engine, flavor: "llamacpp", arguments: ["--metrics-cache-ms", "0"])
         let refused = try await keyless.get("/v1/info")
@@ -194,11 +210,14 @@ struct LlamaCppTests {
         let fixtures = try await Self.fixtures()
         defer { fixtures.remove() }
         let engine = try await Self.llamaServer(
-            ["--models-dir", fixtures.path + "/models", "--models-max", "2", "--no-models-autoload", "-c", "512"],
+            ["--models-dir", fixtures.path + "/models", "--models-max", "2", "--no-models-autoload", "-c", "512", "--metrics"],
             cache: fixtures.path + "/cache")
-        let runtime = try await ServerProcess.runtime(for: engine, flavor: "llamacpp")
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "llamacpp", arguments: ["--metrics-cache-ms", "0"])
         let info = try await runtime.get("/v1/info").text
         #expect(info.contains(#""role":"router""#), "\(info)")
+        let idle = try await runtime.get("/metrics").text
+        #expect(idle.contains("llm_engine_up{engine=\"llamacpp\"} 1\n"), "no model runs: nothing to scrape, not a failure")
+        #expect(!idle.contains("llm_engine_requests_running"))
         struct Models: Decodable {
             struct Card: Decodable {
                 struct Status: Decodable { var value: String? }
@@ -216,6 +235,8 @@ struct LlamaCppTests {
         let load = try await runtime.post("/v1/models/load", #"{"model":"tiny-a"}"#)
         #expect(load.status == 200, "\(load.text)")
         #expect(try await states()["tiny-a"] == "loaded", "the load waits until the model serves")
+        let serving = try await runtime.get("/metrics").text
+        #expect(serving.contains("llm_engine_requests_running{engine=\"llamacpp\",model_name=\"tiny-a\"} 0\n"), "\(serving.prefix(1500))")
         let again = try await runtime.post("/v1/models/load", #"{"model":"tiny-a"}"#)
         #expect(again.status == 409, "\(again.text)")
         let unknown = try await runtime.post("/v1/models/load", #"{"model":"nope"}"#)
