@@ -40,12 +40,14 @@ public struct EngineClient: Sendable {
     /// operation's deadline, which the operator sets (--probe-timeout, --mutation-timeout).
     public static let timeoutMilliseconds: UInt32 = 0
 
+    /// `retry`: the host may send it again on a transport failure or a 502/503/504 (not for
+    /// probes, whose 503 or refused connection is the answer).
     public func get(
-        _ path: String, in call: CallScope, management: Bool = false, maxResponseBytes: UInt64 = 0
+        _ path: String, in call: CallScope, management: Bool = false, retry: Bool = true, maxResponseBytes: UInt64 = 0
     ) throws(DriverFailure) -> CallScope.Reply {
         try call.http(
             "GET", endpoint + path, headers: credentials(management) + ["Accept: application/json"],
-            timeoutMilliseconds: Self.timeoutMilliseconds, idempotent: true, maxResponseBytes: maxResponseBytes)
+            timeoutMilliseconds: Self.timeoutMilliseconds, idempotent: retry, maxResponseBytes: maxResponseBytes)
     }
 
     /// POSTs a JSON body (never retried: engine mutations are not idempotent in general).
@@ -107,11 +109,12 @@ public struct EngineClient: Sendable {
 extension EngineClient {
     /// Probes a health route: (true, nil) on 200, (false, reason) when the engine answers
     /// otherwise or is not listening (a refused connection during start-up is "not ready yet",
-    /// not a driver error).
+    /// not a driver error). Never retried: a retried 503 ("loading", "paused") would hide
+    /// the state the probe is for until the engine changed it or the deadline passed.
     public func probe(_ path: String, in call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
         let reply: CallScope.Reply
         do {
-            reply = try get(path, in: call)
+            reply = try get(path, in: call, retry: false)
         } catch where error.status == ERT_STATUS_UNAVAILABLE {
             return (false, "\(engineName) is not accepting connections yet (starting up or down): \(error.message)")
         }

@@ -23,6 +23,10 @@ enum LoRAScales {
     static func adapters(of instance: LlamaCppInstance, model: String = "", _ call: CallScope) throws(DriverFailure) -> [Adapter] {
         let query = model.isEmpty ? "" : "?model=\(model)"
         let reply = try instance.engine.get("/lora-adapters" + query, in: call)
+        // The router answers 400 "model is not loaded" for a model without a running child.
+        if !model.isEmpty, reply.status == 400, EngineClient.errorMessage(reply).contains("not loaded") {
+            throw .conflict("model \"\(model)\" is not running: load it first (POST /v1/models/load)", upstream: 400)
+        }
         guard reply.status == 200 else { throw instance.engine.failure(reply, doing: "list LoRA adapters") }
         guard let adapters = reply.decode([Adapter].self) else {
             throw .upstream("llama-server /lora-adapters is not a list of adapters", status: 200)

@@ -1,7 +1,5 @@
 import Foundation
 import Host
-import Hummingbird
-import NIOCore
 import TestSupport
 import Testing
 
@@ -125,14 +123,17 @@ struct LlamaCppTests {
         #expect(try await runtime.get("/healthz").status == 200)
     }
 
-    /// Before the engine listens: not ready, refused. While the model loads, llama-server
-    /// already answers `/health` with 503 "Loading model": not ready, starting (the window of
-    /// the tiny models is a few milliseconds, shorter than a poll through the sidecar, so the
-    /// engine's exact answer, seen on build 11434 and recorded in engines.md §1.3a, is replayed
-    /// by a loopback server). Once loaded: ready.
+    /// Before the engine listens: not ready, refused. While the model loads llama-server
+    /// already answers `/health` with 503 "Loading model" (its HTTP server starts first): not
+    /// ready, starting. Then ready. A 338 MB model (mapped, random weights) keeps the loading
+    /// window open for tens of milliseconds; the polls start as soon as the port accepts.
     @Test func readinessBeforeWhileAndAfterTheModelLoads() async throws {
         let fixtures = try await Self.fixtures()
         defer { fixtures.remove() }
+        let python = TestPaths.packageRoot.appendingPathComponent(".build/tools/venv/bin/python").path
+        let script = TestPaths.packageRoot.appendingPathComponent("scripts/tiny_gguf.py").path
+        let made = try await Program.run(python, [script, "model", fixtures.path + "/big.gguf", "--width", "1024", "--layers", "8"])
+        #expect(made.status == 0, "\(made.stderr)")
         let probe = try await ServerProcess.simulator("vllm")
         let port = probe.port
         probe.terminate()
@@ -140,27 +141,31 @@ struct LlamaCppTests {
         let refused = try await runtime.get("/ready")
         #expect(refused.status == 503)
         #expect(refused.text.contains("not accepting connections"), "\(refused.text)")
+        async let polled: (ready: Bool, reasons: [String]) = {
+            for _ in 0..<30000 {
+                if (try? RawConnection(port: port)) != nil { break }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            var reasons: [String] = []
+            for _ in 0..<4000 {
+                let answer = try await runtime.get("/ready")
+                if answer.status == 200 { return (true, reasons) }
+                reasons.append(answer.text)
+            }
+            return (false, reasons)
+        }()
         let engine = try await TestThreadPool.shared.runIfActive {
             try ServerProcess(
                 executable: TestPaths.llamaServer,
-                arguments: ["--host", "127.0.0.1", "--port", "\(port)", "-t", "1", "-m", fixtures.path + "/tiny.gguf", "-c", "512"],
+                arguments: ["--host", "127.0.0.1", "--port", "\(port)", "-t", "1", "-m", fixtures.path + "/big.gguf", "-c", "512"],
                 environment: ["LLAMA_CACHE": fixtures.path + "/cache"], marker: "listening on http://", port: { _ in port })
         }
         defer { engine.kill() }
-        #expect(try await runtime.get("/ready").status == 200)
-
-        // llama-server's own answer while loading (engines.md §1.3a), replayed.
-        let router = Router()
-        router.get("/health") { _, _ in
-            Response(
-                status: .serviceUnavailable, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(string: #"{"error":{"message":"Loading model","type":"unavailable_error","code":503}}"#)))
-        }
-        try await LoopbackServer.with(router) { replayPort in
-            let replayed = try await ServerProcess.runtime(for: nil, flavor: "llamacpp", endpoint: "http://127.0.0.1:\(replayPort)")
-            let loading = try await replayed.get("/ready")
-            #expect(loading.status == 503)
-            #expect(loading.text.contains("llama-server is loading its model (starting up)"), "\(loading.text)")
+        let (ready, reasons) = try await polled
+        #expect(ready)
+        #expect(reasons.contains { $0.contains("llama-server is loading its model (starting up)") }, "\(reasons.count) polls before ready: \(reasons.suffix(3))")
+        for reason in reasons {
+            #expect(reason.contains("loading its model") || reason.contains("not accepting connections"), "\(reason)")
         }
     }
 
@@ -210,7 +215,9 @@ struct LlamaCppTests {
         let fixtures = try await Self.fixtures()
         defer { fixtures.remove() }
         let engine = try await Self.llamaServer(
-            ["--models-dir", fixtures.path + "/models", "--models-max", "2", "--no-models-autoload", "-c", "512", "--metrics"],
+            // The router passes --lora on to every model's child server.
+            ["--models-dir", fixtures.path + "/models", "--models-max", "2", "--no-models-autoload", "-c", "512", "--metrics",
+             "--lora", fixtures.path + "/a.gguf"],
             cache: fixtures.path + "/cache")
         let runtime = try await ServerProcess.runtime(for: engine, flavor: "llamacpp", arguments: ["--metrics-cache-ms", "0"])
         let info = try await runtime.get("/v1/info").text
@@ -237,6 +244,14 @@ struct LlamaCppTests {
         #expect(try await states()["tiny-a"] == "loaded", "the load waits until the model serves")
         let serving = try await runtime.get("/metrics").text
         #expect(serving.contains("llm_engine_requests_running{engine=\"llamacpp\",model_name=\"tiny-a\"} 0\n"), "\(serving.prefix(1500))")
+        // A scale change reaches the model's child server (the router cannot forward the POST).
+        let scaled = try await runtime.post("/v1/extensions/llamacpp.set_lora_scale", #"{"model":"tiny-a","id":0,"scale":0.5}"#)
+        #expect(scaled.text == #"{"result":0.5}"#, "\(scaled.text)")
+        let childScales = try await engine.get("/lora-adapters?model=tiny-a")
+        #expect(try JSONCoding.decode([EngineAdapter].self, from: childScales.body).map(\.scale) == [0.5])
+        let notRunning = try await runtime.post("/v1/extensions/llamacpp.set_lora_scale", #"{"model":"tiny-b","id":0,"scale":0.5}"#)
+        #expect(notRunning.status == 409, "\(notRunning.text)")
+        #expect(notRunning.envelope?.message.contains("not running") == true)
         let again = try await runtime.post("/v1/models/load", #"{"model":"tiny-a"}"#)
         #expect(again.status == 409, "\(again.text)")
         let unknown = try await runtime.post("/v1/models/load", #"{"model":"nope"}"#)
