@@ -68,8 +68,6 @@ enum Profile: Sendable, Equatable {
         case .sglang: self = (major, minor, patch) >= (0, 5, 23) ? .sglangCurrent : .sglangPrevious
         }
     }
-
-    var isCurrent: Bool { self == .vllmCurrent || self == .sglangCurrent }
 }
 
 /// Fixed settings of one simulator process.
