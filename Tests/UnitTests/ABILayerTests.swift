@@ -17,22 +17,7 @@ import Testing
             ABIMinimumSize.hostServices, ABIMinimumSize.hostInfo, ABIMinimumSize.instanceConfig, ABIMinimumSize.call,
             ABIMinimumSize.operations, ABIMinimumSize.extensionOperation, ABIMinimumSize.driverDescriptor, ABIMinimumSize.metricRule,
         ]
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let source = """
-            #include <stdio.h>
-            #include "engine_runtime_driver.h"
-            int main(void) {
-            \(macros.map { "    printf(\"%zu\\n\", (size_t)\($0));" }.joined(separator: "\n"))
-                return 0;
-            }
-            """
-        try source.write(toFile: directory.path + "/sizes.c", atomically: true, encoding: .utf8)
-        let build = try await Program.run(
-            "/usr/bin/cc", ["-std=c11", "-I", TestPaths.headerDirectory, "-o", directory.path + "/sizes", directory.path + "/sizes.c"])
-        #expect(build.status == 0, "\(build.stderr)")
-        let run = try await Program.run(directory.path + "/sizes", [])
-        let sizes = run.stdout.split(separator: "\n").compactMap { Int($0) }
+        let sizes = try await Self.headerValues(macros)
         #expect(sizes == swift, "\(zip(macros, sizes).map { "\($0.0)=\($0.1)" })")
     }
 
@@ -40,6 +25,12 @@ import Testing
     @Test func theNewestSizeMacrosAreTheImportedStructs() async throws {
         let macros = ["ERT_INSTANCE_CONFIG_SIZE_V1_2", "ERT_OPERATIONS_SIZE_V1_2", "ERT_METRIC_RULE_SIZE_V1_2"]
         let swift = [MemoryLayout<ert_instance_config>.size, MemoryLayout<ert_operations>.size, MemoryLayout<ert_metric_rule>.size]
+        let sizes = try await Self.headerValues(macros)
+        #expect(sizes == swift, "\(zip(macros, sizes).map { "\($0.0)=\($0.1)" })")
+    }
+
+    /// The values of size macros of the header, as a C compiler computes them.
+    private static func headerValues(_ macros: [String]) async throws -> [Int] {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let source = """
@@ -54,8 +45,7 @@ import Testing
         let build = try await Program.run(
             "/usr/bin/cc", ["-std=c11", "-I", TestPaths.headerDirectory, "-o", directory.path + "/sizes", directory.path + "/sizes.c"])
         #expect(build.status == 0, "\(build.stderr)")
-        let sizes = try await Program.run(directory.path + "/sizes", []).stdout.split(separator: "\n").compactMap { Int($0) }
-        #expect(sizes == swift, "\(zip(macros, sizes).map { "\($0.0)=\($0.1)" })")
+        return try await Program.run(directory.path + "/sizes", []).stdout.split(separator: "\n").compactMap { Int($0) }
     }
 
     @Test func statusesComeFromTheHeaderAndUnknownOnesAreInternal() {
