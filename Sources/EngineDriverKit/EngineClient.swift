@@ -111,7 +111,10 @@ extension EngineClient {
     /// otherwise or is not listening (a refused connection during start-up is "not ready yet",
     /// not a driver error). Never retried: a retried 503 ("loading", "paused") would hide
     /// the state the probe is for until the engine changed it or the deadline passed.
-    public func probe(_ path: String, in call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
+    /// `fallback` is probed instead when the engine has no `path` route (an older release).
+    public func probe(_ path: String, orIfMissing fallback: String? = nil, in call: CallScope) throws(DriverFailure) -> (
+        ok: Bool, reason: String?
+    ) {
         let reply: CallScope.Reply
         do {
             reply = try get(path, in: call, retry: false)
@@ -119,6 +122,7 @@ extension EngineClient {
             return (false, "\(engineName) is not accepting connections yet (starting up or down): \(error.message)")
         }
         if reply.status == 200 { return (true, nil) }
+        if let fallback, Self.isMissingRoute(reply) { return try probe(fallback, in: call) }
         return (false, "\(engineName) \(path) answered HTTP \(reply.status): \(Self.errorMessage(reply))")
     }
 

@@ -134,20 +134,13 @@ final class SGLangInstance: EngineDriverInstance {
     /// and needs the API key (`hs:2190-2199`); `/health` generates one token by default
     /// (`hs:721-798`) and times out while paused. Before 0.5.23 `/health` is the only probe.
     private func liveness(_ call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
-        try probe("/ping", else: "/health", call)
+        try engine.probe("/ping", orIfMissing: "/health", in: call)
     }
 
     /// Readiness: 0.5.23's `/ready` is 200 once started and not paused, without a generation
     /// (`hs:714-718`).
     private func readiness(_ call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
-        try probe("/ready", else: "/health", call)
-    }
-
-    /// Probes `path`, or `fallback` on an engine that has no such route.
-    private func probe(_ path: String, else fallback: String, _ call: CallScope) throws(DriverFailure) -> (ok: Bool, reason: String?) {
-        let first = try engine.probe(path, in: call)
-        guard !first.ok, first.reason?.contains("HTTP 404") == true else { return first }
-        return try engine.probe(fallback, in: call)
+        try engine.probe("/ready", orIfMissing: "/health", in: call)
     }
 
     /// GET of a renamed route: the 0.5.23 name, then the old one on a missing route.
