@@ -12,7 +12,7 @@ import Glibc
 extension SimulatorRoutes {
     static func addSGLangRoutes(_ router: Router<BasicRequestContext>, settings: SimulatorSettings, state: SimulatorState) {
         let current = settings.profile == .sglangCurrent
-        let up: @Sendable () -> Bool = { settings.isReady && !state.knobs.dead }
+        let up: @Sendable () -> Bool = { (settings.isReady || state.knobs.started) && !state.knobs.dead }
         // A generation probe: while paused it waits for the generation until its 20 s timeout
         // and then answers 503 (hs:721-798); the simulator answers 503 at once.
         let health: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in

@@ -17,7 +17,8 @@ struct SimulatorCommand: AsyncParsableCommand {
             while it runs: POST /_sim/config with a JSON object of the same names in snake_case \
             (latency_ms, latency_path: the latency only on routes starting with it, error_rate, \
             malformed, hang, dead, running_requests, waiting_requests, \
-            prompt_tokens_total, generation_tokens_total, metrics_bytes). GET /_sim/stats counts \
+            prompt_tokens_total, generation_tokens_total, metrics_bytes, started: ends an SGLang \
+            start-up now). GET /_sim/stats counts \
             the requests per route.
             """)
 

@@ -15,6 +15,8 @@ struct Knobs: Codable, Sendable {
     var prompt_tokens_total: Int
     var generation_tokens_total: Int
     var metrics_bytes: Int
+    /// Ends an SGLang start-up (--startup-delay) at once: a test decides when, not a clock.
+    var started: Bool = false
 }
 
 struct KnobChanges: Decodable {
@@ -29,6 +31,7 @@ struct KnobChanges: Decodable {
     var prompt_tokens_total: Int?
     var generation_tokens_total: Int?
     var metrics_bytes: Int?
+    var started: Bool?
 
     func apply(to knobs: inout Knobs) {
         if let latency_ms { knobs.latency_ms = latency_ms }
@@ -42,6 +45,7 @@ struct KnobChanges: Decodable {
         if let prompt_tokens_total { knobs.prompt_tokens_total = prompt_tokens_total }
         if let generation_tokens_total { knobs.generation_tokens_total = generation_tokens_total }
         if let metrics_bytes { knobs.metrics_bytes = metrics_bytes }
+        if let started { knobs.started = started }
     }
 }
 
