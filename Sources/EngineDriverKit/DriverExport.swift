@@ -14,7 +14,9 @@ public final class DriverExport: @unchecked Sendable {
 
     /// `create` must be a C function that calls `DriverExport.createInstance(of:...)` with
     /// the driver's instance type (a C function cannot be generic, so each driver writes it).
-    public init(info: DriverInfo, create: ert_create_instance_fn) {
+    /// `planLaunch`, when given, is a C function that calls `DriverExport.planLaunch` with the
+    /// driver's planner (ABI 1.3): the host can then start the engine itself.
+    public init(info: DriverInfo, create: ert_create_instance_fn, planLaunch: ert_plan_launch_fn? = nil) {
         func keep(_ text: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(text)!) }
         let kinds = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: info.engineKinds.count + 1)
         for (index, kind) in info.engineKinds.enumerated() { kinds[index] = keep(kind) }
@@ -76,6 +78,7 @@ public final class DriverExport: @unchecked Sendable {
         }
         descriptor.metric_rules = info.metricRules.isEmpty ? nil : UnsafePointer(rules)
         descriptor.metric_rule_count = info.metricRules.count
+        descriptor.plan_launch = planLaunch
         self.descriptor = UnsafeMutablePointer.allocate(capacity: 1)
         self.descriptor.initialize(to: descriptor)
     }

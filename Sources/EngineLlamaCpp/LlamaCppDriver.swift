@@ -255,9 +255,10 @@ final class LlamaCppInstance: EngineDriverInstance {
 
 // MARK: C ABI export
 
-let llamaCppExport = DriverExport(info: LlamaCppInstance.info) { config, out, error in
-    DriverExport.createInstance(of: LlamaCppInstance.self, config: config, out: out, error: error)
-}
+let llamaCppExport = DriverExport(
+    info: LlamaCppInstance.info,
+    create: { config, out, error in DriverExport.createInstance(of: LlamaCppInstance.self, config: config, out: out, error: error) },
+    planLaunch: llamaCppPlanLaunch)
 
 @_cdecl("ert_driver_entry_v1")
 public func ert_driver_entry_v1(

@@ -50,6 +50,26 @@ struct Serve: AsyncParsableCommand {
               DOWNLOADER_NUM_THREADS, DOWNLOADER_PART_THRESHOLD, DOWNLOADER_PART_CHUNKSIZE,
               DOWNLOADER_ALLOW_FILE_SUFFIX, DOWNLOADER_FORCE_DOWNLOAD, DOWNLOADER_STALL_TIMEOUT,
               DOWNLOADER_MAX_ATTEMPTS, HF_ENDPOINT, HF_TOKEN, HF_REVISION, AWS_*, TOS_*, GCS_*
+
+            Model runtime (engines the sidecar launches itself, AIBrix ModelClaim; off unless
+            --model-runtime or ENGINE_RUNTIME_MODEL_RUNTIME=1; see docs/model-runtime.md):
+              ENGINE_RUNTIME_MODEL_STATE_DIR        registry, engine logs, working dirs; default /var/run/engine-runtime
+              AIBRIX_ENGINE_REGISTRY_PATH           registry file; default <state dir>/engines.json
+              ENGINE_RUNTIME_MODEL_PORTS            engine ports, LOW-HIGH; default 20000-20999
+              ENGINE_RUNTIME_MODEL_ENGINE_HOST      address engines listen on; default 0.0.0.0
+              ENGINE_RUNTIME_MODEL_<KIND>_ARGS      engine flags operators may pass (comma list; * = any)
+              ENGINE_RUNTIME_MODEL_<KIND>_COMMAND   the engine's program (words), e.g. /opt/venv/bin/vllm
+              ENGINE_RUNTIME_MODEL_ENGINE_PATH      PATH of the engines; default the sidecar's PATH
+              ENGINE_RUNTIME_MODEL_ENV              more variables passed to engines (comma list; never secrets)
+              ENGINE_RUNTIME_MODEL_STOP_GRACE       seconds between SIGTERM and SIGKILL; default 20
+              ENGINE_RUNTIME_MODEL_RESTART_BUDGET   restarts per window before a model fails; default 5
+              ENGINE_RUNTIME_MODEL_RESTART_WINDOW   seconds of that window; default 600
+              ENGINE_RUNTIME_MODEL_RESTART_BACKOFF_MS first restart delay, doubled each time up to 60 s; default 2000
+              ENGINE_RUNTIME_MODEL_BOOT_TIMEOUT     seconds an engine may take to become ready; default the driver's
+              ENGINE_RUNTIME_MODEL_UNHEALTHY_AFTER  seconds of "not ready" before an active engine is restarted; default 60
+              ENGINE_RUNTIME_MODEL_MAX_MODELS       models at most; default 16
+              ENGINE_RUNTIME_MODEL_KVCACHED         0: do not give engines kvcached's variables; default 1
+              AIBRIX_WEIGHT_CACHE_DIR               root of the served-artifact markers; default ~/.cache/huggingface
             """)
 
     @Option(help: ArgumentHelp("Address to listen on. Env: ENGINE_RUNTIME_HOST. Default: 0.0.0.0.", valueName: "address"))
@@ -141,6 +161,11 @@ struct Serve: AsyncParsableCommand {
         help: ArgumentHelp("Worker threads for driver calls (never the network event loop). Default: 16.", valueName: "count"))
     var driverThreads: Int = 16
 
+    @Flag(
+        name: .customLong("model-runtime"),
+        help: "Serve /v1/runtime/*: launch and supervise engines per activated model (AIBrix ModelClaim). Env: ENGINE_RUNTIME_MODEL_RUNTIME=1.")
+    var modelRuntime = false
+
     @OptionGroup var drivers: DriverOptions
     @OptionGroup var logging: LoggingOptions
 
@@ -187,20 +212,37 @@ struct Serve: AsyncParsableCommand {
         if runtime.authToken == nil {
             logger.notice("authentication is off: set ENGINE_RUNTIME_AUTH_TOKEN to require a bearer token")
         }
+        let downloads = DownloadManager(settings: downloadSettings, roots: roots, http: http, logger: logger)
+        let runtimeSettings: ModelRuntimeSettings
+        do throws(RuntimeError) {
+            runtimeSettings = try ModelRuntimeSettings.fromEnvironment(environment, enabled: modelRuntime ? true : nil)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        let models =
+            runtimeSettings.enabled
+            ? ModelRuntime(
+                settings: runtimeSettings, drivers: registry, pool: pool, httpClient: http, downloads: downloads,
+                deadlines: runtime.deadlines, environment: environment, logger: logger) : nil
         let metrics = MetricsService(
             engines: engines, mode: mode, ttl: .milliseconds(Int64(metricsCache)), timeout: TimeAmount(runtime.deadlines.probe),
-            runtimeMetrics: RuntimeMetrics(drivers: registry), pool: pool, httpClient: http, logger: logger)
-        let downloads = DownloadManager(settings: downloadSettings, roots: roots, http: http, logger: logger)
+            runtimeMetrics: RuntimeMetrics(drivers: registry), pool: pool, httpClient: http, logger: logger, launched: models?.board)
         let secrets = CredentialsSecrets(directory: Settings.string(nil, env: "ENGINE_RUNTIME_SECRETS_DIR", default: "/var/run/secrets/aibrix"))
         let dependencies = RouterDependencies(
             engines: engines.directory, adapters: AdapterService(downloads: downloads, secrets: secrets), downloads: downloads,
             metrics: metrics, runtimeMetrics: metrics.runtimeMetrics, drivers: registry, authToken: runtime.authToken,
-            maxBodyBytes: runtime.maxBodyBytes)
+            maxBodyBytes: runtime.maxBodyBytes, modelRuntime: models,
+            snapshots: models.map { RuntimeSnapshotService(runtime: $0, metrics: metrics) })
+        if let models {
+            // Engines left by an earlier sidecar are taken back before the API answers.
+            await models.start()
+            logger.info("model runtime on", metadata: ["state": "\(runtimeSettings.stateDirectory)", "ports": "\(runtimeSettings.ports)"])
+        }
         let app = RuntimeRouter.application(dependencies, configuration: server, logger: logger)
         let stagingAge = try Settings.integer(nil, env: "ENGINE_RUNTIME_STAGING_MAX_AGE", default: 86_400, range: 0...(365 * 86_400))
         try await RuntimeServices.group(
             pool: pool, engines: engines, downloads: downloads, stagingMaxAge: stagingAge == 0 ? nil : .seconds(stagingAge), server: app,
-            logger: logger
+            modelRuntime: models, supervisorInterval: runtimeSettings.supervisorInterval, logger: logger
         ).run()
         logger.info("engine-runtime stopped")
     }

@@ -405,9 +405,10 @@ final class SGLangInstance: EngineDriverInstance {
 
 // MARK: C ABI export
 
-let sglangExport = DriverExport(info: SGLangInstance.info) { config, out, error in
-    DriverExport.createInstance(of: SGLangInstance.self, config: config, out: out, error: error)
-}
+let sglangExport = DriverExport(
+    info: SGLangInstance.info,
+    create: { config, out, error in DriverExport.createInstance(of: SGLangInstance.self, config: config, out: out, error: error) },
+    planLaunch: sglangPlanLaunch)
 
 @_cdecl("ert_driver_entry_v1")
 public func ert_driver_entry_v1(

@@ -7,7 +7,6 @@ enum Flavor: String, ExpressibleByArgument, CaseIterable, Sendable {
     case vllm, sglang
 }
 
-@main
 struct SimulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine-simulator",
@@ -57,6 +56,13 @@ struct SimulatorCommand: AsyncParsableCommand {
     var devMode = true
     @Flag(help: "vLLM: old flat error bodies instead of the nested {\"error\":{...}} shape.") var flatErrors = false
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
+    @Option(
+        help: ArgumentHelp(
+            "kvcached: create the shared-memory segment /dev/shm/NAME as an engine does when its KV cache is set up, and remove it on an orderly exit.",
+            valueName: "name"))
+    var kvSegment: String?
+    @Option(help: ArgumentHelp("Engine flags given on an engine command line that the simulator accepts and ignores (logged).", valueName: "flags"))
+    var engineFlags: String?
 
     func run() async throws {
         let logger = {
@@ -84,6 +90,9 @@ struct SimulatorCommand: AsyncParsableCommand {
             logger.info("loading (simulated)", metadata: ["seconds": "\(startupDelay)"])
             try await Task.sleep(for: .milliseconds(Int(startupDelay * 1000)))
         }
+        if let engineFlags { logger.info("engine flags accepted and ignored", metadata: ["flags": "\(engineFlags)"]) }
+        let segment = try kvSegment.map { try KVSegmentFile(name: $0) }
+        defer { segment?.remove() }
         let router = SimulatorRoutes.makeRouter(settings: settings, state: state)
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),

@@ -343,9 +343,10 @@ final class VLLMInstance: EngineDriverInstance {
 
 // MARK: C ABI export
 
-let vllmExport = DriverExport(info: VLLMInstance.info) { config, out, error in
-    DriverExport.createInstance(of: VLLMInstance.self, config: config, out: out, error: error)
-}
+let vllmExport = DriverExport(
+    info: VLLMInstance.info,
+    create: { config, out, error in DriverExport.createInstance(of: VLLMInstance.self, config: config, out: out, error: error) },
+    planLaunch: vllmPlanLaunch)
 
 @_cdecl("ert_driver_entry_v1")
 public func ert_driver_entry_v1(

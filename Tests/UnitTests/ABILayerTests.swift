@@ -21,10 +21,15 @@ import Testing
         #expect(sizes == swift, "\(zip(macros, sizes).map { "\($0.0)=\($0.1)" })")
     }
 
-    /// The 1.2 size macros are the whole structs as Swift imports them (nothing appended since).
+    /// The newest size macros are the whole structs as Swift imports them (nothing appended since).
     @Test func theNewestSizeMacrosAreTheImportedStructs() async throws {
-        let macros = ["ERT_INSTANCE_CONFIG_SIZE_V1_2", "ERT_OPERATIONS_SIZE_V1_2", "ERT_METRIC_RULE_SIZE_V1_2"]
-        let swift = [MemoryLayout<ert_instance_config>.size, MemoryLayout<ert_operations>.size, MemoryLayout<ert_metric_rule>.size]
+        let macros = [
+            "ERT_INSTANCE_CONFIG_SIZE_V1_2", "ERT_OPERATIONS_SIZE_V1_2", "ERT_METRIC_RULE_SIZE_V1_2", "ERT_DRIVER_DESCRIPTOR_SIZE_V1_3",
+        ]
+        let swift = [
+            MemoryLayout<ert_instance_config>.size, MemoryLayout<ert_operations>.size, MemoryLayout<ert_metric_rule>.size,
+            MemoryLayout<ert_driver_descriptor>.size,
+        ]
         let sizes = try await Self.headerValues(macros)
         #expect(sizes == swift, "\(zip(macros, sizes).map { "\($0.0)=\($0.1)" })")
     }

@@ -164,14 +164,26 @@ enum StagingDirectory {
         Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(RuntimeError) {
+    /// Replaces `path` with `bytes` so a reader sees the old file or the new one, never a part.
+    /// `durable` also survives a power cut: the file and then its directory are synced.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, durable: Bool = false) throws(RuntimeError) {
         let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard descriptor >= 0 else { throw error(errno, "create", temporary) }
         defer { close(descriptor) }
+        fchmod(descriptor, mode)
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         guard written == bytes.count else { throw error(written < 0 ? errno : ENOSPC, "write", temporary) }
+        if durable, fsync(descriptor) != 0 { throw error(errno, "sync", temporary) }
         guard rename(temporary, path) == 0 else { throw error(errno, "rename", temporary) }
+        if durable {
+            let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+            let directory = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if directory >= 0 {
+                fsync(directory)
+                close(directory)
+            }
+        }
     }
 
     /// Removes `path` and everything under it; missing is fine.

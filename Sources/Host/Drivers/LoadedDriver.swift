@@ -21,6 +21,8 @@ public final class LoadedDriver: @unchecked Sendable {
     public let metricRules: [MetricRule]
 
     let operations: ert_operations
+    /// How to launch the engine under the supervisor (ABI 1.3); nil for older drivers.
+    let planLaunch: ert_plan_launch_fn?
     let createInstance: ert_create_instance_fn
     let destroyInstance: ert_destroy_instance_fn
 
@@ -123,6 +125,7 @@ public final class LoadedDriver: @unchecked Sendable {
         self.abiMajor = Int(descriptor.abi_major)
         self.abiMinor = Int(descriptor.abi_minor)
         self.operations = operations
+        self.planLaunch = descriptor.plan_launch
         self.supportedOperations = DriverOperation.allCases.filter { $0.function(in: operations) != nil }
         self.extensionOperations = extensions
         self.createInstance = create
@@ -131,6 +134,9 @@ public final class LoadedDriver: @unchecked Sendable {
 
     /// Driver names and engine kinds follow the engine-name rule.
     static func isValidName(_ name: String) -> Bool { ResourceName.isValidEngineName(name) }
+
+    /// True when the driver can say how to start its engine (the model runtime needs it).
+    public var canLaunch: Bool { planLaunch != nil }
 
     public func extensionOperation(named name: String) -> ExtensionOperation? {
         extensionOperations.first { $0.name == name }

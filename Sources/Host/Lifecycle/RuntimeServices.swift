@@ -6,17 +6,20 @@ import ServiceLifecycle
 /// stop, then driver instances are destroyed, and the worker threads end last, so nothing is
 /// torn down while a part above it still uses it.
 public enum RuntimeServices {
+    /// The model runtime comes last, so it is the first to hear of a shutdown: its engines
+    /// get their grace period while the API still answers (the runtime's own start, the
+    /// re-adoption of engines, happens before the group runs).
     public static func group(
         pool: WorkerPool, engines: EngineRegistry, downloads: DownloadManager, stagingMaxAge: Duration? = nil,
-        server: some Service, logger: Logger
+        server: some Service, modelRuntime: ModelRuntime? = nil, supervisorInterval: Duration = .seconds(1), logger: Logger
     ) -> ServiceGroup {
-        ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: pool), .init(service: EnginesService(engines: engines)),
-                    .init(service: DownloadsService(downloads: downloads, stagingMaxAge: stagingMaxAge)), .init(service: server),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: pool), .init(service: EnginesService(engines: engines)),
+            .init(service: DownloadsService(downloads: downloads, stagingMaxAge: stagingMaxAge)), .init(service: server),
+        ]
+        if let modelRuntime { services.append(.init(service: ModelRuntimeService(runtime: modelRuntime, interval: supervisorInterval))) }
+        return ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     }
 }
 
@@ -52,5 +55,25 @@ struct DownloadsService: Service {
             try? await gracefulShutdown()
         }
         await downloads.shutdown()
+    }
+}
+
+/// Runs the supervisor's passes until shutdown, then stops every engine within its grace
+/// period (in parallel).
+struct ModelRuntimeService: Service {
+    let runtime: ModelRuntime
+    let interval: Duration
+
+    func run() async throws {
+        await runtime.start()
+        let passes = Task {
+            while !Task.isCancelled {
+                await runtime.superviseOnce()
+                try? await Task.sleep(for: interval)
+            }
+        }
+        try? await gracefulShutdown()
+        passes.cancel()
+        await runtime.shutdown()
     }
 }

@@ -40,15 +40,21 @@ public final class MetricsService: Sendable {
     /// The last rendered body and when it was made (nil once the TTL passed).
     private let body = Mutex<(at: NIODeadline, bytes: ByteBuffer)?>(nil)
     private let renders = SingleFlight<ByteBuffer>()
-    /// One standardizer per engine, compiled once from its driver's rules.
+    /// One standardizer per configured engine, compiled once from its driver's rules.
     private let standardizers: [String: MetricStandardizer]
+    /// Engines the model runtime launched, scraped beside the configured ones and labelled by
+    /// the model they serve; their standardizers are compiled on first use.
+    private let launched: ModelRuntimeBoard?
+    private let launchedStandardizers = Mutex<[ObjectIdentifier: MetricStandardizer]>([:])
     /// Largest engine exposition accepted.
     static let maximumScrapeBytes = 64 << 20
 
     public init(
         engines: EngineRegistry, mode: MetricsMode, ttl: TimeAmount = .milliseconds(1000), timeout: TimeAmount = .seconds(2),
-        runtimeMetrics: RuntimeMetrics, pool: WorkerPool, httpClient: CurlHTTPClient, logger: Logger
+        runtimeMetrics: RuntimeMetrics, pool: WorkerPool, httpClient: CurlHTTPClient, logger: Logger,
+        launched: ModelRuntimeBoard? = nil
     ) {
+        self.launched = launched
         self.engines = engines
         self.mode = mode
         self.ttl = ttl
@@ -95,10 +101,50 @@ public final class MetricsService: Sendable {
         }
     }
 
+    /// The standardizer of a configured or a launched engine.
+    private func standardizer(for engine: ManagedEngine) -> MetricStandardizer {
+        if let configured = standardizers[engine.name], engines.engine(named: engine.name) === engine { return configured }
+        return launchedStandardizers.withLock { cache in
+            if let known = cache[ObjectIdentifier(engine)] { return known }
+            let model = launched?.launchedEngines.first { $0.engine === engine }?.model ?? engine.name
+            let standardizer = MetricStandardizer(
+                rules: engine.driver.metricRules, constantLabels: [("engine", engine.configuration.engine), ("model", model)])
+            cache[ObjectIdentifier(engine)] = standardizer
+            return standardizer
+        }
+    }
+
+    /// Request activity of one engine from its standard series, nil when none was found (the
+    /// snapshot's `request_metrics_observed`).
+    public struct Activity: Sendable, Equatable {
+        public var running: Int64
+        public var waiting: Int64
+        /// Finished requests of every reason; nil when the engine exports no such counter.
+        public var finished: Int64?
+    }
+
+    public func activity(of engine: ManagedEngine) async -> Activity? {
+        let scrape = await scrape(engine)
+        guard scrape.exposition != nil else { return nil }
+        func total(_ name: String) -> Double? {
+            let samples = scrape.standard.filter { $0.name == name }.flatMap(\.samples)
+            return samples.isEmpty ? nil : samples.reduce(0) { $0 + $1.2 }
+        }
+        let running = total("llm_engine_requests_running")
+        let waiting = total("llm_engine_requests_waiting")
+        let finished = scrape.standard.filter { $0.name.hasPrefix("llm_engine_requests_finished") }.flatMap(\.samples)
+        guard running != nil || waiting != nil || !finished.isEmpty else { return nil }
+        func integer(_ value: Double?) -> Int64 { Int64(max(0, (value ?? 0).rounded(.down))) }
+        return Activity(
+            running: integer(running), waiting: integer(waiting),
+            finished: finished.isEmpty ? nil : integer(finished.reduce(0) { $0 + $1.2 }))
+    }
+
     /// The whole `/metrics` text, freshly scraped.
     func renderText() async -> [UInt8] {
+        let all = engines.engines + (launched?.launchedEngines.map(\.engine) ?? [])
         let scrapes = await withTaskGroup(of: (Int, Scrape).self) { group in
-            for (index, engine) in engines.engines.enumerated() {
+            for (index, engine) in all.enumerated() {
                 group.addTask { (index, await self.scrape(engine)) }
             }
             var results = [(Int, Scrape)]()
@@ -106,33 +152,34 @@ public final class MetricsService: Sendable {
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }
         var writer = PrometheusWriter(capacity: scrapes.reduce(4096) { $0 + ($1.exposition?.bytes.count ?? 0) * 11 / 10 })
-        let several = engines.engines.count > 1
+        let several = all.count > 1
         if mode != .original {
             writer.header(name: "llm_engine_up", help: StandardMetrics.byName["llm_engine_up"]!.help, type: "gauge")
-            for (engine, scrape) in zip(engines.engines, scrapes) where scrape.supported {
+            for (engine, scrape) in zip(all, scrapes) where scrape.supported {
                 writer.sample(name: "llm_engine_up", labels: labels(engine), value: scrape.exposition == nil ? 0 : 1)
             }
             writer.header(
                 name: "llm_engine_scrape_duration_seconds", help: StandardMetrics.byName["llm_engine_scrape_duration_seconds"]!.help,
                 type: "gauge")
-            for (engine, scrape) in zip(engines.engines, scrapes) where scrape.supported {
+            for (engine, scrape) in zip(all, scrapes) where scrape.supported {
                 let seconds = scrape.duration / .seconds(1)
                 writer.sample(name: "llm_engine_scrape_duration_seconds", labels: labels(engine), value: seconds)
             }
             MetricStandardizer.write(scrapes.map(\.standard), into: &writer)
         }
         if mode != .standard {
-            let originals = zip(engines.engines, scrapes).compactMap { engine, scrape in
+            let originals = zip(all, scrapes).compactMap { engine, scrape in
                 scrape.exposition.map { ($0, several ? [("engine_name", engine.name)] : []) }
             }
             PrometheusExposition.writeOriginals(originals, into: &writer)
         }
         runtimeMetrics.write(into: &writer)
+        launched?.write(into: &writer)
         return writer.bytes
     }
 
     /// The labels every standard series of `engine` carries (decided once, in `init`).
-    private func labels(_ engine: ManagedEngine) -> [(String, String)] { standardizers[engine.name]!.constantLabels }
+    private func labels(_ engine: ManagedEngine) -> [(String, String)] { standardizer(for: engine).constantLabels }
 
     /// One scrape of `engine`. Renders are single-flight, so each engine is scraped once per
     /// render however many requests wait for it.
@@ -169,7 +216,7 @@ public final class MetricsService: Sendable {
             _ = await adapterCount
             return Scrape(duration: .zero, exposition: nil, standard: [], error: nil, supported: false)
         }
-        let standardizer = standardizers[engine.name]!
+        let standardizer = standardizer(for: engine)
         let result: Scrape
         // Series the host makes itself when the driver's rules do not supply them.
         let adapters = await adapterCount

@@ -36,11 +36,17 @@ public struct RouterDependencies: Sendable {
     /// When set, every route but /healthz and /ready needs this bearer token.
     public var authToken: String?
     public var maxBodyBytes: Int
+    /// The model runtime and its snapshots; nil when it is off (its routes then say so).
+    public var modelRuntime: ModelRuntime?
+    public var snapshots: RuntimeSnapshotService?
 
     public init(
         engines: EngineDirectory, adapters: AdapterService, downloads: DownloadManager, metrics: any MetricsRendering,
-        runtimeMetrics: RuntimeMetrics, drivers: DriverRegistry, authToken: String?, maxBodyBytes: Int
+        runtimeMetrics: RuntimeMetrics, drivers: DriverRegistry, authToken: String?, maxBodyBytes: Int,
+        modelRuntime: ModelRuntime? = nil, snapshots: RuntimeSnapshotService? = nil
     ) {
+        self.modelRuntime = modelRuntime
+        self.snapshots = snapshots
         self.engines = engines
         self.adapters = adapters
         self.downloads = downloads
@@ -67,6 +73,7 @@ public enum RuntimeRouter {
         CompatibleRoutes(engines: dependencies.engines, adapters: dependencies.adapters, body: body).register(on: router)
         ArtifactRoutes(downloads: dependencies.downloads, body: body).register(on: router)
         EngineRoutes(engines: dependencies.engines, adapters: dependencies.adapters, body: body).register(on: router)
+        ModelRuntimeRoutes(runtime: dependencies.modelRuntime, snapshots: dependencies.snapshots, body: body).register(on: router)
         let metrics = dependencies.metrics
         router.get("/metrics") { _, _ in
             Response(

@@ -58,6 +58,9 @@
  *   `reload_weights` appended to `ert_operations`; `duplicate_labels`, `keep_labels` and
  *   `value_label` appended to `ert_metric_rule`. 1.0 and 1.1 drivers load unchanged; a 1.2
  *   driver reads `admin_api_key` only when the host's `struct_size` covers it.
+ * - 1.3: `plan_launch` appended to `ert_driver_descriptor`: how to start the engine as a
+ *   process the host supervises (the model runtime). Older drivers (shorter descriptor)
+ *   cannot be launched by the host and load unchanged otherwise.
  *
  * VERSIONING POLICY
  * - Minor (1.x -> 1.x+1): fields appended to structs, new capability bits, new status codes,
@@ -84,7 +87,7 @@ extern "C" {
 /** "ERTD" in ASCII: first check on both handshake structs. */
 #define ERT_MAGIC 0x45525444u
 #define ERT_ABI_VERSION_MAJOR 1u
-#define ERT_ABI_VERSION_MINOR 2u
+#define ERT_ABI_VERSION_MINOR 3u
 
 /** Name of the one symbol a driver exports, for dlsym. */
 #define ERT_DRIVER_ENTRY_SYMBOL "ert_driver_entry_v1"
@@ -503,6 +506,34 @@ typedef struct ert_metric_rule {
 #define ERT_CAP_PROMETHEUS (1ull << 5)     /* the engine serves Prometheus text on /metrics  */
 
 /**
+ * ABI 1.3: turns a model spec into a launch plan for the engine's own server process, which the
+ * host then starts, supervises and stops itself (the model runtime). Pure: no I/O, no instance,
+ * no engine contacted; deterministic for the same request.
+ *
+ * `request_json` (NUL-terminated, `request_length` bytes, borrowed for the call):
+ *   {"engine_kind":str, "model_name":str (served name), "model_path":str (local path),
+ *    "host":str, "port":int,
+ *    "command":[str]|null (the operator's replacement for the engine's program, e.g.
+ *                          ["/opt/venv/bin/vllm"]; null: the driver's default on PATH),
+ *    "args":[[flag, value]] (operator-allowed engine flags, in order; value "" = a bare flag),
+ *    "config":object (driver options, as ert_instance_config.config_json)}
+ * The host has already checked names, the port range and the operator's allow-list; the driver
+ * refuses (ERT_STATUS_INVALID_ARGUMENT) flags it owns (listen address, model, served name) and
+ * anything its engine cannot take.
+ *
+ * On ERT_STATUS_OK it writes one JSON object to `response`:
+ *   {"argv":[str] (program first; never a shell string),
+ *    "env":{str:str} (additions to the host's clean environment, e.g. VLLM_SERVER_DEV_MODE),
+ *    "readiness":{"boot_timeout_seconds":int, "probe_interval_ms":int},
+ *    "owned_flags":[str] (the flags the plan sets itself; informational)}
+ * Readiness is then judged through the driver's own `readiness` (else `health`) operation on
+ * an instance whose endpoint is http://127.0.0.1:<port>.
+ * Threading: any thread, concurrently with anything.
+ */
+typedef ert_status (*ert_plan_launch_fn)(const char *request_json, size_t request_length,
+                                         const ert_sink *response, ert_error *error);
+
+/**
  * Creates an instance for one engine. `config` is borrowed for the call (but its
  * `host_context` lives until destroy). Should not contact the engine (it may still be
  * starting); validate the configuration and return ERT_STATUS_INVALID_ARGUMENT with a message
@@ -557,6 +588,12 @@ typedef struct ert_driver_descriptor {
     /** `metric_rule_count` pointers to rules (see rule 4); NULL when the count is 0. */
     const ert_metric_rule *const *metric_rules;
     size_t metric_rule_count;
+
+    /* ---- ABI 1.3 ---- */
+
+    /** How the host launches this driver's engine itself (see `ert_plan_launch_fn`); NULL
+     *  when the driver cannot say (the model runtime then refuses its engine kinds). */
+    ert_plan_launch_fn plan_launch;
 } ert_driver_descriptor;
 
 /**
@@ -594,6 +631,7 @@ typedef const ert_driver_descriptor *(*ert_driver_entry_v1_fn)(const ert_host_in
     (offsetof(ert_instance_config, admin_api_key) + sizeof(void *))
 #define ERT_OPERATIONS_SIZE_V1_2 (offsetof(ert_operations, reload_weights) + sizeof(void *))
 #define ERT_METRIC_RULE_SIZE_V1_2 (offsetof(ert_metric_rule, value_label) + sizeof(void *))
+#define ERT_DRIVER_DESCRIPTOR_SIZE_V1_3 (offsetof(ert_driver_descriptor, plan_launch) + sizeof(void *))
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,0 +1,43 @@
+import DriverABI
+import PluginABI
+
+/// Asks a driver for its engine's launch plan (ABI 1.3 `plan_launch`) on a worker thread.
+struct LaunchPlanner: Sendable {
+    let pool: WorkerPool
+
+    func plan(_ spec: LaunchSpec, driver: LoadedDriver) async throws(RuntimeError) -> LaunchPlan {
+        guard let planLaunch = driver.planLaunch else {
+            throw RuntimeError(
+                .unsupported, "driver \(driver.name) (ABI 1.\(driver.abiMinor)) cannot launch its engine: it has no plan_launch (ABI 1.3)")
+        }
+        let request: [UInt8]
+        do { request = try JSONCoding.encode(spec) } catch { throw RuntimeError(.internalError, "could not encode the launch spec: \(error)") }
+        let bytes: Result<[UInt8], RuntimeError> = await pool.run {
+            let sink = ByteSink(limit: 1 << 20)
+            var record = ErrorRecord.empty()
+            let status = sink.withCSink { sink in
+                request.withUnsafeBufferPointer { buffer in
+                    // The spec is NUL-terminated for C readers, the NUL not counted.
+                    let text = Array(buffer) + [0]
+                    return text.withUnsafeBufferPointer {
+                        $0.withMemoryRebound(to: CChar.self) { planLaunch($0.baseAddress, buffer.count, sink, &record) }
+                    }
+                }
+            }
+            guard status == ERT_STATUS_OK else { return .failure(RuntimeError(driverReturned: status, record: record)) }
+            return .success(sink.bytes)
+        }
+        let answer = try bytes.get()
+        let plan: LaunchPlan
+        do { plan = try JSONCoding.decode(LaunchPlan.self, from: answer) } catch {
+            throw RuntimeError(.internalError, "driver \(driver.name) returned a launch plan that is not one: \(error)")
+        }
+        guard let program = plan.argv.first, !program.isEmpty else {
+            throw RuntimeError(.internalError, "driver \(driver.name) returned a launch plan without a program")
+        }
+        guard plan.argv.allSatisfy({ !$0.utf8.contains(0) }), plan.env.allSatisfy({ !$0.key.isEmpty && !$0.key.contains("=") }) else {
+            throw RuntimeError(.internalError, "driver \(driver.name) returned a launch plan with a malformed word or variable")
+        }
+        return plan
+    }
+}
