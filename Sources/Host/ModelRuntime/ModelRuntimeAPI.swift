@@ -44,6 +44,13 @@ public struct OperationAnswer: Codable, Sendable, Equatable {
     public var operation_id: String
     public var applied: Bool
     public var phase: ModelPhase
+
+    public init(model_name: String, operation_id: String, applied: Bool, phase: ModelPhase) {
+        self.model_name = model_name
+        self.operation_id = operation_id
+        self.applied = applied
+        self.phase = phase
+    }
 }
 
 /// One entry of `GET /v1/runtime/models`: AIBrix's fields, then ours.
