@@ -143,6 +143,63 @@ def native_paths():
     return paths
 
 
+def runtime_paths():
+    """AIBrix's model-runtime routes (docs/model-runtime.md); 404 with a reason while the runtime is off."""
+    def detail(codes, description="AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."):
+        return {code: {"description": description, **json_body(ref("RuntimeError"))} for code in codes}
+    op_errors = detail(("401", "404", "409", "413", "415", "422", "500", "502", "503", "504"))
+    operation = {"200": json_body(ref("RuntimeOperationAnswer"), "Done, or replayed (applied false)."), **op_errors}
+    op_id = {"type": "string", "minLength": 1, "maxLength": 1024}
+    return {
+        "/v1/runtime/models/activate": {"post": {
+            "summary": "Launch an engine for a model (AIBrix ModelClaim); answers once the launch is under way",
+            "operationId": "runtimeActivate", "requestBody": {"required": True, **json_body(ref("RuntimeActivate"))},
+            "responses": {"200": json_body(ref("RuntimeActivateAnswer"), "Launching (or already launched with the same spec)."),
+                          **{code: json_body(ref("RuntimeActivateAnswer"), "status error, with the message.")
+                             for code in ("400", "409", "500", "503")},
+                          **detail(("401", "404", "413", "415", "422"))}}},
+        "/v1/runtime/models/deactivate": {"post": {
+            "summary": "Stop a model's engine (SIGTERM, grace period, SIGKILL) and forget it; unknown models are a no-op",
+            "operationId": "runtimeDeactivate",
+            "requestBody": {"required": True, **json_body({"type": "object", "required": ["model_name"], "additionalProperties": False,
+                                                           "properties": {"model_name": {"type": "string"}, "mode": {"type": "string"}}})},
+            "responses": {"200": json_body(ref("Status"), "Stopped."), **detail(("401", "404", "413", "415", "422"))}}},
+        "/v1/runtime/models/kv-limit": {"post": {
+            "summary": "Set a model's KV-cache limit in its kvcached segment (409 while the engine has none yet)",
+            "operationId": "runtimeKVLimit",
+            "requestBody": {"required": True, **json_body({"type": "object", "required": ["model_name", "limit_bytes", "operation_id"],
+                                                           "additionalProperties": False, "properties": {
+                                                               "model_name": {"type": "string"}, "limit_bytes": {"type": "integer", "minimum": 0},
+                                                               "operation_id": op_id}})},
+            "responses": operation}},
+        "/v1/runtime/models/sleep": {"post": {
+            "summary": "Put an active model's engine to sleep through its driver (409 where the engine cannot)",
+            "operationId": "runtimeSleep",
+            "requestBody": {"required": True, **json_body({"type": "object", "required": ["model_name", "operation_id"],
+                                                           "additionalProperties": False, "properties": {
+                                                               "model_name": {"type": "string"}, "level": {"type": "integer", "minimum": 1, "maximum": 2},
+                                                               "operation_id": op_id}})},
+            "responses": operation}},
+        "/v1/runtime/models/wake": {"post": {
+            "summary": "Wake a sleeping model's engine (phase booting until it answers ready)", "operationId": "runtimeWake",
+            "requestBody": {"required": True, **json_body({"type": "object", "required": ["model_name", "operation_id"],
+                                                           "additionalProperties": False, "properties": {
+                                                               "model_name": {"type": "string"}, "operation_id": op_id}})},
+            "responses": operation}},
+        "/v1/runtime/models": {"get": {
+            "summary": "Every launched model with its phase, readiness, KV numbers, download progress and log tail",
+            "operationId": "runtimeModels",
+            "responses": {"200": json_body({"type": "object", "required": ["models"], "properties": {
+                "models": {"type": "array", "items": {"type": "object", "required": ["model_name", "port", "ipc_name", "phase", "ready"]}}}},
+                "The models."), **detail(("401", "404"))}}},
+        "/v1/runtime/snapshot": {"get": {
+            "summary": "The controller's view: accelerators (NVML), models with readiness, KV and request activity, cached artifacts",
+            "operationId": "runtimeSnapshot",
+            "responses": {"200": json_body({"type": "object", "required": ["observed_at", "accelerators", "models", "cached_artifacts"]},
+                                           "The snapshot."), **detail(("401", "404"))}}},
+    }
+
+
 def document():
     paths = {
         "/healthz": {"get": {"summary": "Liveness (never touches an engine)", "operationId": "healthz", "security": [],
@@ -221,6 +278,27 @@ def document():
                   "properties": {"object": {"type": "string", "enum": ["error"]}, "message": {"type": "string"},
                                  "type": {"type": "string"}, "code": {"type": "integer"}}},
         "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+        "RuntimeError": {"type": "object", "required": ["detail", "object", "message", "type", "code"], "properties": {
+            "detail": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "object": {"type": "string", "enum": ["error"]}, "message": {"type": "string"}, "type": {"type": "string"},
+            "code": {"type": "integer"}}},
+        "RuntimeActivate": {"type": "object", "required": ["model_name", "artifact_url"], "additionalProperties": False, "properties": {
+            "model_name": {"type": "string"}, "artifact_url": {"type": "string"}, "engine": {"type": "string"},
+            "port": {"type": "integer"}, "ipc_name": {"type": ["string", "null"]},
+            "credentials": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+            "engine_config": {"type": ["object", "null"], "additionalProperties": False, "properties": {
+                "args": {"type": ["object", "null"], "additionalProperties": {"type": "string"}}}},
+            "claim_ref": {"type": ["object", "null"], "required": ["namespace", "name", "uid"], "additionalProperties": False,
+                          "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}, "uid": {"type": "string"}}},
+            "additional_config": {"type": ["object", "null"], "additionalProperties": {"type": "string"}}}},
+        "RuntimeActivateAnswer": {"type": "object", "required": ["status", "model_name", "port", "ipc_name"], "properties": {
+            "status": {"type": "string", "enum": ["success", "error"]}, "model_name": {"type": "string"},
+            "port": {"type": "integer"}, "ipc_name": {"type": "string"}, "message": {"type": ["string", "null"]}}},
+        "RuntimeOperationAnswer": {"type": "object", "required": ["status", "model_name", "operation_id", "applied", "phase"],
+                                   "properties": {"status": {"type": "string"}, "model_name": {"type": "string"},
+                                                  "operation_id": {"type": "string"}, "applied": {"type": "boolean"},
+                                                  "phase": {"type": "string", "enum": ["downloading", "booting", "active", "sleeping",
+                                                                                       "restarting", "failed", "stopping"]}}},
         "Readiness": {"type": "object", "required": ["status"],
                       "properties": {"status": {"type": "string", "enum": ["ready", "not ready"]}, "reason": {"type": "string"}}},
         "ModelList": {"type": "object", "required": ["data"], "properties": {
@@ -322,6 +400,7 @@ def document():
             "failures": {"type": "array", "items": {"type": "object", "required": ["path", "error"],
                                                      "properties": {"path": {"type": "string"}, "error": {"type": "string"}}}}}},
     }
+    paths.update(runtime_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "engine-runtime management API", "version": "0.1.0",

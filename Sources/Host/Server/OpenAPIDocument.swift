@@ -670,6 +670,202 @@ enum OpenAPIDocument {
         },
         "type": "object"
       },
+      "RuntimeActivate": {
+        "additionalProperties": false,
+        "properties": {
+          "additional_config": {
+            "additionalProperties": {
+              "type": "string"
+            },
+            "type": [
+              "object",
+              "null"
+            ]
+          },
+          "artifact_url": {
+            "type": "string"
+          },
+          "claim_ref": {
+            "additionalProperties": false,
+            "properties": {
+              "name": {
+                "type": "string"
+              },
+              "namespace": {
+                "type": "string"
+              },
+              "uid": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "namespace",
+              "name",
+              "uid"
+            ],
+            "type": [
+              "object",
+              "null"
+            ]
+          },
+          "credentials": {
+            "additionalProperties": {
+              "type": "string"
+            },
+            "type": [
+              "object",
+              "null"
+            ]
+          },
+          "engine": {
+            "type": "string"
+          },
+          "engine_config": {
+            "additionalProperties": false,
+            "properties": {
+              "args": {
+                "additionalProperties": {
+                  "type": "string"
+                },
+                "type": [
+                  "object",
+                  "null"
+                ]
+              }
+            },
+            "type": [
+              "object",
+              "null"
+            ]
+          },
+          "ipc_name": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "model_name": {
+            "type": "string"
+          },
+          "port": {
+            "type": "integer"
+          }
+        },
+        "required": [
+          "model_name",
+          "artifact_url"
+        ],
+        "type": "object"
+      },
+      "RuntimeActivateAnswer": {
+        "properties": {
+          "ipc_name": {
+            "type": "string"
+          },
+          "message": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "model_name": {
+            "type": "string"
+          },
+          "port": {
+            "type": "integer"
+          },
+          "status": {
+            "enum": [
+              "success",
+              "error"
+            ],
+            "type": "string"
+          }
+        },
+        "required": [
+          "status",
+          "model_name",
+          "port",
+          "ipc_name"
+        ],
+        "type": "object"
+      },
+      "RuntimeError": {
+        "properties": {
+          "code": {
+            "type": "integer"
+          },
+          "detail": {
+            "oneOf": [
+              {
+                "type": "string"
+              },
+              {
+                "items": {
+                  "type": "object"
+                },
+                "type": "array"
+              }
+            ]
+          },
+          "message": {
+            "type": "string"
+          },
+          "object": {
+            "enum": [
+              "error"
+            ],
+            "type": "string"
+          },
+          "type": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "detail",
+          "object",
+          "message",
+          "type",
+          "code"
+        ],
+        "type": "object"
+      },
+      "RuntimeOperationAnswer": {
+        "properties": {
+          "applied": {
+            "type": "boolean"
+          },
+          "model_name": {
+            "type": "string"
+          },
+          "operation_id": {
+            "type": "string"
+          },
+          "phase": {
+            "enum": [
+              "downloading",
+              "booting",
+              "active",
+              "sleeping",
+              "restarting",
+              "failed",
+              "stopping"
+            ],
+            "type": "string"
+          },
+          "status": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "status",
+          "model_name",
+          "operation_id",
+          "applied",
+          "phase"
+        ],
+        "type": "object"
+      },
       "Sleep": {
         "additionalProperties": false,
         "properties": {
@@ -4931,6 +5127,753 @@ enum OpenAPIDocument {
           }
         },
         "summary": "Resume generation after a pause"
+      }
+    },
+    "/v1/runtime/models": {
+      "get": {
+        "operationId": "runtimeModels",
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "properties": {
+                    "models": {
+                      "items": {
+                        "required": [
+                          "model_name",
+                          "port",
+                          "ipc_name",
+                          "phase",
+                          "ready"
+                        ],
+                        "type": "object"
+                      },
+                      "type": "array"
+                    }
+                  },
+                  "required": [
+                    "models"
+                  ],
+                  "type": "object"
+                }
+              }
+            },
+            "description": "The models."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          }
+        },
+        "summary": "Every launched model with its phase, readiness, KV numbers, download progress and log tail"
+      }
+    },
+    "/v1/runtime/models/activate": {
+      "post": {
+        "operationId": "runtimeActivate",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/RuntimeActivate"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeActivateAnswer"
+                }
+              }
+            },
+            "description": "Launching (or already launched with the same spec)."
+          },
+          "400": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeActivateAnswer"
+                }
+              }
+            },
+            "description": "status error, with the message."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeActivateAnswer"
+                }
+              }
+            },
+            "description": "status error, with the message."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "422": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "500": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeActivateAnswer"
+                }
+              }
+            },
+            "description": "status error, with the message."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeActivateAnswer"
+                }
+              }
+            },
+            "description": "status error, with the message."
+          }
+        },
+        "summary": "Launch an engine for a model (AIBrix ModelClaim); answers once the launch is under way"
+      }
+    },
+    "/v1/runtime/models/deactivate": {
+      "post": {
+        "operationId": "runtimeDeactivate",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "additionalProperties": false,
+                "properties": {
+                  "mode": {
+                    "type": "string"
+                  },
+                  "model_name": {
+                    "type": "string"
+                  }
+                },
+                "required": [
+                  "model_name"
+                ],
+                "type": "object"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Status"
+                }
+              }
+            },
+            "description": "Stopped."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "422": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          }
+        },
+        "summary": "Stop a model's engine (SIGTERM, grace period, SIGKILL) and forget it; unknown models are a no-op"
+      }
+    },
+    "/v1/runtime/models/kv-limit": {
+      "post": {
+        "operationId": "runtimeKVLimit",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "additionalProperties": false,
+                "properties": {
+                  "limit_bytes": {
+                    "minimum": 0,
+                    "type": "integer"
+                  },
+                  "model_name": {
+                    "type": "string"
+                  },
+                  "operation_id": {
+                    "maxLength": 1024,
+                    "minLength": 1,
+                    "type": "string"
+                  }
+                },
+                "required": [
+                  "model_name",
+                  "limit_bytes",
+                  "operation_id"
+                ],
+                "type": "object"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeOperationAnswer"
+                }
+              }
+            },
+            "description": "Done, or replayed (applied false)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "422": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "500": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          }
+        },
+        "summary": "Set a model's KV-cache limit in its kvcached segment (409 while the engine has none yet)"
+      }
+    },
+    "/v1/runtime/models/sleep": {
+      "post": {
+        "operationId": "runtimeSleep",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "additionalProperties": false,
+                "properties": {
+                  "level": {
+                    "maximum": 2,
+                    "minimum": 1,
+                    "type": "integer"
+                  },
+                  "model_name": {
+                    "type": "string"
+                  },
+                  "operation_id": {
+                    "maxLength": 1024,
+                    "minLength": 1,
+                    "type": "string"
+                  }
+                },
+                "required": [
+                  "model_name",
+                  "operation_id"
+                ],
+                "type": "object"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeOperationAnswer"
+                }
+              }
+            },
+            "description": "Done, or replayed (applied false)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "422": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "500": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          }
+        },
+        "summary": "Put an active model's engine to sleep through its driver (409 where the engine cannot)"
+      }
+    },
+    "/v1/runtime/models/wake": {
+      "post": {
+        "operationId": "runtimeWake",
+        "requestBody": {
+          "content": {
+            "application/json": {
+              "schema": {
+                "additionalProperties": false,
+                "properties": {
+                  "model_name": {
+                    "type": "string"
+                  },
+                  "operation_id": {
+                    "maxLength": 1024,
+                    "minLength": 1,
+                    "type": "string"
+                  }
+                },
+                "required": [
+                  "model_name",
+                  "operation_id"
+                ],
+                "type": "object"
+              }
+            }
+          },
+          "required": true
+        },
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeOperationAnswer"
+                }
+              }
+            },
+            "description": "Done, or replayed (applied false)."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "409": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "413": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "415": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "422": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "500": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "502": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "503": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "504": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          }
+        },
+        "summary": "Wake a sleeping model's engine (phase booting until it answers ready)"
+      }
+    },
+    "/v1/runtime/snapshot": {
+      "get": {
+        "operationId": "runtimeSnapshot",
+        "responses": {
+          "200": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "required": [
+                    "observed_at",
+                    "accelerators",
+                    "models",
+                    "cached_artifacts"
+                  ],
+                  "type": "object"
+                }
+              }
+            },
+            "description": "The snapshot."
+          },
+          "401": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          },
+          "404": {
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RuntimeError"
+                }
+              }
+            },
+            "description": "AIBrix's {detail} beside the envelope's fields; 422 lists the body's problems."
+          }
+        },
+        "summary": "The controller's view: accelerators (NVML), models with readiness, KV and request activity, cached artifacts"
       }
     },
     "/v1/sleep": {
