@@ -385,8 +385,9 @@ def document():
             "data": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"}, "path": {"type": "string"}, "base_model": {"type": "string"}}}}}},
         "Driver": {"type": "object", "required": ["name", "version", "path", "abi_version", "engine_kinds", "capabilities",
-                                                  "operations", "extension_operations"], "properties": {
+                                                  "operations", "extension_operations", "can_launch"], "properties": {
             "name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"},
+            "can_launch": {"type": "boolean", "description": "The model runtime can launch this driver's engine (ABI 1.3 plan_launch)."},
             "path": {"type": "string"}, "abi_version": {"type": "string"},
             "engine_kinds": {"type": "array", "items": {"type": "string"}},
             "capabilities": {"type": "array", "items": {"type": "string"}},

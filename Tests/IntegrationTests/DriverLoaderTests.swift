@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func driverNeedsNewerMinor() async throws {
-        #expect(try await failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.2"))
+        #expect(try await failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.3"))
     }
 
     @Test func requiredFieldNull() async throws {
@@ -165,7 +165,7 @@ import Testing
 /// Struct growth: a driver built against a later 1.x header declares larger structs; the host
 /// reads the fields it knows and ignores the rest.
 @Suite struct StructGrowthTests {
-    /// A driver built against ABI 1.0 (no metric fields) loads on this 1.2 host.
+    /// A driver built against ABI 1.0 (no metric fields) loads on this 1.3 host.
     @Test func anABI10DriverLoads() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -19,8 +19,11 @@ public struct DriverDescription: Codable, Sendable, Equatable {
     public var config_schema: JSONValue?
     public var operations: [String]
     public var extension_operations: [ExtensionOperationDescription]
+    /// True when the model runtime can launch the driver's engine (ABI 1.3 `plan_launch`).
+    public var can_launch: Bool
 
     public init(_ driver: LoadedDriver) {
+        can_launch = driver.canLaunch
         name = driver.name
         version = driver.version
         description = driver.summary

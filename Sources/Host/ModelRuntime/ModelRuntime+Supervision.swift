@@ -103,6 +103,15 @@ extension ModelRuntime {
         let now = Date().timeIntervalSince1970
         var probes: [(String, ManagedEngine)] = []
         var changed = false
+        // As a container's PID 1, orphaned engine workers are ours to reap: collect the ones
+        // that are not an engine leader (those are reaped below, with their status logged).
+        if getpid() == 1 {
+            let leaders = Set(records.compactMap { $0.process?.pid })
+            ProcFile.forEachProcess { pid in
+                guard !leaders.contains(pid), ProcessIdentity.of(pid) == nil else { return }
+                _ = EngineSpawner.reap(pid)
+            }
+        }
         for index in records.indices {
             let name = records[index].modelName
             live[name]?.log?.follow()

@@ -260,6 +260,10 @@ enum OpenAPIDocument {
           "abi_version": {
             "type": "string"
           },
+          "can_launch": {
+            "description": "The model runtime can launch this driver's engine (ABI 1.3 plan_launch).",
+            "type": "boolean"
+          },
           "capabilities": {
             "items": {
               "type": "string"
@@ -329,7 +333,8 @@ enum OpenAPIDocument {
           "engine_kinds",
           "capabilities",
           "operations",
-          "extension_operations"
+          "extension_operations",
+          "can_launch"
         ],
         "type": "object"
       },

@@ -38,7 +38,9 @@ public struct ProcessIdentity: Codable, Sendable, Equatable {
 
     /// True while any process of the group this process leads exists (engines fork workers
     /// that may outlive the leader). While one does, the kernel does not reuse the pid.
-    public var groupIsAlive: Bool { isAlive || killpg(pid, 0) == 0 || errno == EPERM }
+    /// Zombies do not count: a worker orphaned by the leader's death is reaped by PID 1, which
+    /// in a container may take long or never happen.
+    public var groupIsAlive: Bool { isAlive || ProcFile.liveMembers(ofGroup: pid) > 0 }
 
     /// Sends `signal` to the process group the process leads. Only when the leader is this
     /// process, or the leader is gone and members of its group remain (the kernel keeps a pid
@@ -69,19 +71,37 @@ enum ProcFile {
         return bytes
     }
 
+    /// How many processes of group `pgid` run (zombies not counted), from `/proc/*/stat`.
+    static func liveMembers(ofGroup pgid: Int32) -> Int {
+        guard killpg(pgid, 0) == 0 || errno == EPERM else { return 0 }
+        var count = 0
+        forEachProcess { pid in
+            guard let stat = read("/proc/\(pid)/stat", limit: 4096), let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return }
+            let fields = stat[stat.index(after: close)...].split(separator: UInt8(ascii: " "))
+            // fields[0] is the state (field 3), fields[2] the process group (field 5).
+            guard fields.count > 2, Int32(String(decoding: fields[2], as: UTF8.self)) == pgid else { return }
+            if fields[0].first != UInt8(ascii: "Z"), fields[0].first != UInt8(ascii: "X") { count += 1 }
+        }
+        return count
+    }
+
+    static func forEachProcess(_ body: (Int32) -> Void) {
+        guard let directory = opendir("/proc") else { return }
+        defer { closedir(directory) }
+        while let item = readdir(directory) {
+            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+            if let pid = Int32(name) { body(pid) }
+        }
+    }
+
     /// Pids of the processes of this user whose environment holds `entry` exactly ("K=V").
     static func processes(withEnvironmentEntry entry: String) -> [Int32] {
-        guard let directory = opendir("/proc") else { return [] }
-        defer { closedir(directory) }
         let wanted = Array(entry.utf8)
         var found: [Int32] = []
-        while let item = readdir(directory) {
-            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let pid = Int32(name), pid != getpid() else { continue }
+        forEachProcess { pid in
+            guard pid != getpid() else { return }
             // Unreadable (another user's) environments are skipped: engines run as this user.
-            guard let environment = read("/proc/\(pid)/environ", limit: 4 << 20) else { continue }
+            guard let environment = read("/proc/\(pid)/environ", limit: 4 << 20) else { return }
             if environment.split(separator: 0).contains(where: { $0.elementsEqual(wanted) }) { found.append(pid) }
         }
         return found
