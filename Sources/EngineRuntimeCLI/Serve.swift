@@ -19,7 +19,9 @@ struct Serve: AsyncParsableCommand {
             The engine comes from the AIBrix sidecar's variables, or several engines from --config.
 
             Environment variables (a flag wins over its variable):
-              INFERENCE_ENGINE                 engine kind of the default engine (--engine); default vllm
+              INFERENCE_ENGINE                 engine kind of the default engine (--engine); default vllm;
+                                               none: no engine of its own (the default with --model-runtime
+                                               when neither INFERENCE_ENGINE nor INFERENCE_ENGINE_ENDPOINT is set)
               INFERENCE_ENGINE_ENDPOINT        its base URL (--engine-endpoint); default http://localhost:8000
               INFERENCE_ENGINE_API_KEY         bearer token the engine expects; forwarded to it, never logged
               INFERENCE_ENGINE_ADMIN_API_KEY   the engine's administrator token (SGLang --admin-api-key),
@@ -283,6 +285,15 @@ struct Serve: AsyncParsableCommand {
             drainTimeout: .seconds(try Settings.integer(shutdownTimeout, env: "ENGINE_RUNTIME_SHUTDOWN_TIMEOUT", default: 10, range: 0...600)))
     }
 
+    /// No engine of its own: `INFERENCE_ENGINE=none`, or the model runtime on and no engine
+    /// named by a flag or AIBrix's variables.
+    func launchesOnly() -> Bool {
+        let kind = (engine ?? Settings.environment("INFERENCE_ENGINE"))?.lowercased()
+        if kind == "none" { return true }
+        let runtimeOn = modelRuntime || ["1", "true"].contains(Settings.environment("ENGINE_RUNTIME_MODEL_RUNTIME")?.lowercased() ?? "")
+        return runtimeOn && kind == nil && engineEndpoint == nil && Settings.environment("INFERENCE_ENGINE_ENDPOINT") == nil
+    }
+
     /// Engines, auth, limits and deadlines from flags, environment and the engines file.
     func runtimeConfiguration() throws -> RuntimeConfiguration {
         let engines: [EngineConfiguration]
@@ -311,6 +322,10 @@ struct Serve: AsyncParsableCommand {
                     engineVersion: entry.engine_version, options: entry.options)
             }
             defaultEngine = file.default_engine ?? engines.first?.name ?? "default"
+        } else if launchesOnly() {
+            // A warm pool's sidecar: its engines are the ones it launches.
+            engines = []
+            defaultEngine = "default"
         } else {
             engines = [
                 EngineConfiguration(
@@ -343,7 +358,7 @@ struct Serve: AsyncParsableCommand {
             maxBodyBytes: try Settings.integer(maxBodyBytes, env: "ENGINE_RUNTIME_MAX_BODY_BYTES", default: 1 << 20, range: 1024...(64 << 20)),
             deadlines: deadlines)
         do {
-            return try configuration.validated()
+            return try configuration.validated(allowingNoEngine: launchesOnly())
         } catch {
             throw ValidationError(error.description)
         }

@@ -82,10 +82,18 @@ enum EngineCommandLine {
     }
 
     /// kvcached's segment, when the engine is started with it (ENABLE_KVCACHED and
-    /// KVCACHED_IPC_NAME, as the model runtime starts engines).
+    /// KVCACHED_IPC_NAME, as the model runtime starts engines), and the simulator's own fault
+    /// knobs for an engine started this way (`ENGINE_SIMULATOR_STARTUP_DELAY`,
+    /// `ENGINE_SIMULATOR_SHUTDOWN_DELAY`, in seconds): an engine that takes long to load, or to
+    /// exit after SIGTERM.
     static func kvcached(_ environment: [String: String]) -> [String] {
-        guard environment["ENABLE_KVCACHED"] == "true", let name = environment["KVCACHED_IPC_NAME"], !name.isEmpty else { return [] }
-        return ["--kv-segment", name]
+        var result: [String] = []
+        if environment["ENABLE_KVCACHED"] == "true", let name = environment["KVCACHED_IPC_NAME"], !name.isEmpty {
+            result += ["--kv-segment", name]
+        }
+        if let delay = environment["ENGINE_SIMULATOR_STARTUP_DELAY"] { result += ["--startup-delay", delay] }
+        if let delay = environment["ENGINE_SIMULATOR_SHUTDOWN_DELAY"] { result += ["--shutdown-delay", delay] }
+        return result
     }
 
     struct Options {

@@ -61,6 +61,8 @@ struct SimulatorCommand: AsyncParsableCommand {
             "kvcached: create the shared-memory segment /dev/shm/NAME as an engine does when its KV cache is set up, and remove it on an orderly exit.",
             valueName: "name"))
     var kvSegment: String?
+    @Option(help: "Seconds the engine takes to exit after SIGTERM (an engine stuck tearing down its accelerator state).")
+    var shutdownDelay: Double = 0
     @Option(help: ArgumentHelp("Engine flags given on an engine command line that the simulator accepts and ignores (logged).", valueName: "flags"))
     var engineFlags: String?
 
@@ -103,6 +105,10 @@ struct SimulatorCommand: AsyncParsableCommand {
             },
             logger: logger)
         try await app.runService()
+        if shutdownDelay > 0 {
+            logger.info("shutting down slowly (simulated)", metadata: ["seconds": "\(shutdownDelay)"])
+            try? await Task.sleep(for: .milliseconds(Int(shutdownDelay * 1000)))
+        }
     }
 }
 

@@ -20,6 +20,11 @@ import Glibc
         defer { harness.cleanUp() }
         let path = try harness.makeModel("qwen")
         try await harness.start()
+        // A warm pool's sidecar has no engine of its own: ready at once, and the routes of a
+        // configured engine say why they have nothing to talk to.
+        #expect(try await harness.runtime!.get("/ready").status == 200)
+        let noEngine = try await harness.runtime!.get("/v1/models")
+        #expect(noEngine.status == 404 && noEngine.text.contains("launches its engines itself"), "\(noEngine.text)")
         let activate = """
             {"model_name":"qwen-a","artifact_url":"\(path)","engine":"vllm","ipc_name":"kvc_claim-a",
              "engine_config":{"args":{"--max-model-len":"2048","--enforce-eager":""}},
@@ -99,6 +104,7 @@ import Glibc
         let metrics = try await harness.runtime!.get("/metrics").text
         #expect(metrics.contains(#"engine_runtime_model_phase{model="qwen-a",phase="active"} 1"#), "\(metrics.prefix(3000))")
         #expect(metrics.contains(#"llm_engine_up{engine="vllm",model="qwen-a"} 1"#))
+        #expect(!metrics.contains(#"llm_engine_up{engine="vllm"} "#), "no scrapes of an engine that is not there")
         #expect(metrics.contains(#"engine_runtime_model_kv_limit_bytes{model="qwen-a"} 268435456"#))
         #expect(metrics.contains(#"engine_runtime_model_operations_total{model="qwen-a",action="sleep",result="skipped"} 1"#))
 
@@ -183,6 +189,8 @@ import Glibc
         #expect(try await harness.post("/v1/runtime/models/activate", #"{"model_name":"kept","artifact_url":"\#(path)","ipc_name":"\#(ipc)"}"#).status == 200)
         let ready = try await harness.waitFor("kept") { $0.ready }
         let engine = try #require(try await harness.pid("kept"))
+        let limit = #"{"model_name":"kept","limit_bytes":4096,"operation_id":"kv-before-restart"}"#
+        #expect(try await harness.post("/v1/runtime/models/kv-limit", limit).status == 200)
         first.kill()
         #expect(ProcInfo.isRunning(engine), "the engine is in its own session and survives the sidecar")
 
@@ -190,6 +198,9 @@ import Glibc
         let adopted = try await harness.waitFor("kept") { $0.ready }
         #expect(try await harness.pid("kept") == engine && adopted.port == ready.port)
         #expect(ProcInfo.engines(ipcName: ipc) == [engine], "one engine, not two")
+        // Operation ids are kept in the registry: a replay after the restart is not re-applied.
+        let replay = try JSONCoding.decode(OperationAnswer.self, from: try await harness.post("/v1/runtime/models/kv-limit", limit).body)
+        #expect(!replay.applied)
         #expect(try await second.get("/metrics").text.contains(#"engine_runtime_model_readoptions_total{result="success"} 1"#))
 
         let (status, took) = try await second.timedTerminate()

@@ -100,8 +100,11 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
 }
 
 extension RuntimeConfiguration {
-    /// Checks names, endpoints and the default engine; throws the first problem found.
-    public func validated() throws(ConfigurationError) -> RuntimeConfiguration {
+    /// Checks names, endpoints and the default engine; throws the first problem found. No
+    /// engine at all is allowed only for a sidecar that launches its engines itself (the
+    /// model runtime of a warm pool).
+    public func validated(allowingNoEngine: Bool = false) throws(ConfigurationError) -> RuntimeConfiguration {
+        if engines.isEmpty, allowingNoEngine { return self }
         guard !engines.isEmpty else { throw ConfigurationError("no engine configured") }
         var seen = Set<String>()
         for engine in engines {

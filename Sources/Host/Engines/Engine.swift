@@ -71,3 +71,23 @@ public struct LoadedAdapter: Sendable, Equatable {
         return models.adapters.map { LoadedAdapter(name: $0.id, path: $0.root, baseModel: $0.parent) }
     }
 }
+
+/// The default engine of a sidecar that has none configured (it only launches engines through
+/// the model runtime): every call says so, instead of reaching for localhost:8000.
+final class AbsentEngine: Engine {
+    var name: String { "default" }
+    var summary: EngineSummary {
+        EngineSummary(name: "default", kind: "none", endpoint: "", engineVersion: nil, driverName: "none", driverVersion: "")
+    }
+    private var absent: RuntimeError {
+        RuntimeError.notFound(
+            "no engine is configured: this sidecar launches its engines itself (GET /v1/runtime/models); set INFERENCE_ENGINE and INFERENCE_ENGINE_ENDPOINT for one it does not launch")
+    }
+    func call(_ operation: DriverOperation, _ request: some Encodable) async throws(RuntimeError) -> [UInt8] { throw absent }
+    func adapterCall(_ operation: DriverOperation, key: String, _ request: some Encodable & Sendable) async throws(RuntimeError) -> [UInt8] {
+        throw absent
+    }
+    func readiness() async -> (ready: Bool, reason: String?) { (false, absent.message) }
+    func extensionOperation(named name: String) -> ExtensionOperation? { nil }
+    func invokeExtension(_ operation: ExtensionOperation, arguments: [UInt8]) async throws(RuntimeError) -> JSONValue { throw absent }
+}

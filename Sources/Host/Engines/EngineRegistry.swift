@@ -4,9 +4,10 @@ import NIOPosix
 /// The engines of one runtime, by name, with the default one.
 public final class EngineRegistry: Sendable {
     public let engines: [ManagedEngine]
-    public let defaultEngine: ManagedEngine
+    /// Nil only when no engine is configured (a sidecar that launches its engines itself).
+    public let defaultEngine: ManagedEngine?
 
-    private init(engines: [ManagedEngine], defaultEngine: ManagedEngine) {
+    private init(engines: [ManagedEngine], defaultEngine: ManagedEngine?) {
         self.engines = engines
         self.defaultEngine = defaultEngine
     }
@@ -14,7 +15,9 @@ public final class EngineRegistry: Sendable {
     public func engine(named name: String) -> ManagedEngine? { engines.first { $0.name == name } }
 
     /// The engines as the routes and services address them.
-    public var directory: EngineDirectory { EngineDirectory(engines: engines, defaultEngine: defaultEngine) }
+    public var directory: EngineDirectory {
+        EngineDirectory(engines: engines, defaultEngine: defaultEngine ?? AbsentEngine())
+    }
 
     /// Creates a driver instance for every configured engine. Fails with one line when an
     /// engine has no driver or its driver refuses the configuration.
@@ -57,6 +60,7 @@ public final class EngineRegistry: Sendable {
                 throw ConfigurationError("engine \"\(engine.name)\": driver \(driver.name) refused the configuration: \(error.message)")
             }
         }
+        if configuration.engines.isEmpty { return EngineRegistry(engines: [], defaultEngine: nil) }
         guard let defaultEngine = engines.first(where: { $0.name == configuration.defaultEngine }) else {
             throw ConfigurationError("default engine \"\(configuration.defaultEngine)\" is not configured")
         }

@@ -39,8 +39,12 @@ public struct ProcessIdentity: Codable, Sendable, Equatable {
     /// True while any process of the group this process leads exists (engines fork workers
     /// that may outlive the leader). While one does, the kernel does not reuse the pid.
     /// Zombies do not count: a worker orphaned by the leader's death is reaped by PID 1, which
-    /// in a container may take long or never happen.
-    public var groupIsAlive: Bool { isAlive || ProcFile.liveMembers(ofGroup: pid) > 0 }
+    /// in a container may take long or never happen. When another process has the pid now,
+    /// the group is gone: the kernel reuses a pid only once no group of that id is left.
+    public var groupIsAlive: Bool {
+        guard let current = Self.of(pid) else { return ProcFile.liveMembers(ofGroup: pid) > 0 }
+        return current == self
+    }
 
     /// Sends `signal` to the process group the process leads. Only when the leader is this
     /// process, or the leader is gone and members of its group remain (the kernel keeps a pid

@@ -35,7 +35,7 @@ final class ModelRuntimeHarness: @unchecked Sendable {
             "ENGINE_RUNTIME_MODEL_ENGINE_HOST": "127.0.0.1", "ENGINE_RUNTIME_MODEL_ENGINE_PATH": directory.path + "/bin:/usr/local/bin:/usr/bin:/bin",
             "ENGINE_RUNTIME_MODEL_PORTS": "\(ports.lowerBound)-\(ports.upperBound)", "AIBRIX_WEIGHT_CACHE_DIR": directory.path + "/cache",
             "ENGINE_RUNTIME_MODEL_SUPERVISOR_INTERVAL_MS": "200", "ENGINE_RUNTIME_MODEL_RESTART_BACKOFF_MS": "100",
-            "ENGINE_RUNTIME_MODEL_STOP_GRACE": "5", "INFERENCE_ENGINE_ENDPOINT": "http://127.0.0.1:9",
+            "ENGINE_RUNTIME_MODEL_STOP_GRACE": "5",
         ]
         environment.merge(extra) { $1 }
     }
