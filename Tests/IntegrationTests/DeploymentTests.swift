@@ -43,4 +43,41 @@ import Testing
             #expect(help.contains(variable), "serve --help documents \(variable)")
         }
     }
+
+    /// The warm pool: the pool labels AIBrix's controller selects, /healthz for both probes (as
+    /// AIBrix's pool), the model runtime on, and only flags and variables the binary documents.
+    @Test func warmRuntimePoolExample() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.python), "the tools venv is missing: run scripts/setup.sh")
+        let path = TestPaths.packageRoot.appendingPathComponent("deploy/kubernetes/warm-runtime-pool.yaml").path
+        let script = """
+            import sys, yaml
+            doc = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d.get("kind") == "Deployment")
+            pod = doc["spec"]["template"]
+            print("labels", pod["metadata"]["labels"]["pool.aibrix.ai/name"], pod["metadata"]["labels"]["pool.aibrix.ai/enabled"])
+            print("grace", pod["spec"]["terminationGracePeriodSeconds"])
+            (c,) = pod["spec"]["containers"]
+            print("probes", c["livenessProbe"]["httpGet"]["path"], c["readinessProbe"]["httpGet"]["path"], c["readinessProbe"]["httpGet"]["port"])
+            print("args", " ".join(c["args"]))
+            print("env", " ".join(e["name"] for e in c["env"]))
+            print("stopgrace", next(e["value"] for e in c["env"] if e["name"] == "ENGINE_RUNTIME_MODEL_STOP_GRACE"))
+            """
+        let result = try await Program.run(Self.python, ["-c", script, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("labels warm-pool-a100 true"))
+        #expect(lines.contains("probes /healthz /healthz 8080"))
+        let grace = Int(try #require(lines.first { $0.hasPrefix("grace ") }).dropFirst(6)) ?? 0
+        let stopGrace = Int(try #require(lines.first { $0.hasPrefix("stopgrace ") }).dropFirst(10)) ?? 0
+        #expect(grace > stopGrace + 10, "the pod's grace period covers the engines' stop grace and the API's drain")
+        let args = try #require(lines.first { $0.hasPrefix("args ") }).dropFirst(5).split(separator: " ").map(String.init)
+        #expect(args.first == "serve" && args.contains("--model-runtime"))
+        let help = try await Program.run(TestPaths.binary, ["serve", "--help"]).stdout
+        for flag in args where flag.hasPrefix("--") { #expect(help.contains(flag), "engine-runtime serve has \(flag)") }
+        let env = try #require(lines.first { $0.hasPrefix("env ") }).dropFirst(4).split(separator: " ")
+        for variable in env where variable != "HF_TOKEN" {
+            // Per-kind variables are documented once, as ENGINE_RUNTIME_MODEL_<KIND>_...
+            let documented = variable.replacingOccurrences(of: "_VLLM_", with: "_<KIND>_")
+            #expect(help.contains(documented), "serve --help documents \(variable)")
+        }
+    }
 }
