@@ -113,6 +113,10 @@ import Testing
         #expect(report.driver == driver)
         #expect(report.checks.contains { $0.name == "health (malformed JSON)" && $0.passed })
         #expect(report.checks.count >= 15)
+        // ABI 1.3: the in-tree drivers can launch their engines; the template cannot (no check).
+        let planned = report.checks.contains { $0.name == "plan_launch (valid spec)" && $0.passed }
+        #expect(planned == (driver != "template"))
+        if driver != "template" { #expect(report.checks.contains { $0.name == "plan_launch refuses --port" && $0.passed }) }
     }
 
     /// The checks run in a child process: a driver that crashes still gets a verdict naming the

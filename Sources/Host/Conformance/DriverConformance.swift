@@ -124,6 +124,7 @@ public enum DriverConformance {
             driver.extensionOperations.isEmpty ? "none declared" : driver.extensionOperations.map(\.name).joined(separator: ", "))
 
         let pool = WorkerPool(threads: 4)
+        if driver.canLaunch { await checkLaunchPlan(driver: driver, pool: pool, into: &report) }
         await exerciseInstance(driver: driver, endpoint: endpoint, timeout: timeout, pool: pool, logger: logger, into: &report)
         await pool.shutdown()
         return report
@@ -232,6 +233,46 @@ public enum DriverConformance {
         } catch {
             let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation
             report.record("\(name) (zero arguments)", passed, passed ? "answered \(error.kind.envelopeType): \(error.message)" : "bad failure: \(error.description)")
+        }
+    }
+
+    /// ABI 1.3 `plan_launch`: a plan for a valid spec that puts the port and the served name on
+    /// the command line, a refusal of each flag the plan says it owns, and of malformed JSON.
+    private static func checkLaunchPlan(driver: LoadedDriver, pool: WorkerPool, into report: inout ConformanceReport) async {
+        let planner = LaunchPlanner(pool: pool)
+        let spec = LaunchSpec(
+            engineKind: driver.engineKinds[0], modelName: "conformance-check", modelPath: "/nonexistent/conformance-check",
+            host: "127.0.0.1", port: 20999, config: .object([:]))
+        report.starting("plan_launch (valid spec)")
+        let plan: LaunchPlan
+        do {
+            plan = try await planner.plan(spec, driver: driver)
+            let problem: String? =
+                !plan.argv.contains("20999") ? "the port is not on the command line"
+                : !plan.argv.contains(where: { $0.contains("conformance-check") }) ? "the served name is not on the command line"
+                : plan.readiness.bootTimeoutSeconds <= 0 ? "boot_timeout_seconds must be positive" : nil
+            report.record("plan_launch (valid spec)", problem == nil, problem ?? plan.argv.joined(separator: " "))
+        } catch {
+            report.record("plan_launch (valid spec)", false, error.description)
+            return
+        }
+        for flag in plan.ownedFlags {
+            var owned = spec
+            owned.args = [[flag, "1"]]
+            report.starting("plan_launch refuses \(flag)")
+            do {
+                _ = try await planner.plan(owned, driver: driver)
+                report.record("plan_launch refuses \(flag)", false, "a flag the plan owns was accepted from the operator")
+            } catch {
+                report.record("plan_launch refuses \(flag)", error.kind == .invalidArgument, error.message)
+            }
+        }
+        report.starting("plan_launch (malformed JSON)")
+        do {
+            _ = try await planner.plan(json: Array(malformedRequest.utf8), driver: driver)
+            report.record("plan_launch (malformed JSON)", false, "answered OK to malformed JSON; expected invalid_argument")
+        } catch {
+            report.record("plan_launch (malformed JSON)", error.kind == .invalidArgument && !error.isContractViolation, error.message)
         }
     }
 

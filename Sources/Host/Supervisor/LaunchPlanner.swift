@@ -6,12 +6,17 @@ struct LaunchPlanner: Sendable {
     let pool: WorkerPool
 
     func plan(_ spec: LaunchSpec, driver: LoadedDriver) async throws(RuntimeError) -> LaunchPlan {
+        let request: [UInt8]
+        do { request = try JSONCoding.encode(spec) } catch { throw RuntimeError(.internalError, "could not encode the launch spec: \(error)") }
+        return try await plan(json: request, driver: driver)
+    }
+
+    /// `plan_launch` with any request text (`drivers check` sends malformed ones too).
+    func plan(json request: [UInt8], driver: LoadedDriver) async throws(RuntimeError) -> LaunchPlan {
         guard let planLaunch = driver.planLaunch else {
             throw RuntimeError(
                 .unsupported, "driver \(driver.name) (ABI 1.\(driver.abiMinor)) cannot launch its engine: it has no plan_launch (ABI 1.3)")
         }
-        let request: [UInt8]
-        do { request = try JSONCoding.encode(spec) } catch { throw RuntimeError(.internalError, "could not encode the launch spec: \(error)") }
         let bytes: Result<[UInt8], RuntimeError> = await pool.run {
             let sink = ByteSink(limit: 1 << 20)
             var record = ErrorRecord.empty()
