@@ -224,12 +224,12 @@ extension ModelRuntime {
             board.count(exhausted: name)
             logger.error("engine failed for good", metadata: ["model": "\(name)", "reason": "\(reason)"])
             if let stale { Task { await ProcessStopper.stop(stale, grace: settings.stopGrace, logger: logger) } }
+            records[index].process = nil
             return
         }
         records[index].restartTimes.append(now)
         records[index].restartCount += 1
-        let base = Double(settings.restartBackoffBase.components.seconds) + Double(settings.restartBackoffBase.components.attoseconds) / 1e18
-        let delay = min(base * pow(2, Double(records[index].restartTimes.count - 1)), Double(settings.restartBackoffMax.components.seconds))
+        let delay = min(settings.restartBackoffBase.seconds * pow(2, Double(records[index].restartTimes.count - 1)), settings.restartBackoffMax.seconds)
         records[index].nextRestartAt = now + delay
         transition(index, to: .restarting, error: reason)
         logger.warning("engine will be restarted", metadata: ["model": "\(name)", "reason": "\(reason)", "in_seconds": "\(delay)"])
