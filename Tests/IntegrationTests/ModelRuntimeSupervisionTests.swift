@@ -60,7 +60,7 @@ import Glibc
         let harness = try ModelRuntimeHarness(
             ports: 23320...23329,
             environment: [
-                "ENGINE_RUNTIME_MODEL_STOP_GRACE": "2", "ENGINE_RUNTIME_MODEL_ENV": "ENGINE_SIMULATOR_SHUTDOWN_DELAY",
+                "ENGINE_RUNTIME_MODEL_STOP_GRACE": "3", "ENGINE_RUNTIME_MODEL_ENV": "ENGINE_SIMULATOR_SHUTDOWN_DELAY",
                 "ENGINE_SIMULATOR_SHUTDOWN_DELAY": "60",
             ])
         defer { harness.cleanUp() }
@@ -77,8 +77,8 @@ import Glibc
         let (status, took) = try await runtime.timedTerminate()
         #expect(status == 0)
         #expect(engines.allSatisfy { !ProcInfo.isRunning($0) }, "SIGKILL after the grace period")
-        #expect(took >= .seconds(2), "each engine had its grace period")
-        #expect(took < .seconds(6), "in parallel, not one after another (3 × 2 s): \(took)")
+        #expect(took >= .seconds(3), "each engine had its grace period")
+        #expect(took < .seconds(8), "in parallel, not one after another (3 × 3 s): \(took)")
         #expect(runtime.output.contains("did not stop within the grace period; sending SIGKILL"))
     }
 
