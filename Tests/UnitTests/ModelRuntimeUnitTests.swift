@@ -89,7 +89,9 @@ import Testing
         #expect(settings.commands["vllm"] == ["/opt/venv/bin/vllm"])
         #expect(settings.markerRoot == "/home/u/.cache/huggingface" && settings.registryPath == "/var/run/engine-runtime/engines.json")
         #expect(settings.allowedArgs["vllm"]?.contains("--trust-remote-code") == false)
-        for (name, value) in [("ENGINE_RUNTIME_MODEL_PORTS", "80-90"), ("ENGINE_RUNTIME_MODEL_STOP_GRACE", "soon"), ("ENGINE_RUNTIME_MODEL_RUNTIME", "yes")] {
+        for (name, value) in [("ENGINE_RUNTIME_MODEL_PORTS", "80-90"), ("ENGINE_RUNTIME_MODEL_STOP_GRACE", "soon"), ("ENGINE_RUNTIME_MODEL_RUNTIME", "yes"),
+            ("ENGINE_RUNTIME_MODEL_VLLM_COMMAND", "bin/vllm"),
+        ] {
             #expect(throws: RuntimeError.self, "\(name)=\(value)") { try ModelRuntimeSettings.fromEnvironment([name: value], enabled: nil) }
         }
     }

@@ -106,6 +106,11 @@ public struct ModelRuntimeSettings: Sendable {
             } else if name.hasSuffix("_COMMAND") {
                 let words = value.split(whereSeparator: \.isWhitespace).map(String.init)
                 guard !words.isEmpty else { throw RuntimeError(.invalidArgument, "\(name) is empty: give the engine's program") }
+                // Engines start in their own working directory: a relative path would name
+                // another file there.
+                guard words[0].hasPrefix("/") || !words[0].contains("/") else {
+                    throw RuntimeError(.invalidArgument, "\(name): the program \(words[0]) must be an absolute path or a name on the engines' PATH")
+                }
                 commands[kind] = words
             }
         }

@@ -56,7 +56,7 @@ enum EngineSpawner {
     /// The absolute path of `program`: itself when it has a '/', else the first executable
     /// match in `searchPath` (the engines' PATH, not the sidecar's working directory).
     static func resolve(_ program: String, searchPath: String) -> String? {
-        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        if program.contains("/") { return program.hasPrefix("/") && access(program, X_OK) == 0 ? program : nil }
         for directory in searchPath.split(separator: ":") where directory.hasPrefix("/") {
             let candidate = "\(directory)/\(program)"
             var info = stat()
