@@ -39,7 +39,8 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_SHUTDOWN_TIMEOUT  seconds requests in flight get on SIGTERM (--shutdown-timeout); default 10
               ENGINE_RUNTIME_PROBE_TIMEOUT     seconds for health and read calls (--probe-timeout)
               ENGINE_RUNTIME_MUTATION_TIMEOUT  seconds for loads and other changes (--mutation-timeout)
-              ENGINE_RUNTIME_METRICS_MODE      standard, original or both (--metrics-mode)
+              ENGINE_RUNTIME_METRICS_MODE      standard, original, both or aibrix (--metrics-mode; aibrix adds the
+                                               AIBrix sidecar's names to both)
               ENGINE_RUNTIME_METRICS_CACHE_MS  how long one engine scrape serves /metrics (--metrics-cache-ms)
               ENGINE_RUNTIME_LOG_LEVEL         log level (--log-level)
 
@@ -147,7 +148,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .customLong("metrics-mode"),
         help: ArgumentHelp(
-            "What /metrics shows: standard (llm_engine_*), original (the engines' own series) or both. Env: ENGINE_RUNTIME_METRICS_MODE. Default: both.",
+            "What /metrics shows: standard (llm_engine_*), original (the engines' own series), both, or aibrix (both plus the AIBrix sidecar's aibrix:* names). Env: ENGINE_RUNTIME_METRICS_MODE. Default: both.",
             valueName: "mode"))
     var metricsMode: String?
 
@@ -180,7 +181,7 @@ struct Serve: AsyncParsableCommand {
         let runtime = try runtimeConfiguration()
         let modeText = Settings.string(metricsMode, env: "ENGINE_RUNTIME_METRICS_MODE", default: "both")
         guard let mode = MetricsMode(rawValue: modeText) else {
-            throw ValidationError("metrics mode \"\(modeText)\" must be standard, original or both")
+            throw ValidationError("metrics mode \"\(modeText)\" must be standard, original, both or aibrix")
         }
         let metricsCache = try Settings.integer(metricsCacheMs, env: "ENGINE_RUNTIME_METRICS_CACHE_MS", default: 1000, range: 0...60_000)
         let environment = Settings.environmentDictionary()
@@ -228,7 +229,8 @@ struct Serve: AsyncParsableCommand {
                 deadlines: runtime.deadlines, environment: environment, logger: logger) : nil
         let metrics = MetricsService(
             engines: engines, mode: mode, ttl: .milliseconds(Int64(metricsCache)), timeout: TimeAmount(runtime.deadlines.probe),
-            runtimeMetrics: RuntimeMetrics(drivers: registry), pool: pool, httpClient: http, logger: logger, launched: models?.board)
+            runtimeMetrics: RuntimeMetrics(drivers: registry, aibrixNames: mode == .aibrix), pool: pool, httpClient: http, logger: logger,
+            launched: models?.board)
         let secrets = CredentialsSecrets(directory: Settings.string(nil, env: "ENGINE_RUNTIME_SECRETS_DIR", default: "/var/run/secrets/aibrix"))
         let dependencies = RouterDependencies(
             engines: engines.directory, adapters: AdapterService(downloads: downloads, secrets: secrets), downloads: downloads,

@@ -305,3 +305,66 @@ extension MetricStandardizerTests {
         return port
     }
 }
+
+/// `ENGINE_RUNTIME_METRICS_MODE=aibrix`: the AIBrix Python sidecar's names beside the standard
+/// set and the originals, compared name by name with aibrix-contract.md §3.2-3.3.
+@Suite struct AIBrixMetricsModeTests {
+    /// The contract's rename rules (engine_rules.py), written out here on their own.
+    static let contract: [String: [(String, String)]] = [
+        "vllm": [
+            ("vllm:num_requests_waiting", "aibrix:queue_size"), ("vllm:gpu_cache_usage_perc", "aibrix:gpu_cache_usage_perc"),
+            ("vllm:kv_cache_usage_perc", "aibrix:kv_cache_usage_perc"), ("vllm:prompt_tokens_total", "aibrix:prompt_tokens_total"),
+            ("vllm:generation_tokens_total", "aibrix:generation_tokens_total"),
+            ("vllm:time_to_first_token_seconds", "aibrix:time_to_first_token_seconds"),
+            ("vllm:time_per_output_token_seconds", "aibrix:time_per_output_token_seconds"),
+            ("vllm:e2e_request_latency_seconds", "aibrix:e2e_request_latency_seconds"),
+            ("vllm:request_success_total", "aibrix:request_success_total"),
+        ],
+        "sglang": [
+            ("sglang:num_queue_reqs", "aibrix:queue_size"), ("sglang:gen_throughput", "aibrix:generation_throughput"),
+            ("sglang:prompt_tokens_total", "aibrix:prompt_tokens_total"), ("sglang:generation_tokens_total", "aibrix:generation_tokens_total"),
+            ("sglang:time_to_first_token_seconds", "aibrix:time_to_first_token_seconds"),
+            ("sglang:time_per_output_token_seconds", "aibrix:time_per_output_token_seconds"),
+            ("sglang:e2e_request_latency_seconds", "aibrix:e2e_request_latency_seconds"), ("sglang:cache_hit_rate", "aibrix:cache_hit_rate"),
+            ("sglang:token_usage", "aibrix:token_usage"),
+        ],
+    ]
+
+    @Test(arguments: ["vllm", "sglang"])
+    func theSidecarsNamesBesideTheStandardSet(flavor: String) async throws {
+        let engine = try await ServerProcess.simulator(flavor)
+        try await engine.configure(#"{"running_requests":3,"waiting_requests":2,"prompt_tokens_total":500,"generation_tokens_total":900}"#)
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor, environment: ["ENGINE_RUNTIME_METRICS_MODE": "aibrix"])
+        _ = try await runtime.get("/v1/models")
+        let text = try await runtime.get("/metrics").text
+        let lines = text.split(separator: "\n")
+        func samples(_ name: String) -> [Substring] {
+            lines.filter { $0.hasPrefix(name + "{") || $0.hasPrefix(name + " ") || $0.hasPrefix(name + "_bucket{") || $0.hasPrefix(name + "_count{") }
+        }
+        var renamed = 0
+        for (source, target) in Self.contract[flavor]! where !samples(source).isEmpty {
+            #expect(samples(target).count == samples(source).count, "\(source) -> \(target)")
+            renamed += 1
+        }
+        #expect(renamed >= 6, "most of the contract's renames apply to the simulated \(flavor)")
+        // The counter renames that never fired in the Python sidecar do here, with the values.
+        func total(_ name: String) -> Double { samples(name).compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +) }
+        #expect(total("aibrix:prompt_tokens_total") == 500, "\(samples("aibrix:prompt_tokens_total"))")
+        #expect(total("aibrix:queue_size") == 2)
+        #expect(text.contains("# TYPE aibrix:prompt_tokens_total counter"))
+        // The sidecar's own series, with the route template (not the raw path) as endpoint.
+        #expect(text.contains(#"aibrix:info_info{engine="\#(flavor)",engine_version="",version="\#(EngineRuntimeVersion.current)"} 1"#))
+        #expect(text.contains(#"aibrix:api_request_total{method="GET",endpoint="/v1/models",status="200"} 1"#))
+        #expect(text.contains("# TYPE aibrix:api_request_latency histogram"))
+        // Additive: the standard set and the originals stay.
+        #expect(text.contains("llm_engine_requests_waiting{") && text.contains("# TYPE \(flavor):"))
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try text.write(toFile: directory.path + "/metrics.txt", atomically: true, encoding: .utf8)
+        let check = try await Program.run("/bin/sh", ["-c", "promtool check metrics < \(directory.path)/metrics.txt"])
+        #expect(check.status == 0 || check.status == 3, "parse errors: \(check.stdout)\(check.stderr)")
+        for line in (check.stdout + check.stderr).split(separator: "\n") {
+            #expect(line.hasPrefix("\(flavor):") || line.hasPrefix("aibrix:"), "only colon names may be flagged: \(line)")
+        }
+    }
+}

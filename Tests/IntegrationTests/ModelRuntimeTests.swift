@@ -120,7 +120,7 @@ import Glibc
     /// SGLang through `python3 -m sglang.launch_server`: observed through the standard metrics
     /// (AIBrix saw SGLang engines as never observed), sleep and wake through its memory routes.
     @Test func anSGLangEngineThroughItsLaunchServerCommand() async throws {
-        let harness = try ModelRuntimeHarness(ports: 23120...23139)
+        let harness = try ModelRuntimeHarness(ports: 23120...23139, environment: ["ENGINE_RUNTIME_METRICS_MODE": "aibrix"])
         defer { harness.cleanUp() }
         let path = try harness.makeModel("llama")
         try await harness.start()
@@ -140,6 +140,16 @@ import Glibc
         let woken = try await harness.post("/v1/runtime/models/wake", #"{"model_name":"llama-s","operation_id":"w1"}"#)
         #expect(woken.status == 200, "\(woken.text)")
         try await harness.waitFor("llama-s") { $0.ready }
+        // The aibrix metrics mode has AIBrix's ModelClaim names (its Grafana dashboard's).
+        let metrics = try await harness.runtime!.get("/metrics").text
+        for line in [
+            "aibrix:modelclaim_models_resident 1", #"aibrix:modelclaim_engine_state{phase="active"} 1"#,
+            #"aibrix:modelclaim_lifecycle_operations_total{model="llama-s",action="sleep",result="applied"} 1"#,
+            #"aibrix:modelclaim_lifecycle_operation_duration_seconds_count{model="llama-s",action="wake",result="applied"} 1"#,
+            #"aibrix:modelclaim_engine_re_adoptions_total{result="success"} 0"#,
+        ] {
+            #expect(metrics.contains(line + "\n"), "\(line)")
+        }
         #expect(try await harness.post("/v1/runtime/models/deactivate", #"{"model_name":"llama-s"}"#).status == 200)
         #expect(!ProcInfo.isRunning(engine))
     }

@@ -11,6 +11,9 @@ public enum MetricsMode: String, Sendable, CaseIterable {
     case original
     /// Both (the default: existing dashboards keep working).
     case both
+    /// Both, plus the AIBrix Python sidecar's own names (`aibrix:queue_size`, `aibrix:info`,
+    /// `aibrix:api_request_*`, `aibrix:modelclaim_*`), for dashboards made for it.
+    case aibrix
 }
 
 /// `GET /metrics`: scrapes every engine, standardizes through the drivers' rules, and adds the
@@ -173,8 +176,15 @@ public final class MetricsService: Sendable {
             }
             PrometheusExposition.writeOriginals(originals, into: &writer)
         }
+        if mode == .aibrix {
+            var families = zip(all, scrapes).compactMap { engine, scrape in
+                scrape.exposition.map { AIBrixMetrics.renamed($0, kind: engine.configuration.engine) }
+            }
+            families.append([AIBrixMetrics.info(engines: all.map { ($0.configuration.engine, $0.configuration.engineVersion) })])
+            MetricStandardizer.write(families, into: &writer)
+        }
         runtimeMetrics.write(into: &writer)
-        launched?.write(into: &writer)
+        launched?.write(into: &writer, aibrixNames: mode == .aibrix)
         return writer.bytes
     }
 

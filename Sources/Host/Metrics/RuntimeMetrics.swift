@@ -9,7 +9,13 @@ public final class RuntimeMetrics: Sendable {
         .seconds(10), .seconds(30), .seconds(60),
     ]
 
-    public init(drivers: DriverRegistry) {
+    /// Also record requests under the AIBrix sidecar's names (`aibrix:api_request_*`).
+    let aibrixNames: Bool
+    /// aibrix/metrics/metrics.py's buckets.
+    static let aibrixLatencyBuckets: [Duration] = [.milliseconds(100), .milliseconds(200), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5)]
+
+    public init(drivers: DriverRegistry, aibrixNames: Bool = false) {
+        self.aibrixNames = aibrixNames
         registry.makeGauge(
             descriptor: Self.name("build", "info", "engine-runtime build; value 1."), labels: [("version", EngineRuntimeVersion.current)]
         ).set(to: 1)
@@ -38,6 +44,14 @@ public final class RuntimeMetrics: Sendable {
             .increment()
         registry.makeDurationHistogram(
             descriptor: Self.requestDuration, labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets
+        ).record(duration)
+        guard aibrixNames else { return }
+        // AIBrix labelled by the raw path (unbounded: every 404 path became a series); the route
+        // template keeps the label set bounded.
+        let labels = [("method", method), ("endpoint", route), ("status", String(status))]
+        registry.makeCounter(name: "aibrix:api_request_total", labels: labels, help: "Total number of API requests (AIBrix name).").increment()
+        registry.makeDurationHistogram(
+            name: "aibrix:api_request_latency", labels: labels, buckets: Self.aibrixLatencyBuckets, help: "API request latency (AIBrix name)."
         ).record(duration)
     }
 

@@ -51,9 +51,11 @@ public final class ModelRuntimeBoard: Sendable {
         state.withLock { $0.rows.compactMap { row in row.engine.map { ($0, row.modelName) } } }
     }
 
-    /// `engine_runtime_model_*`.
-    func write(into writer: inout PrometheusWriter) {
+    /// `engine_runtime_model_*`, and with `aibrixNames` the same facts under AIBrix's
+    /// `aibrix:modelclaim_*` names (its ModelClaim Grafana dashboard reads them).
+    func write(into writer: inout PrometheusWriter, aibrixNames: Bool = false) {
         let state = state.withLock { $0 }
+        if aibrixNames { writeAIBrix(state, into: &writer) }
         writer.header(name: "engine_runtime_model_phase", help: "1 for the phase each launched model is in.", type: "gauge")
         for row in state.rows {
             for phase in ModelPhase.allCases {
@@ -111,6 +113,59 @@ public final class ModelRuntimeBoard: Sendable {
             writer.sample(
                 name: "engine_runtime_model_operation_seconds_total", labels: [("model", key.model), ("action", key.action), ("result", key.result)],
                 value: value.seconds)
+        }
+    }
+
+    /// aibrix/runtime/model_runtime_metrics.py's families (aibrix-modelclaim.md §5).
+    private func writeAIBrix(_ state: State, into writer: inout PrometheusWriter) {
+        let resident = state.rows.filter { $0.phase != .failed && $0.phase != .downloading }
+        let usage = resident.map { ($0.modelName, $0.segment.read()) }
+        writer.header(name: "aibrix:modelclaim_models_resident", help: "Models whose engine process is alive.", type: "gauge")
+        writer.sample(name: "aibrix:modelclaim_models_resident", labels: [], value: Double(resident.count))
+        writer.header(name: "aibrix:modelclaim_kv_used_bytes", help: "KV bytes in use (used + preallocated).", type: "gauge")
+        for (model, usage) in usage { writer.sample(name: "aibrix:modelclaim_kv_used_bytes", labels: [("model", model)], value: Double((usage?.used ?? 0) + (usage?.preallocated ?? 0))) }
+        writer.header(name: "aibrix:modelclaim_kv_total_bytes", help: "The KV limit kvcached enforces.", type: "gauge")
+        for (model, usage) in usage { writer.sample(name: "aibrix:modelclaim_kv_total_bytes", labels: [("model", model)], value: Double(usage?.total ?? 0)) }
+        writer.header(name: "aibrix:modelclaim_engine_state", help: "Models per phase.", type: "gauge")
+        for phase in [ModelPhase.active, .sleeping, .restarting, .failed] {
+            writer.sample(name: "aibrix:modelclaim_engine_state", labels: [("phase", phase.rawValue)], value: Double(state.rows.filter { $0.phase == phase }.count))
+        }
+        writer.header(name: "aibrix:modelclaim_engine_restart_attempts_total", help: "Engine relaunch attempts.", type: "counter")
+        for (model, count) in state.restarts.sorted(by: { $0.key < $1.key }) {
+            writer.sample(name: "aibrix:modelclaim_engine_restart_attempts_total", labels: [("model", model)], value: Double(count))
+        }
+        writer.header(name: "aibrix:modelclaim_engine_restart_budget_exhausted_total", help: "Transitions to failed.", type: "counter")
+        for (model, count) in state.exhausted.sorted(by: { $0.key < $1.key }) {
+            writer.sample(name: "aibrix:modelclaim_engine_restart_budget_exhausted_total", labels: [("model", model)], value: Double(count))
+        }
+        writer.header(name: "aibrix:modelclaim_engine_re_adoptions_total", help: "Registry records taken back at start.", type: "counter")
+        for result in ["success", "restart_scheduled", "terminal", "stopping", "removed", "invalid", "duplicate"] {
+            writer.sample(name: "aibrix:modelclaim_engine_re_adoptions_total", labels: [("result", result)], value: Double(state.readoptions[result] ?? 0))
+        }
+        let operations = state.operations.sorted { ($0.key.model, $0.key.action, $0.key.result) < ($1.key.model, $1.key.action, $1.key.result) }
+        writer.header(name: "aibrix:modelclaim_kv_limit_operations_total", help: "kv-limit calls by outcome.", type: "counter")
+        for (key, value) in operations where key.action == "kv-limit" {
+            writer.sample(name: "aibrix:modelclaim_kv_limit_operations_total", labels: [("model", key.model), ("result", key.result)], value: Double(value.count))
+        }
+        writer.header(name: "aibrix:modelclaim_kv_limit_requested_bytes", help: "The KV limit last requested.", type: "gauge")
+        for (model, bytes) in state.requestedKV.sorted(by: { $0.key < $1.key }) {
+            writer.sample(name: "aibrix:modelclaim_kv_limit_requested_bytes", labels: [("model", model)], value: Double(bytes))
+        }
+        writer.header(name: "aibrix:modelclaim_kv_limit_applied_bytes", help: "The KV limit last applied.", type: "gauge")
+        for row in state.rows {
+            if let limit = row.kvLimit { writer.sample(name: "aibrix:modelclaim_kv_limit_applied_bytes", labels: [("model", row.modelName)], value: Double(limit)) }
+        }
+        writer.header(name: "aibrix:modelclaim_lifecycle_operations_total", help: "sleep and wake calls by outcome.", type: "counter")
+        for (key, value) in operations where key.action != "kv-limit" {
+            writer.sample(
+                name: "aibrix:modelclaim_lifecycle_operations_total", labels: [("model", key.model), ("action", key.action), ("result", key.result)],
+                value: Double(value.count))
+        }
+        writer.header(name: "aibrix:modelclaim_lifecycle_operation_duration_seconds", help: "Time inside sleep and wake calls.", type: "summary")
+        for (key, value) in operations where key.action != "kv-limit" {
+            let labels = [("model", key.model), ("action", key.action), ("result", key.result)]
+            writer.sample(name: "aibrix:modelclaim_lifecycle_operation_duration_seconds_count", labels: labels, value: Double(value.count))
+            writer.sample(name: "aibrix:modelclaim_lifecycle_operation_duration_seconds_sum", labels: labels, value: value.seconds)
         }
     }
 }
