@@ -36,8 +36,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.build/tools/venv"
 # moto: the S3-compatible server of the download tests; gguf: the tests write tiny llama.cpp
 # models and LoRA adapters with it.
-tools=("schemathesis==4.32.5" "moto[server]==5.2.1" "gguf==0.19.0")
-if [[ ! -x "$venv/bin/schemathesis" || ! -x "$venv/bin/moto_server" ]] || ! "$venv/bin/python" -c "import gguf" 2>/dev/null; then
+# kubernetes-validate: the Kubernetes examples checked against the API's schemas (offline).
+tools=("schemathesis==4.32.5" "moto[server]==5.2.1" "gguf==0.19.0" "kubernetes-validate==1.37.0")
+if [[ ! -x "$venv/bin/schemathesis" || ! -x "$venv/bin/moto_server" || ! -x "$venv/bin/kubernetes-validate" ]] \
+    || ! "$venv/bin/python" -c "import gguf" 2>/dev/null; then
     echo "setup: installing ${tools[*]} into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "${tools[@]}"

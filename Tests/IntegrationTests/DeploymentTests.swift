@@ -80,4 +80,53 @@ import Testing
             #expect(help.contains(documented), "serve --help documents \(variable)")
         }
     }
+
+    /// Every example is valid against the Kubernetes API's schemas (strict: no unknown field),
+    /// checked offline by kubernetes-validate.
+    @Test func everyExampleMatchesTheKubernetesSchemas() async throws {
+        let validator = TestPaths.packageRoot.appendingPathComponent(".build/tools/venv/bin/kubernetes-validate").path
+        try #require(FileManager.default.isExecutableFile(atPath: validator), "kubernetes-validate is missing: run scripts/setup.sh")
+        let directory = TestPaths.packageRoot.appendingPathComponent("deploy/kubernetes").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files.count >= 4)
+        let result = try await Program.run(validator, ["--strict", "--no-warn"] + files.map { directory + "/" + $0 })
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        for file in files { #expect(result.stdout.contains("\(directory)/\(file) passed"), "\(file)") }
+    }
+
+    /// As AIBrix deploys it: the model.aibrix.ai labels its controllers select, the engine on
+    /// the pod IP, the sidecar named aibrix-runtime started with the webhook's command, the
+    /// adapter volume shared, no token (no AIBrix client sends one) and a NetworkPolicy instead.
+    @Test func aibrixManagedExample() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.python), "the tools venv is missing: run scripts/setup.sh")
+        let path = TestPaths.packageRoot.appendingPathComponent("deploy/kubernetes/aibrix-managed-vllm.yaml").path
+        let script = """
+            import sys, yaml
+            docs = list(yaml.safe_load_all(open(sys.argv[1])))
+            deployment = next(d for d in docs if d["kind"] == "Deployment")
+            pod = deployment["spec"]["template"]
+            labels = pod["metadata"]["labels"]
+            print("labels", labels["model.aibrix.ai/name"], labels["model.aibrix.ai/engine"], labels["model.aibrix.ai/port"], labels["model.aibrix.ai/metric-port"])
+            containers = {c["name"]: c for c in pod["spec"]["containers"]}
+            engine = containers["vllm"]["args"]
+            print("engine-host", engine[engine.index("--host") + 1])
+            runtime = containers["aibrix-runtime"]
+            print("command", " ".join(runtime["command"]))
+            print("port", runtime["ports"][0]["name"], runtime["ports"][0]["containerPort"])
+            print("env", " ".join(f'{e["name"]}={e.get("value", "")}' for e in runtime["env"]))
+            print("mounts", " ".join(m["mountPath"] for m in runtime["volumeMounts"]), "|", " ".join(m["mountPath"] for m in containers["vllm"]["volumeMounts"]))
+            policy = next(d for d in docs if d["kind"] == "NetworkPolicy")
+            print("policy", policy["spec"]["podSelector"]["matchLabels"]["model.aibrix.ai/name"])
+            """
+        let result = try await Program.run(Self.python, ["-c", script, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("labels llama-3-8b vllm 8000 8000"))
+        #expect(lines.contains("engine-host 0.0.0.0"), "the gateway reaches the engine at podIP:8000")
+        #expect(lines.contains("command aibrix_runtime --port 8080"))
+        #expect(lines.contains("port metrics 8080"))
+        #expect(lines.contains("env INFERENCE_ENGINE=vllm INFERENCE_ENGINE_ENDPOINT=http://localhost:8000"), "no token: \(lines)")
+        #expect(lines.contains("mounts /tmp/aibrix/adapters | /tmp/aibrix/adapters"))
+        #expect(lines.contains("policy llama-3-8b"))
+    }
 }
