@@ -164,6 +164,21 @@ extension MetricStandardizerTests {
         #expect(!metrics.text.contains("llm_engine_requests_running"), "absent, never a fake zero")
     }
 
+    /// With the cache off (`--metrics-cache-ms 0`, every request sees a fresh scrape) requests
+    /// that arrive together still share the one scrape in flight.
+    @Test func withTheCacheOffConcurrentScrapesStillShareOneFetch() async throws {
+        let engine = try await ServerProcess.simulator("vllm", ["--latency-ms", "1000"])
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm", arguments: ["--metrics-cache-ms", "0"])
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 { group.addTask { try await runtime.get("/metrics").status } }
+            for try await status in group { #expect(status == 200) }
+        }
+        let shared = try await engine.requestCount("GET /metrics")
+        #expect(shared >= 1 && shared <= 2, "8 concurrent requests, \(shared) engine scrapes")
+        _ = try await runtime.get("/metrics")
+        #expect(try await engine.requestCount("GET /metrics") == shared + 1, "a later request scrapes again: nothing is cached")
+    }
+
     @Test func concurrentScrapesShareOneEngineFetchAndModesSelectSeries() async throws {
         let engine = try await ServerProcess.simulator("vllm", ["--latency-ms", "200"])
         let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm")
