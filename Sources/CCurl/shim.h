@@ -9,6 +9,11 @@ typedef size_t (*ert_curl_data_callback)(char *data, size_t size, size_t count, 
 typedef int (*ert_curl_xferinfo_callback)(void *context, curl_off_t dltotal, curl_off_t dlnow,
                                           curl_off_t ultotal, curl_off_t ulnow);
 
+typedef int (*ert_curl_sockopt_callback)(void *context, curl_socket_t fd, curlsocktype purpose);
+
+static inline CURLcode ert_curl_setopt_sockopt_callback(CURL *h, ert_curl_sockopt_callback v) {
+    return curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, v);
+}
 static inline CURLcode ert_curl_setopt_long(CURL *h, CURLoption o, long v) {
     return curl_easy_setopt(h, o, v);
 }

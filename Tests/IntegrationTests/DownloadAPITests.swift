@@ -236,4 +236,34 @@ struct DownloadAPITests {
         #expect(gets.count == 1, "one download for four requests: \(gets.count) GETs")
         #expect(FileManager.default.fileExists(atPath: directory.path + "/adapters/a1/adapter.bin"))
     }
+
+    /// DOWNLOADER_ALLOWED_HOSTS holds for every hop: a redirect to a host off the list fails
+    /// with 403 before anything is fetched from it; on the list, the redirect is followed.
+    @Test func aRedirectToAHostOffTheListIsRefused() async throws {
+        let nginx = try await NginxServer.start()
+        try nginx.put("files/model.bin", Array(repeating: 7, count: 4096))
+        let engine = try await ServerProcess.simulator("vllm")
+        for (allowed, expectRefused) in [("127.0.0.1", true), ("127.0.0.1,localhost", false)] {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let runtime = try await Self.runtime(directory, engine: engine, environment: ["DOWNLOADER_ALLOWED_HOSTS": allowed])
+            let before = nginx.log().filter { $0.path == "/files/model.bin" }.count
+            let started = try await runtime.post(
+                "/v1/model/download", #"{"model_uri":"\#(nginx.baseURL)/elsewhere/files/model.bin","model_name":"redirected"}"#)
+            if expectRefused {
+                #expect(started.status == 403, "\(started.text)")
+                #expect(started.text.contains("redirected to host \\\"localhost\\\"") && started.text.contains("DOWNLOADER_ALLOWED_HOSTS"), "\(started.text)")
+                #expect(nginx.log().filter { $0.path == "/files/model.bin" }.count == before, "nothing was fetched from the refused host")
+                #expect(!FileManager.default.fileExists(atPath: directory.path + "/models/redirected"))
+            } else {
+                #expect(started.status == 200, "\(started.text)")
+                let card = try JSONDecoder().decode(Card.self, from: Data(started.body))
+                if let id = card.download_id {
+                    let done = try await Self.waitForJob(runtime, id, until: ["completed", "failed"])
+                    #expect(done.state == .completed, "\(done.error ?? "")")
+                }
+                #expect(FileManager.default.fileExists(atPath: directory.path + "/models/redirected/model.bin"))
+            }
+        }
+    }
 }

@@ -27,6 +27,7 @@ struct ArtifactPlanner: Sendable {
         case .http(let url): plan = try http(url, isCancelled: isCancelled)
         case .local(let path): plan = try local(path)
         }
+        plan.access.allowedHosts = settings.hostAllowList
         for file in plan.files { try SafeRelativePath.check(file.relativePath, source: "\(source.kind) file") }
         plan.files = plan.files.filter { settings.keeps($0.relativePath) }
         guard !plan.files.isEmpty else {
@@ -185,7 +186,9 @@ struct ArtifactPlanner: Sendable {
     private func send(_ method: String, _ url: String, access: TransferAccess, what: String, isCancelled: @escaping @Sendable () -> Bool)
         throws(RuntimeError) -> HTTPClientResponse
     {
-        try http.send(
+        var access = access
+        access.allowedHosts = settings.hostAllowList
+        return try http.send(
             method, url, access: access, timeoutSeconds: Int64(max(10, settings.stallTimeoutSeconds)), maxResponseBytes: 64 << 20,
             what: what, isCancelled: isCancelled)
     }

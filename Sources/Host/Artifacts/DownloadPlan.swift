@@ -49,6 +49,8 @@ struct TransferAccess: Sendable {
     var followRedirects = false
     /// libcurl's CURLOPT_PROTOCOLS_STR.
     var protocols = "http,https"
+    /// Checked on every connection, so a redirect cannot lead off the operator's list.
+    var allowedHosts: HostAllowList? = nil
 }
 
 extension CurlHTTPClient {
@@ -60,9 +62,12 @@ extension CurlHTTPClient {
     ) throws(RuntimeError) -> HTTPClientResponse {
         let request = HTTPClientRequest(
             method: method, url: url, headers: access.headers, timeout: .seconds(timeoutSeconds), idempotent: true,
-            maxResponseBytes: maxResponseBytes, followRedirects: access.followRedirects, signing: access.signing)
+            maxResponseBytes: maxResponseBytes, followRedirects: access.followRedirects, signing: access.signing,
+            allowedHosts: access.allowedHosts)
         switch perform(request, isCancelled: isCancelled) {
         case .success(let response): return response
+        case .failure(let error) where error.kind == .hostRefused:
+            throw RuntimeError(.permissionDenied, "\(what): \(error.message)")
         case .failure(let error):
             // Whatever went wrong in reaching a source, it is the source's failure (a source
             // that cannot be reached is an upstream error, not the engine being unavailable).

@@ -216,15 +216,12 @@ public struct DownloadSettings: Sendable, Equatable {
 
     /// Refuses `url` when an allow-list is set and its host is not on it.
     func checkHost(of url: String) throws(RuntimeError) {
-        guard !allowedHosts.isEmpty else { return }
-        let host = CurlURL.host(of: url).lowercased()
-        let allowed = allowedHosts.contains { entry in
-            entry.hasPrefix(".") ? host.hasSuffix(entry) || host == entry.dropFirst() : host == entry
-        }
-        guard allowed else {
-            throw RuntimeError(.permissionDenied, "host \"\(host)\" is not in DOWNLOADER_ALLOWED_HOSTS")
-        }
+        guard !hostAllowList.allows(url: url) else { return }
+        throw RuntimeError(.permissionDenied, "host \"\(CurlURL.host(of: url).lowercased())\" is not in DOWNLOADER_ALLOWED_HOSTS")
     }
+
+    /// `allowedHosts` as the HTTP client checks it on every connection, redirects included.
+    var hostAllowList: HostAllowList { HostAllowList(allowedHosts) }
 
     /// Whether `relativePath` passes the suffix filter: its name ends with one of the suffixes.
     public func keeps(_ relativePath: String) -> Bool {

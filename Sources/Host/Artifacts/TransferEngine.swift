@@ -130,7 +130,7 @@ final class TransferEngine {
         if rangeRequested, let tag = file.remote.ifMatch { headers.append("If-Match: \(tag)") }
         handle.configure(
             url: file.remote.url, protocols: access.protocols, headers: headers, followRedirects: access.followRedirects,
-            signing: access.signing, connectTimeoutMilliseconds: 15_000)
+            signing: access.signing, connectTimeoutMilliseconds: 15_000, allowedHosts: access.allowedHosts)
         let range = rangeRequested ? "\(from)-\(part.length.map { String(part.start + $0 - 1) } ?? "")" : nil
         handle.setTransferOptions(stallSeconds: settings.stallTimeoutSeconds, bufferBytes: 256 << 10, range: range)
         handle.receiveBody { bytes in TransferEngine.receive(attempt, bytes) }
@@ -184,6 +184,10 @@ final class TransferEngine {
         if attempt.writeErrno != 0 {
             throw StagingDirectory.error(attempt.writeErrno, "write", file.dataPath)
         }
+        if let host = attempt.easy.refusedHost {
+            throw RuntimeError(
+                .permissionDenied, "\(name) was redirected to host \"\(host)\", which DOWNLOADER_ALLOWED_HOSTS does not allow; nothing was fetched from it")
+        }
         if attempt.rangeIgnored {
             throw RuntimeError(.upstream, "the server ignored the Range header for \(name); it cannot be fetched in parts")
         }
@@ -216,7 +220,7 @@ final class TransferEngine {
                 failure = RuntimeError(.upstream, "\(name): \(reason)")
                 transient = false
             // A source that is down or breaks the connection may be back for the next attempt.
-            case .unreachable, .connectionBroken, .failed, .tooLarge, .cancelled:
+            case .unreachable, .connectionBroken, .failed, .tooLarge, .cancelled, .hostRefused:
                 failure = RuntimeError(.upstream, "\(name): \(reason)")
                 transient = !result.isRedirectLoop
             }

@@ -13,6 +13,10 @@ final class CurlEasyHandle: @unchecked Sendable {
     /// The body receiver of the transfer in progress (`receiveBody`); dropped by the next
     /// `configure` or `close`.
     private var receiver: BodyReceiver?
+    private var hostGuard: HostGuard?
+
+    /// The host a redirect tried to reach and the allow-list refused, during the last transfer.
+    var refusedHost: String? { hostGuard?.refused }
 
     init() {
         CurlGlobal.initializeOnce()
@@ -35,13 +39,25 @@ final class CurlEasyHandle: @unchecked Sendable {
     /// connection cache.
     func configure(
         url: String, protocols: String = "http,https", headers: [String], followRedirects: Bool, signing: AWSSigning?,
-        connectTimeoutMilliseconds: Int
+        connectTimeoutMilliseconds: Int, allowedHosts: HostAllowList? = nil
     ) {
         guard let handle = pointer else { return }
         curl_easy_reset(handle)
         curl_slist_free_all(headerList)
         headerList = nil
         receiver = nil
+        hostGuard = nil
+        if let allowedHosts, !allowedHosts.isEmpty {
+            // libcurl calls this for every socket it opens, before connecting: a redirect to
+            // a host off the list fails there, with nothing sent to it (the URL being fetched
+            // is already the redirect's target then).
+            let guardBox = HostGuard(handle: handle, allowed: allowedHosts)
+            hostGuard = guardBox
+            _ = ert_curl_setopt_pointer(handle, CURLOPT_SOCKOPTDATA, Unmanaged.passUnretained(guardBox).toOpaque())
+            _ = ert_curl_setopt_sockopt_callback(handle) { context, _, _ in
+                Unmanaged<HostGuard>.fromOpaque(context!).takeUnretainedValue().check() ? 0 : 1  // CURL_SOCKOPT_OK / _ERROR
+            }
+        }
         for line in headers + (signing?.headers ?? []) { headerList = curl_slist_append(headerList, line) }
         // libcurl adds "Expect: 100-continue" to large POSTs; no server here needs the round trip.
         headerList = curl_slist_append(headerList, "Expect:")
@@ -81,6 +97,28 @@ final class CurlEasyHandle: @unchecked Sendable {
         _ = ert_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             let box = Unmanaged<BodyReceiver>.fromOpaque(context!).takeUnretainedValue()
             return box.receive(UnsafeRawBufferPointer(start: data, count: size * count))
+        }
+    }
+
+    private final class HostGuard {
+        let handle: UnsafeMutableRawPointer
+        let allowed: HostAllowList
+        var refused: String?
+
+        init(handle: UnsafeMutableRawPointer, allowed: HostAllowList) {
+            self.handle = handle
+            self.allowed = allowed
+        }
+
+        func check() -> Bool {
+            var url: UnsafePointer<CChar>? = nil
+            _ = ert_curl_getinfo_string(handle, CURLINFO_EFFECTIVE_URL, &url)
+            let host = url.map { CurlURL.host(of: String(cString: $0)) } ?? ""
+            guard allowed.allows(host: host) else {
+                refused = host
+                return false
+            }
+            return true
         }
     }
 
@@ -131,7 +169,7 @@ final class CurlEasyHandle: @unchecked Sendable {
         guard let handle = pointer else { return .failure(HTTPClientError(.failed, "curl_easy_init failed")) }
         configure(
             url: request.url, headers: request.headers, followRedirects: request.followRedirects, signing: request.signing,
-            connectTimeoutMilliseconds: min(timeoutMilliseconds, 10_000))
+            connectTimeoutMilliseconds: min(timeoutMilliseconds, 10_000), allowedHosts: request.allowedHosts)
         let transfer = Transfer(limit: request.maxResponseBytes, isCancelled: isCancelled)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         _ = ert_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds)
@@ -180,6 +218,10 @@ final class CurlEasyHandle: @unchecked Sendable {
         if code != CURLE_OK {
             let target = "\(request.method) \(CurlHTTPClient.redacted(request.url))"
             let reason = HTTPClientError.reason(code)
+            if let host = refusedHost {
+                return .failure(
+                    HTTPClientError(.hostRefused, "\(target) was redirected to host \"\(host)\", which DOWNLOADER_ALLOWED_HOSTS does not allow; nothing was fetched from it"))
+            }
             if code == CURLE_WRITE_ERROR, transfer.overflowed {
                 return .failure(HTTPClientError(.tooLarge, "response to \(target) is larger than \(request.maxResponseBytes) bytes"))
             }

@@ -22,13 +22,16 @@ public struct HTTPClientRequest: Sendable {
     public var followRedirects: Bool
     /// Sign with AWS Signature V4 (object stores); nil sends no credentials of its own.
     public var signing: AWSSigning?
+    /// Every connection, a redirect's included, must go to one of these hosts.
+    public var allowedHosts: HostAllowList?
 
     public init(
         method: String, url: String, headers: [String] = [], body: [UInt8] = [],
         timeout: TimeAmount = CurlHTTPClient.defaultTimeout, idempotent: Bool = false,
         maxResponseBytes: Int = CurlHTTPClient.defaultMaxResponseBytes,
-        followRedirects: Bool = false, signing: AWSSigning? = nil
+        followRedirects: Bool = false, signing: AWSSigning? = nil, allowedHosts: HostAllowList? = nil
     ) {
+        self.allowedHosts = allowedHosts
         self.method = method
         self.url = url
         self.headers = headers

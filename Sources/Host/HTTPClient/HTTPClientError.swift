@@ -19,6 +19,9 @@ public struct HTTPClientError: Error, Sendable, Equatable, CustomStringConvertib
         case fileNotFound
         /// Anything else libcurl reports (TLS, too many redirects, ...).
         case failed
+        /// A redirect led to a host the request's allow-list does not have; no connection was
+        /// made to it.
+        case hostRefused
     }
 
     public var kind: Kind
@@ -59,6 +62,7 @@ extension ErrorKind {
         case .cancelled: self = .cancelled
         case .fileNotFound: self = .notFound
         case .tooLarge, .connectionBroken, .failed: self = .upstream
+        case .hostRefused: self = .permissionDenied
         }
     }
 }

@@ -119,6 +119,8 @@ final class NginxServer: @unchecked Sendable {
                 \(rate.map { "limit_rate \($0);" } ?? "")
                 \(rateAfter.map { "limit_rate_after \($0);" } ?? "")
                 location /forbidden/ { return 403; }
+                # A redirect to another host name for the same server (DOWNLOADER_ALLOWED_HOSTS tests).
+                location /elsewhere/ { rewrite ^/elsewhere/(.*)$ http://localhost:$server_port/$1 redirect; }
                 location /api/ { default_type application/json; }
                 location /lfs/ { rewrite ^/lfs/(.*)$ /repos/$1 break; }
                 location / {
