@@ -50,6 +50,7 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_DOWNLOAD_ROOTS    more directories a request's local_dir may name (colon-separated)
               ENGINE_RUNTIME_SECRETS_DIR       where credentials_secret secrets are mounted; default /var/run/secrets/aibrix
               ENGINE_RUNTIME_STAGING_MAX_AGE   seconds after which untouched staged data (failed, cancelled) is removed; default 86400, 0: never
+              DOWNLOADER_ALLOWED_HOSTS         hosts sources may be fetched from, on every hop (redirects too)
               DOWNLOADER_NUM_THREADS, DOWNLOADER_PART_THRESHOLD, DOWNLOADER_PART_CHUNKSIZE,
               DOWNLOADER_ALLOW_FILE_SUFFIX, DOWNLOADER_FORCE_DOWNLOAD, DOWNLOADER_STALL_TIMEOUT,
               DOWNLOADER_MAX_ATTEMPTS, HF_ENDPOINT, HF_TOKEN, HF_REVISION, AWS_*, TOS_*, GCS_*
@@ -71,7 +72,11 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_MODEL_BOOT_TIMEOUT     seconds an engine may take to become ready; default the driver's
               ENGINE_RUNTIME_MODEL_UNHEALTHY_AFTER  seconds of "not ready" before an active engine is restarted; default 60
               ENGINE_RUNTIME_MODEL_MAX_MODELS       models at most; default 16
+              ENGINE_RUNTIME_MODEL_STABLE_AFTER     seconds active before the restart count resets; default 300
+              ENGINE_RUNTIME_MODEL_LOG_MAX_BYTES    an engine's log is rotated past this; default 67108864
               ENGINE_RUNTIME_MODEL_KVCACHED         0: do not give engines kvcached's variables; default 1
+              ENGINE_RUNTIME_MODEL_SEGMENT_DIR      where kvcached's segments are; default /dev/shm
+              ENGINE_RUNTIME_MODEL_SUPERVISOR_INTERVAL_MS  the supervisor's pass interval; default 1000
               AIBRIX_WEIGHT_CACHE_DIR               root of the served-artifact markers; default ~/.cache/huggingface
             """)
 

@@ -19,6 +19,14 @@ struct SimulatorCommand: AsyncParsableCommand {
             prompt_tokens_total, generation_tokens_total, metrics_bytes, started: ends an SGLang \
             start-up now). GET /_sim/stats counts \
             the requests per route.
+
+            Started as an engine is (the model runtime's launch plans): `engine-simulator serve \
+            MODEL --host H --port P --served-model-name N ...` (vLLM's `vllm serve`) or \
+            `engine-simulator -m sglang.launch_server --model-path M ...` (SGLang's), usually \
+            through a link named vllm or python3. The engine's flags and environment \
+            (VLLM_SERVER_DEV_MODE, VLLM_ALLOW_RUNTIME_LORA_UPDATING, ENABLE_KVCACHED with \
+            KVCACHED_IPC_NAME) set the matching options; ENGINE_SIMULATOR_STARTUP_DELAY and \
+            ENGINE_SIMULATOR_SHUTDOWN_DELAY (seconds) set --startup-delay and --shutdown-delay.
             """)
 
     @Option(help: "vllm or sglang.") var flavor: Flavor = .vllm

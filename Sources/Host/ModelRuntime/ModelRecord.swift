@@ -64,8 +64,10 @@ struct ModelRecord: Codable, Sendable {
 
     /// The parts of an activation that make it "the same" request: a repeat with these equal is
     /// idempotent, with any differing a conflict.
-    var specification: [String] {
-        [artifactURL, engine, args.map { $0.joined(separator: "\u{1}") }.joined(separator: "\u{2}"), claimRef?.uid ?? ""]
+    var specification: [String] { Self.specification(artifactURL: artifactURL, engine: engine, args: args, claimUID: claimRef?.uid) }
+
+    static func specification(artifactURL: String, engine: String, args: [[String]], claimUID: String?) -> [String] {
+        [artifactURL, engine, args.map { $0.joined(separator: "\u{1}") }.joined(separator: "\u{2}"), claimUID ?? ""]
     }
 
     /// AIBrix keeps 128 ids per action.

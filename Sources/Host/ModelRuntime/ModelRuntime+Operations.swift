@@ -93,14 +93,14 @@ extension ModelRuntime {
             struct Sleep: Encodable { var level: Int }
             _ = try await engine.call(.sleep, Sleep(level: level))
         } catch {
-            board.count(operation: "sleep", result: "failed", model: name, seconds: (clock.now - started).seconds)
+            board.count(operation: "sleep", result: "failed", model: name, seconds: (clock.now - started) / .seconds(1))
             throw error
         }
         index = try require(name)
         transition(index, to: .sleeping)
         remember(index, id: operationID, action: "sleep", parameters: parameters)
         try? persist()
-        board.count(operation: "sleep", result: "applied", model: name, seconds: (clock.now - started).seconds)
+        board.count(operation: "sleep", result: "applied", model: name, seconds: (clock.now - started) / .seconds(1))
         publish()
         return OperationAnswer(model_name: name, operation_id: operationID, applied: true, phase: .sleeping)
     }
@@ -122,7 +122,7 @@ extension ModelRuntime {
         let clock = ContinuousClock()
         let started = clock.now
         do { _ = try await engine.call(.wake, EmptyRequest()) } catch {
-            board.count(operation: "wake", result: "failed", model: name, seconds: (clock.now - started).seconds)
+            board.count(operation: "wake", result: "failed", model: name, seconds: (clock.now - started) / .seconds(1))
             throw error
         }
         index = try require(name)
@@ -131,7 +131,7 @@ extension ModelRuntime {
         records[index].bootStartedAt = Date().timeIntervalSince1970
         remember(index, id: operationID, action: "wake", parameters: "")
         try? persist()
-        board.count(operation: "wake", result: "applied", model: name, seconds: (clock.now - started).seconds)
+        board.count(operation: "wake", result: "applied", model: name, seconds: (clock.now - started) / .seconds(1))
         publish()
         return OperationAnswer(model_name: name, operation_id: operationID, applied: true, phase: .booting)
     }
@@ -179,8 +179,4 @@ extension ModelRuntime {
         }
         return urls.sorted()
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

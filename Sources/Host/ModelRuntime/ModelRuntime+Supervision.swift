@@ -140,7 +140,7 @@ extension ModelRuntime {
                     continue
                 }
                 if records[index].phase == .booting, let started = records[index].bootStartedAt,
-                    let timeout = live[name]?.bootTimeout, now - started > Double(timeout.components.seconds)
+                    let timeout = live[name]?.bootTimeout, now - started > timeout / .seconds(1)
                 {
                     scheduleRestart(index, reason: "the engine did not become ready within \(timeout.components.seconds) s", now: now)
                     changed = true
@@ -190,7 +190,7 @@ extension ModelRuntime {
             live[name]?.ready = true
             records[index].unhealthySince = nil
             if records[index].restartCount > 0, let since = records[index].activeSince,
-                now - since >= Double(settings.stableAfter.components.seconds)
+                now - since >= settings.stableAfter / .seconds(1)
             {
                 logger.info("engine stable; restart count reset", metadata: ["model": "\(name)", "restarts": "\(records[index].restartCount)"])
                 records[index].restartCount = 0
@@ -201,7 +201,7 @@ extension ModelRuntime {
             live[name]?.ready = false
             let since = records[index].unhealthySince ?? now
             records[index].unhealthySince = since
-            if now - since >= Double(settings.unhealthyRestartAfter.components.seconds) {
+            if now - since >= settings.unhealthyRestartAfter / .seconds(1) {
                 scheduleRestart(
                     index, reason: "the engine was not ready for \(Int(now - since)) s: \(reason ?? "no reason given")", now: now)
             }
@@ -214,7 +214,7 @@ extension ModelRuntime {
     /// exponential backoff, or fails the model when the budget is spent.
     func scheduleRestart(_ index: Int, reason: String, now: Double) {
         let name = records[index].modelName
-        let window = Double(settings.restartWindow.components.seconds)
+        let window = settings.restartWindow / .seconds(1)
         records[index].restartTimes = records[index].restartTimes.filter { $0 >= now - window }
         let stale = records[index].process
         if records[index].restartTimes.count >= settings.restartBudget {
@@ -229,7 +229,7 @@ extension ModelRuntime {
         }
         records[index].restartTimes.append(now)
         records[index].restartCount += 1
-        let delay = min(settings.restartBackoffBase.seconds * pow(2, Double(records[index].restartTimes.count - 1)), settings.restartBackoffMax.seconds)
+        let delay = min(settings.restartBackoffBase / .seconds(1) * pow(2, Double(records[index].restartTimes.count - 1)), settings.restartBackoffMax / .seconds(1))
         records[index].nextRestartAt = now + delay
         transition(index, to: .restarting, error: reason)
         logger.warning("engine will be restarted", metadata: ["model": "\(name)", "reason": "\(reason)", "in_seconds": "\(delay)"])

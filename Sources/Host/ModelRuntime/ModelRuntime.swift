@@ -80,7 +80,7 @@ public actor ModelRuntime {
 
         if let index = records.firstIndex(where: { $0.modelName == name }) {
             let existing = records[index]
-            let wanted = [request.artifactURL, kind, args.map { $0.joined(separator: "\u{1}") }.joined(separator: "\u{2}"), request.claimRef?.uid ?? ""]
+            let wanted = ModelRecord.specification(artifactURL: request.artifactURL, engine: kind, args: args, claimUID: request.claimRef?.uid)
             if existing.phase == .failed {
                 throw RuntimeError(
                     .internalError,

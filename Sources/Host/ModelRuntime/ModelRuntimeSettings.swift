@@ -73,10 +73,7 @@ public struct ModelRuntimeSettings: Sendable {
         }
         func integer(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws(RuntimeError) -> Int {
             guard let raw = text(name) else { return fallback }
-            guard let value = Int(raw), range.contains(value) else {
-                throw RuntimeError(.invalidArgument, "\(name)=\"\(raw)\" must be a whole number in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return value
+            return try DownloadSettings.integer(raw, name: name, in: range)
         }
         func path(_ name: String, _ fallback: String) throws(RuntimeError) -> String {
             let raw = text(name) ?? fallback

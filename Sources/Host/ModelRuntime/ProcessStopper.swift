@@ -9,7 +9,7 @@ import Glibc
 /// SIGTERM forever on deactivate and SIGKILL at once on restarts (model_runtime.py:1121-1148).
 enum ProcessStopper {
     static func stop(_ identity: ProcessIdentity, grace: Duration, logger: Logger) async {
-        EngineSpawner.reap(identity.pid).map { _ in () }
+        _ = EngineSpawner.reap(identity.pid)
         guard identity.groupIsAlive else { return }
         identity.signalGroup(SIGTERM)
         let clock = ContinuousClock()
