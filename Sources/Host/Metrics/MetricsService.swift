@@ -46,9 +46,11 @@ public final class MetricsService: Sendable {
     /// One standardizer per configured engine, compiled once from its driver's rules.
     private let standardizers: [String: MetricStandardizer]
     /// Engines the model runtime launched, scraped beside the configured ones and labelled by
-    /// the model they serve; their standardizers are compiled on first use.
+    /// the model they serve; their standardizers are compiled on first use and dropped once
+    /// the engine is no longer launched. Entries hold the engine itself: an object identifier
+    /// could be reused by a later engine, which would then carry another model's labels.
     private let launched: ModelRuntimeBoard?
-    private let launchedStandardizers = Mutex<[ObjectIdentifier: MetricStandardizer]>([:])
+    private let launchedStandardizers = Mutex<[(engine: ManagedEngine, standardizer: MetricStandardizer)]>([])
     /// Largest engine exposition accepted.
     static let maximumScrapeBytes = 64 << 20
 
@@ -108,11 +110,11 @@ public final class MetricsService: Sendable {
     private func standardizer(for engine: ManagedEngine) -> MetricStandardizer {
         if let configured = standardizers[engine.name], engines.engine(named: engine.name) === engine { return configured }
         return launchedStandardizers.withLock { cache in
-            if let known = cache[ObjectIdentifier(engine)] { return known }
+            if let known = cache.first(where: { $0.engine === engine }) { return known.standardizer }
             let model = launched?.launchedEngines.first { $0.engine === engine }?.model ?? engine.name
             let standardizer = MetricStandardizer(
                 rules: engine.driver.metricRules, constantLabels: [("engine", engine.configuration.engine), ("model", model)])
-            cache[ObjectIdentifier(engine)] = standardizer
+            cache.append((engine, standardizer))
             return standardizer
         }
     }
@@ -127,7 +129,7 @@ public final class MetricsService: Sendable {
     }
 
     public func activity(of engine: ManagedEngine) async -> Activity? {
-        let scrape = await scrape(engine)
+        let scrape = await scrape(engine, countingAdapters: false)
         guard scrape.exposition != nil else { return nil }
         func total(_ name: String) -> Double? {
             let samples = scrape.standard.filter { $0.name == name }.flatMap(\.samples)
@@ -145,7 +147,9 @@ public final class MetricsService: Sendable {
 
     /// The whole `/metrics` text, freshly scraped.
     func renderText() async -> [UInt8] {
-        let all = engines.engines + (launched?.launchedEngines.map(\.engine) ?? [])
+        let launchedNow = launched?.launchedEngines.map(\.engine) ?? []
+        launchedStandardizers.withLock { cache in cache.removeAll { entry in !launchedNow.contains { $0 === entry.engine } } }
+        let all = engines.engines + launchedNow
         let scrapes = await withTaskGroup(of: (Int, Scrape).self) { group in
             for (index, engine) in all.enumerated() {
                 group.addTask { (index, await self.scrape(engine)) }
@@ -193,11 +197,13 @@ public final class MetricsService: Sendable {
 
     /// One scrape of `engine`. Renders are single-flight, so each engine is scraped once per
     /// render however many requests wait for it.
-    private func scrape(_ engine: ManagedEngine) async -> Scrape {
+    /// `countingAdapters`: read the model list for `llm_engine_lora_adapters_loaded` too (the
+    /// snapshot's activity needs only the exposition).
+    private func scrape(_ engine: ManagedEngine, countingAdapters: Bool = true) async -> Scrape {
         let started = ContinuousClock.now
         let driver = engine.driver
         // Read beside the metrics, not after them: a hung engine costs one timeout, not two.
-        async let adapterCount = loadedAdapterCount(engine)
+        async let adapterCount = countingAdapters ? loadedAdapterCount(engine) : nil
         let text: Result<[UInt8], RuntimeError>
         if let path = driver.metricsPath {
             // The engine's API key goes with the scrape: llama-server guards /metrics with it
