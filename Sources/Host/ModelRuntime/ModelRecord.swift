@@ -22,7 +22,7 @@ struct OperationRecord: Codable, Sendable, Equatable {
 
 /// What the runtime knows of one model, persisted in the registry file so a restarted sidecar
 /// finds its engines again. Field names follow AIBrix's registry records where they exist.
-struct ModelRecord: Codable, Sendable {
+struct ModelRecord: Codable, Sendable, Equatable {
     var modelName: String
     var artifactURL: String
     var engine: String

@@ -167,11 +167,16 @@ extension ModelRuntime {
             return results
         }
         let after = Date().timeIntervalSince1970
+        var probed = false
         for (name, ready, reason) in results {
             live[name]?.probing = false
+            let before = records.first { $0.modelName == name }
             apply(probe: ready, reason: reason, to: name, now: after)
+            probed = probed || records.first { $0.modelName == name } != before
         }
-        try? persist()
+        // A steady engine answers "ready" every pass: the registry is written (and synced)
+        // only when an answer changed a record.
+        if probed { try? persist() }
         publish()
     }
 
