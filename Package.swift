@@ -61,6 +61,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA (RS256) for GCS service-account keys.
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             path: "Sources/Host",
             swiftSettings: swiftSettings),
@@ -115,6 +117,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ],
             path: "Tests/UnitTests",
             swiftSettings: swiftSettings),

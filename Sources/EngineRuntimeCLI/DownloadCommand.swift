@@ -15,9 +15,11 @@ struct DownloadCommand: AsyncParsableCommand {
         discussion: """
             Sources: hf://org/name, huggingface://org/name or org/name (HF_ENDPOINT, HF_TOKEN, \
             HF_REVISION or @revision); s3://bucket/key (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
-            AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL); tos://bucket/key (TOS_ACCESS_KEY, \
-            TOS_SECRET_KEY, TOS_ENDPOINT, TOS_REGION); gs:// or gcs://bucket/key (GCS_ACCESS_KEY_ID, \
-            GCS_SECRET_ACCESS_KEY HMAC keys, GCS_ENDPOINT); http(s) URLs; local paths.
+            AWS_SESSION_TOKEN, or IRSA's AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN; AWS_REGION, \
+            AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS); tos://bucket/key (TOS_ACCESS_KEY, \
+            TOS_SECRET_KEY, TOS_ENDPOINT, TOS_REGION); gs:// or gcs://bucket/key (GCS_ACCESS_KEY_ID + \
+            GCS_SECRET_ACCESS_KEY HMAC keys, or GOOGLE_APPLICATION_CREDENTIALS, or the metadata \
+            server on Google's cloud / GCE_METADATA_HOST; GCS_ENDPOINT); http(s) URLs; local paths.
 
             The files land in LOCAL_DIR/MODEL_NAME, which appears only when every file is \
             complete and verified. An interrupted download resumes where it stopped when run \

@@ -54,6 +54,10 @@ struct Serve: AsyncParsableCommand {
               DOWNLOADER_NUM_THREADS, DOWNLOADER_PART_THRESHOLD, DOWNLOADER_PART_CHUNKSIZE,
               DOWNLOADER_ALLOW_FILE_SUFFIX, DOWNLOADER_FORCE_DOWNLOAD, DOWNLOADER_STALL_TIMEOUT,
               DOWNLOADER_MAX_ATTEMPTS, HF_ENDPOINT, HF_TOKEN, HF_REVISION, AWS_*, TOS_*, GCS_*
+              AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN  IRSA: S3 credentials from STS, renewed before they expire
+                                               (AWS_ROLE_SESSION_NAME, AWS_ENDPOINT_URL_STS, DOWNLOADER_STS_DURATION_SECONDS)
+              GOOGLE_APPLICATION_CREDENTIALS   GCS service-account key file (OAuth tokens, renewed)
+              GCE_METADATA_HOST                GCS token from this metadata server (found by itself on Google's cloud)
 
             Model runtime (engines the sidecar launches itself, AIBrix ModelClaim; off unless
             --model-runtime or ENGINE_RUNTIME_MODEL_RUNTIME=1; see docs/model-runtime.md):

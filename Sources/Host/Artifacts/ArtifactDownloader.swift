@@ -6,6 +6,7 @@ import Logging
 struct ArtifactDownloader {
     let job: DownloadJob
     let http: CurlHTTPClient
+    let credentials: CredentialSources
     let logger: Logger
 
     /// What planning hands to the transfer: the lock (held until the job ends, across
@@ -55,7 +56,7 @@ struct ArtifactDownloader {
             }
             job.update { $0.state = .listing }
             let isCancelled: @Sendable () -> Bool = { [job] in job.isCancelled }
-            let plan = try ArtifactPlanner(settings: settings, http: http).plan(job.source, isCancelled: isCancelled)
+            let plan = try ArtifactPlanner(settings: settings, http: http, credentials: credentials).plan(job.source, isCancelled: isCancelled)
             if settings.forceDownload { StagingDirectory.remove(target.stagingDirectory) }
             StagingDirectory.remove(target.failureMarkerPath)
             for remote in plan.files {

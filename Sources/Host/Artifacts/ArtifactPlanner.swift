@@ -9,13 +9,13 @@ import Glibc
 struct ArtifactPlanner: Sendable {
     let settings: DownloadSettings
     let http: CurlHTTPClient
+    let credentials: CredentialSources
 
     func plan(_ source: ArtifactSource, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> DownloadPlan {
         switch source {
         case .huggingFace: try settings.checkHost(of: settings.huggingFace.endpoint)
         case .objectStore(let location):
-            let client = try ObjectStoreClient(flavor: location.flavor, credentials: settings.objectStore(location.flavor), http: http)
-            try settings.checkHost(of: client.url(bucket: location.bucket, key: ""))
+            try settings.checkHost(of: objectStoreClient(location.flavor).url(bucket: location.bucket, key: ""))
         case .http(let url): try settings.checkHost(of: url)
         case .local: break
         }
@@ -97,7 +97,7 @@ struct ArtifactPlanner: Sendable {
     private func objectStore(_ location: ArtifactSource.ObjectStoreLocation, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError)
         -> DownloadPlan
     {
-        let client = try ObjectStoreClient(flavor: location.flavor, credentials: settings.objectStore(location.flavor), http: http)
+        let client = try objectStoreClient(location.flavor)
         let uri = "\(location.flavor.rawValue)://\(location.bucket)/\(location.key)"
         func file(_ object: ObjectStoreClient.Object, relativePath: String) -> RemoteFile {
             let etag = object.etag.map { $0.replacing("\"", with: "") }
@@ -127,6 +127,11 @@ struct ArtifactPlanner: Sendable {
             files.append(file(object, relativePath: relative))
         }
         return DownloadPlan(files: files, access: client.access)
+    }
+
+    private func objectStoreClient(_ flavor: ArtifactSource.ObjectStoreFlavor) throws(RuntimeError) -> ObjectStoreClient {
+        try ObjectStoreClient(
+            flavor: flavor, credentials: settings.objectStore(flavor), sources: credentials, allowedHosts: settings.hostAllowList, http: http)
     }
 
     // MARK: HTTP

@@ -11,6 +11,8 @@ public final class DownloadManager: Sendable {
     public let settings: DownloadSettings
     public let roots: ArtifactRoots
     private let http: CurlHTTPClient
+    /// Shared by every download, so a session or token fetched for one serves the next.
+    private let credentials: CredentialSources
     let logger: Logger
     private let planners: NIOThreadPool
     private let pool: NIOThreadPool
@@ -29,6 +31,7 @@ public final class DownloadManager: Sendable {
         self.roots = roots
         self.http = http
         self.logger = logger
+        credentials = CredentialSources(http: http, logger: logger)
         planners = NIOThreadPool(numberOfThreads: maximumConcurrentJobs)
         planners.start()
         pool = NIOThreadPool(numberOfThreads: maximumConcurrentJobs)
@@ -118,7 +121,7 @@ public final class DownloadManager: Sendable {
             logger.info("download queued", metadata: ["id": "\(job.id)", "source": "\(job.displayURI)", "path": "\(target.path)"])
             planners.submit { [self] state in
                 guard state == .active else { return job.finish(.failure(Self.shuttingDown)) }
-                let downloader = ArtifactDownloader(job: job, http: http, logger: logger)
+                let downloader = ArtifactDownloader(job: job, http: http, credentials: credentials, logger: logger)
                 let prepared = downloader.prepare { (needed, files, bytes, alreadyDone) throws(RuntimeError) in
                     try admit(job, needed: needed) { job.planned(files: files, bytes: bytes, alreadyDone: alreadyDone) }
                 }

@@ -45,12 +45,20 @@ enum ExpectedDigest: Sendable, Codable, Equatable, CustomStringConvertible {
 /// How requests reach a source: extra headers, signing, redirects and allowed protocols.
 struct TransferAccess: Sendable {
     var headers: [String] = []
-    var signing: AWSSigning? = nil
+    /// Asked before each request: credentials that expire are renewed between requests.
+    var credentials: (any CredentialSource)? = nil
     var followRedirects = false
     /// libcurl's CURLOPT_PROTOCOLS_STR.
     var protocols = "http,https"
     /// Checked on every connection, so a redirect cannot lead off the operator's list.
     var allowedHosts: HostAllowList? = nil
+
+    /// The headers and signing of the next request, with the credentials as they are now.
+    func authorize(isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> (headers: [String], signing: AWSSigning?) {
+        guard let credentials else { return (headers, nil) }
+        let authorization = try credentials.authorization(isCancelled: isCancelled)
+        return (headers + authorization.headers, authorization.signing)
+    }
 }
 
 extension CurlHTTPClient {
@@ -60,9 +68,10 @@ extension CurlHTTPClient {
         _ method: String, _ url: String, access: TransferAccess, timeoutSeconds: Int64, maxResponseBytes: Int, what: String,
         isCancelled: @escaping @Sendable () -> Bool
     ) throws(RuntimeError) -> HTTPClientResponse {
+        let (headers, signing) = try access.authorize(isCancelled: isCancelled)
         let request = HTTPClientRequest(
-            method: method, url: url, headers: access.headers, timeout: .seconds(timeoutSeconds), idempotent: true,
-            maxResponseBytes: maxResponseBytes, followRedirects: access.followRedirects, signing: access.signing,
+            method: method, url: url, headers: headers, timeout: .seconds(timeoutSeconds), idempotent: true,
+            maxResponseBytes: maxResponseBytes, followRedirects: access.followRedirects, signing: signing,
             allowedHosts: access.allowedHosts)
         switch perform(request, isCancelled: isCancelled) {
         case .success(let response): return response

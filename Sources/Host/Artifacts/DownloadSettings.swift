@@ -47,6 +47,37 @@ public struct DownloadSettings: Sendable, Equatable {
         /// `auto` (path style for IP addresses and localhost, virtual-host style otherwise),
         /// `path` or `virtual`.
         public var addressingStyle = "auto"
+        /// S3: IRSA, used when no keys are given.
+        var webIdentity: WebIdentitySettings? = nil
+        /// GCS: a service-account key, used when no HMAC keys are given.
+        var googleKey: GoogleKeySource? = nil
+        /// GCS: the metadata server (`GCE_METADATA_HOST`, or Google's own on Google's cloud),
+        /// used when there is neither an HMAC key nor a service-account key.
+        var metadataHost: String? = nil
+    }
+
+    /// Where a GCS service-account key comes from.
+    enum GoogleKeySource: Sendable, Equatable {
+        /// `GOOGLE_APPLICATION_CREDENTIALS`, read at each use: a mounted secret may be rotated.
+        case file(String)
+        /// A request's `gcp_service_account_json`.
+        case inline(String)
+
+        /// Whether the operator gave it (its token endpoint is then trusted).
+        var isOperators: Bool {
+            if case .file = self { true } else { false }
+        }
+
+        func bytes() throws(RuntimeError) -> [UInt8] {
+            switch self {
+            case .inline(let json): return Array(json.utf8)
+            case .file(let path):
+                guard let bytes = ProcFile.read(path, limit: 64 << 10), !bytes.isEmpty else {
+                    throw RuntimeError(.permissionDenied, "cannot read the service-account key \(path) (GOOGLE_APPLICATION_CREDENTIALS)")
+                }
+                return bytes
+            }
+        }
     }
 
     /// Keys `download_extra_config` accepts (AIBrix's names).
@@ -90,6 +121,7 @@ public struct DownloadSettings: Sendable, Equatable {
             settings.s3.endpoint = try baseURL(endpoint, name: "AWS_ENDPOINT_URL")
         }
         settings.s3.region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? "us-east-1"
+        settings.s3.webIdentity = try WebIdentitySettings.fromEnvironment(value, region: settings.s3.region)
         if let style = value("DOWNLOADER_S3_ADDRESSING_STYLE") {
             settings.s3.addressingStyle = try addressingStyle(style)
             settings.tos.addressingStyle = settings.s3.addressingStyle
@@ -105,6 +137,20 @@ public struct DownloadSettings: Sendable, Equatable {
         settings.gcs.accessKey = value("GCS_ACCESS_KEY_ID")
         settings.gcs.secretKey = value("GCS_SECRET_ACCESS_KEY")
         if let endpoint = value("GCS_ENDPOINT") { settings.gcs.endpoint = try baseURL(endpoint, name: "GCS_ENDPOINT") }
+        if let path = value("GOOGLE_APPLICATION_CREDENTIALS") {
+            guard path.hasPrefix("/") else {
+                throw RuntimeError(.invalidArgument, "GOOGLE_APPLICATION_CREDENTIALS must be an absolute path, got \"\(path)\"")
+            }
+            settings.gcs.googleKey = .file(path)
+        }
+        if let host = value("GCE_METADATA_HOST") {
+            guard !host.isEmpty, host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "@") }) else {
+                throw RuntimeError(.invalidArgument, "GCE_METADATA_HOST must be a host or host:port, got \"\(host)\"")
+            }
+            settings.gcs.metadataHost = host
+        } else if GoogleMetadataServer.isOnGoogleCloud() {
+            settings.gcs.metadataHost = "metadata.google.internal"
+        }
         return settings
     }
 
@@ -175,9 +221,15 @@ public struct DownloadSettings: Sendable, Equatable {
             case "hf_endpoint": settings.huggingFace.endpoint = try Self.baseURL(value, name: "credentials hf_endpoint")
             case "revision", "hf_revision": settings.huggingFace.revision = value
             case "gcp_service_account_json":
-                throw RuntimeError(
-                    .invalidArgument,
-                    "GCS service-account JSON is not supported; give HMAC keys (gcs_access_key_id, gcs_secret_access_key) for S3 interoperability")
+                guard case .objectStore(let location) = source, location.flavor == .gcs else {
+                    throw RuntimeError(.invalidArgument, "gcp_service_account_json applies to gcs:// sources")
+                }
+                // Checked now, so a bad key is the request's 400, not a failed download later.
+                _ = try GoogleServiceAccountKey(json: Array(value.utf8))
+                // The request's own key wins over HMAC keys the environment gives.
+                settings.gcs.googleKey = .inline(value)
+                settings.gcs.accessKey = nil
+                settings.gcs.secretKey = nil
             default:
                 throw RuntimeError(.invalidArgument, "unknown credentials key \"\(key)\"")
             }

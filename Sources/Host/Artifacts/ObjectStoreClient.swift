@@ -1,8 +1,10 @@
 /// Listing and metadata calls to an S3-compatible object store (AWS S3, TOS's S3 endpoint,
-/// GCS interoperability), signed with SigV4 by libcurl. Blocking: run on a worker thread.
+/// GCS's XML API), signed with SigV4 by libcurl or carrying an OAuth token, as `source`
+/// says per request. Blocking: run on a worker thread.
 struct ObjectStoreClient: Sendable {
     let flavor: ArtifactSource.ObjectStoreFlavor
     let credentials: DownloadSettings.ObjectStoreCredentials
+    let source: any CredentialSource
     let http: CurlHTTPClient
     /// Per-request timeout of listing and HEAD calls.
     var timeoutSeconds: Int64 = 30
@@ -13,31 +15,20 @@ struct ObjectStoreClient: Sendable {
         var etag: String?
     }
 
-    init(flavor: ArtifactSource.ObjectStoreFlavor, credentials: DownloadSettings.ObjectStoreCredentials, http: CurlHTTPClient)
-        throws(RuntimeError)
-    {
+    init(
+        flavor: ArtifactSource.ObjectStoreFlavor, credentials: DownloadSettings.ObjectStoreCredentials, sources: CredentialSources,
+        allowedHosts: HostAllowList, http: CurlHTTPClient
+    ) throws(RuntimeError) {
         self.flavor = flavor
         self.credentials = credentials
         self.http = http
-        switch (credentials.accessKey, credentials.secretKey) {
-        case (.some, nil), (nil, .some):
-            throw RuntimeError(.invalidArgument, "\(flavor.rawValue) credentials need both an access key and a secret key")
-        default: break
-        }
         if flavor == .tos, credentials.endpoint == nil {
             throw RuntimeError(.invalidArgument, "tos:// needs TOS_ENDPOINT (the S3-compatible endpoint, e.g. https://tos-s3-cn-beijing.volces.com)")
         }
+        source = try sources.source(for: flavor, credentials, allowedHosts: allowedHosts)
     }
 
-    var access: TransferAccess {
-        var access = TransferAccess()
-        if let accessKey = credentials.accessKey, let secretKey = credentials.secretKey {
-            access.signing = AWSSigning(
-                accessKey: accessKey, secretKey: secretKey, sessionToken: credentials.sessionToken,
-                region: credentials.region.isEmpty ? "us-east-1" : credentials.region)
-        }
-        return access
-    }
+    var access: TransferAccess { TransferAccess(credentials: source) }
 
     /// The service's base URL, without a trailing slash.
     private var endpoint: String {

@@ -13,12 +13,12 @@ import Glibc
 final class TransferEngine {
     private let access: TransferAccess
     private let settings: DownloadSettings
-    private let isCancelled: () -> Bool
+    private let isCancelled: @Sendable () -> Bool
     private let onTick: () -> Void
     private let log: (String) -> Void
 
     init(
-        access: TransferAccess, settings: DownloadSettings, isCancelled: @escaping () -> Bool,
+        access: TransferAccess, settings: DownloadSettings, isCancelled: @escaping @Sendable () -> Bool,
         onTick: @escaping () -> Void, log: @escaping (String) -> Void
     ) {
         self.access = access
@@ -94,7 +94,7 @@ final class TransferEngine {
                 guard pending[index].notBefore <= now else { index += 1; continue }
                 let next = pending.remove(at: index)
                 let easy = idleHandles.popLast() ?? CurlEasyHandle()
-                let attempt = start(next, easy: easy)
+                let attempt = try start(next, easy: easy)
                 do { try multi.add(easy) } catch { throw RuntimeError(.storage, error.message) }
                 active[ObjectIdentifier(easy)] = attempt
             }
@@ -120,17 +120,18 @@ final class TransferEngine {
         }
     }
 
-    private func start(_ pending: Pending, easy handle: CurlEasyHandle) -> Attempt {
+    private func start(_ pending: Pending, easy handle: CurlEasyHandle) throws(RuntimeError) -> Attempt {
         let file = pending.file
         let part = file.parts[pending.part]
         let from = part.start + part.done
         let rangeRequested = from > 0 || file.parts.count > 1
         let attempt = Attempt(file: file, part: pending.part, attempt: pending.attempt, easy: handle, rangeRequested: rangeRequested)
-        var headers = access.headers
+        // Credentials are asked per part: a long download outlives a short-lived session.
+        var (headers, signing) = try access.authorize(isCancelled: isCancelled)
         if rangeRequested, let tag = file.remote.ifMatch { headers.append("If-Match: \(tag)") }
         handle.configure(
             url: file.remote.url, protocols: access.protocols, headers: headers, followRedirects: access.followRedirects,
-            signing: access.signing, connectTimeoutMilliseconds: 15_000, allowedHosts: access.allowedHosts)
+            signing: signing, connectTimeoutMilliseconds: 15_000, allowedHosts: access.allowedHosts)
         let range = rangeRequested ? "\(from)-\(part.length.map { String(part.start + $0 - 1) } ?? "")" : nil
         handle.setTransferOptions(stallSeconds: settings.stallTimeoutSeconds, bufferBytes: 256 << 10, range: range)
         handle.receiveBody { bytes in TransferEngine.receive(attempt, bytes) }

@@ -12,6 +12,8 @@ enum EngineEnvironment {
     static let refused = [
         "ENGINE_RUNTIME_AUTH_TOKEN", "INFERENCE_ENGINE_API_KEY", "INFERENCE_ENGINE_ADMIN_API_KEY", "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN", "TOS_SECRET_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "GCS_SECRET_ACCESS_KEY",
+        // Paths, not secrets, but they hand the sidecar's cloud identity to whoever reads them.
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "GOOGLE_APPLICATION_CREDENTIALS",
         "PROMETHEUS_MULTIPROC_DIR",
     ]
 

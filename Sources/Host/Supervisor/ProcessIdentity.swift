@@ -58,7 +58,8 @@ public struct ProcessIdentity: Codable, Sendable, Equatable {
     }
 }
 
-/// Small reads of `/proc` files (their size is 0 to `stat`, so read until the end).
+/// Small, bounded reads of files whose size `stat` may not tell (`/proc` files are 0 bytes to
+/// it), so read until the end or `limit`: `/proc`, and credential files such as projected tokens.
 enum ProcFile {
     static func read(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

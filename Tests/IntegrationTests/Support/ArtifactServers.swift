@@ -182,6 +182,20 @@ final class NginxServer: @unchecked Sendable {
     }
 }
 
+/// Starts `executable` with its standard error collected in `log` (and its output dropped).
+func launchLoggingErrors(_ executable: String, _ arguments: [String], environment: [String: String] = [:], into log: LogBuffer) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    errors.fileHandleForReading.readabilityHandler = { handle in log.append(String(decoding: handle.availableData, as: UTF8.self)) }
+    try process.run()
+    return process
+}
+
 /// moto's S3-compatible server on loopback, and the venv's Python (with boto3) to fill it.
 final class MotoServer: @unchecked Sendable {
     let port: Int
@@ -191,24 +205,18 @@ final class MotoServer: @unchecked Sendable {
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    init() throws {
+    /// `environment` adds to the test's, e.g. moto's request recorder
+    /// (`MOTO_ENABLE_RECORDING`, `MOTO_RECORDER_FILEPATH`).
+    init(environment: [String: String] = [:]) throws {
         let log = self.log
         (port, process) = try startOnFreePort(name: "moto_server", log: { log.text }) { port in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.venv + "/moto_server")
-            process.arguments = ["-H", "127.0.0.1", "-p", "\(port)"]
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            errors.fileHandleForReading.readabilityHandler = { handle in log.append(String(decoding: handle.availableData, as: UTF8.self)) }
-            try process.run()
-            return process
+            try launchLoggingErrors(Self.venv + "/moto_server", ["-H", "127.0.0.1", "-p", "\(port)"], environment: environment, into: log)
         }
     }
 
     /// Starts one on the test thread pool: starting blocks, and the concurrency pool must not.
-    static func start() async throws -> MotoServer {
-        try await TestThreadPool.shared.runIfActive { try MotoServer() }
+    static func start(environment: [String: String] = [:]) async throws -> MotoServer {
+        try await TestThreadPool.shared.runIfActive { try MotoServer(environment: environment) }
     }
 
     /// `python(script)` on the test thread pool.
@@ -232,6 +240,72 @@ final class MotoServer: @unchecked Sendable {
 
     deinit {
         // moto_server (werkzeug) ignores SIGTERM.
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Tests/Fixtures/google_fake.py on loopback: a service-account token endpoint that verifies
+/// RS256 assertions, a metadata server, and GCS's XML API over `root` that refuses expired
+/// tokens. It writes a fresh service-account key to `keyFile` before it listens.
+final class GoogleFakeServer: @unchecked Sendable {
+    let port: Int
+    let root: String
+    let keyFile: String
+    private let logFile: String
+    private let process: Process
+    private let log = LogBuffer()
+
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    init(directory: TemporaryDirectory, tokenLifetime: Int, storageDelay: Double) throws {
+        root = directory.path + "/gcs"
+        keyFile = directory.path + "/service-account.json"
+        logFile = directory.path + "/google-fake.log"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let (root, keyFile, logFile, log) = (root, keyFile, logFile, self.log)
+        (port, process) = try startOnFreePort(name: "google_fake.py", log: { log.text }) { port in
+            try launchLoggingErrors(
+                MotoServer.venv + "/python",
+                [
+                    TestPaths.packageRoot.appendingPathComponent("Tests/Fixtures/google_fake.py").path, "--port", "\(port)", "--root", root,
+                    "--key-file", keyFile, "--log", logFile, "--token-lifetime", "\(tokenLifetime)", "--storage-delay", "\(storageDelay)",
+                ], into: log)
+        }
+    }
+
+    static func start(directory: TemporaryDirectory, tokenLifetime: Int = 3600, storageDelay: Double = 0) async throws -> GoogleFakeServer {
+        try await TestThreadPool.shared.runIfActive { try GoogleFakeServer(directory: directory, tokenLifetime: tokenLifetime, storageDelay: storageDelay) }
+    }
+
+    /// Puts an object at `bucket/key`.
+    func put(bucket: String, key: String, _ bytes: [UInt8]) throws {
+        let path = root + "/" + bucket + "/" + key
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// One logged request: `route` is token, metadata or storage.
+    struct Entry: Decodable {
+        var route: String
+        var status: Int
+        var issued: String?
+        var token: String?
+        var method: String?
+        var path: String?
+        var error: String?
+    }
+
+    var entries: [Entry] {
+        guard let text = try? String(contentsOfFile: logFile, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Entry.self, from: Data($0.utf8)) }
+    }
+
+    var serverLog: String { log.text }
+
+    deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
