@@ -18,7 +18,7 @@ public final class WorkerPool: Service, Sendable {
     }
 
     /// Runs blocking `work` on a worker thread. With `giveUpAt`, answers `timeout` at that time
-    /// (within a watchdog tick) if the work is still running: the work itself carries on, and
+    /// if the work is still running: the work itself carries on, and
     /// `onGiveUp` asks it to stop. `onRefused` runs instead of `work` when the pool is shut
     /// down, for what `work` would have cleaned up.
     public func run<T: Sendable>(
