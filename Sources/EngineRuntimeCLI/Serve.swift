@@ -207,7 +207,7 @@ struct Serve: AsyncParsableCommand {
         // Large buffers (a /metrics body, a parsed exposition) are mapped on their own and go
         // back to the system when freed. glibc's default threshold rises to the largest block
         // freed so far, after which such buffers stay in the heap and the resident set with them.
-        Self.setMallocMapThreshold(1 << 20)
+        Self.mallopt(mmapThreshold: 1 << 20, arenaMax: 2)
         let registry = try drivers.loadDrivers(logger: logger)
         guard (1...256).contains(driverThreads) else { throw ValidationError("--driver-threads must be in 1...256") }
         // One HTTP client for the whole runtime: its easy handles keep their connections to the
@@ -260,12 +260,16 @@ struct Serve: AsyncParsableCommand {
         logger.info("engine-runtime stopped")
     }
 
-    /// `mallopt(M_MMAP_THRESHOLD, bytes)`; `<malloc.h>` is not part of Swift's Glibc module.
-    static func setMallocMapThreshold(_ bytes: Int32) {
+    /// glibc's `mallopt(M_MMAP_THRESHOLD, ...)` and `mallopt(M_ARENA_MAX, ...)`; `<malloc.h>` is
+    /// not part of Swift's Glibc module. Arenas: glibc makes up to eight per core for threads
+    /// that meet in malloc, and each keeps megabytes it freed (a parsed exposition's arrays);
+    /// two hold the runtime's few busy threads without that.
+    static func mallopt(mmapThreshold: Int32, arenaMax: Int32) {
         typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD in <malloc.h>
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, bytes)
+        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+        _ = mallopt(-3, mmapThreshold)  // M_MMAP_THRESHOLD in <malloc.h>
+        _ = mallopt(-8, arenaMax)  // M_ARENA_MAX
     }
 
     /// The connection limits, the cap fitted under the open-files limit (raised to its hard

@@ -14,8 +14,8 @@ public final class DownloadManager: Sendable {
     /// Shared by every download, so a session or token fetched for one serves the next.
     private let credentials: CredentialSources
     let logger: Logger
-    private let planners: NIOThreadPool
-    private let pool: NIOThreadPool
+    private let planners: ElasticThreadPool
+    private let pool: ElasticThreadPool
     private let jobs = Mutex<[DownloadJob]>([])
     /// Held while a job checks free space against what planned jobs still need, so two jobs
     /// cannot both pass a check that only one of them fits.
@@ -32,10 +32,9 @@ public final class DownloadManager: Sendable {
         self.http = http
         self.logger = logger
         credentials = CredentialSources(http: http, logger: logger)
-        planners = NIOThreadPool(numberOfThreads: maximumConcurrentJobs)
-        planners.start()
-        pool = NIOThreadPool(numberOfThreads: maximumConcurrentJobs)
-        pool.start()
+        // Threads only while downloads run: most sidecars download a model once, at start.
+        planners = ElasticThreadPool(maximum: maximumConcurrentJobs, name: "ert-planner")
+        pool = ElasticThreadPool(maximum: maximumConcurrentJobs, name: "ert-download")
     }
 
     /// Stops every download that has not finished, keeping the bytes already on disk for a
@@ -55,8 +54,8 @@ public final class DownloadManager: Sendable {
                 ])
         }
         let ended = await withTimeout(wait) { [planners, pool] in
-            try? await planners.shutdownGracefully()
-            try? await pool.shutdownGracefully()
+            await planners.shutdownGracefully()
+            await pool.shutdownGracefully()
         }
         if !ended {
             logger.warning("shutdown: a download thread did not stop in time; exiting without it")

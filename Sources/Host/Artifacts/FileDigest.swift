@@ -40,11 +40,13 @@ enum FileDigest {
         return actual == wanted ? nil : "\(name) does not match its \(expected) (got \(actual))"
     }
 
-    /// Reads `path` in 1 MiB pieces, advising the kernel that the pages can go afterwards.
+    /// Reads `path` in 1 MiB pieces with the kernel told the reads are sequential (a larger
+    /// read-ahead). The pages are left cached on purpose: the engine reads the file next.
     private static func read(_ path: String, _ body: (UnsafeRawBufferPointer) -> Void) throws(RuntimeError) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", path) }
         defer { close(descriptor) }
+        _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_SEQUENTIAL)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while true {

@@ -152,6 +152,7 @@ final class CurlEasyHandle: @unchecked Sendable {
     /// The state shared with libcurl's callbacks during one `perform`.
     private final class Transfer {
         var body: [UInt8] = []
+        var handle: UnsafeMutableRawPointer? = nil
         let limit: Int
         var overflowed = false
         let isCancelled: () -> Bool
@@ -181,12 +182,20 @@ final class CurlEasyHandle: @unchecked Sendable {
                 return 0  // makes libcurl stop with CURLE_WRITE_ERROR
             }
             if let data, length > 0 {
+                if transfer.body.isEmpty, let handle = transfer.handle {
+                    // The whole body at once when its length is known: growing a multi-megabyte
+                    // array by doubling copies it and faults its pages in again each time.
+                    var expected: curl_off_t = -1
+                    _ = ert_curl_getinfo_off(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected)
+                    if expected > 0 { transfer.body.reserveCapacity(Int(min(Int64(transfer.limit), Int64(expected)))) }
+                }
                 data.withMemoryRebound(to: UInt8.self, capacity: length) {
                     transfer.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
                 }
             }
             return length
         }
+        transfer.handle = handle
         _ = ert_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
         _ = ert_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
         _ = ert_curl_setopt_xferinfo_callback(handle) { context, _, _, _, _ in

@@ -61,17 +61,15 @@ public struct PrometheusExposition: Sendable {
     /// subscripts in the per-byte loops cost bounds and uniqueness checks).
     nonisolated(unsafe) private var input = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
 
+    /// Parses `source` in place: the exposition keeps the caller's storage (no copy of a
+    /// multi-megabyte text, whose pages would all be faulted in again).
     public init(bytes source: [UInt8]) {
         bytes = source
-        // A trailing NUL lets strtod stop at the end of the buffer.
-        bytes.append(0)
-        let owned = bytes
-        owned.withUnsafeBufferPointer { buffer in
+        source.withUnsafeBufferPointer { buffer in
             input = buffer
-            parse(count: source.count)
+            parse(count: buffer.count)
         }
         input = UnsafeBufferPointer(start: nil, count: 0)
-        bytes.removeLast()
     }
 
     public func text(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
@@ -270,12 +268,25 @@ public struct PrometheusExposition: Sendable {
                 || byte == 0x49 || byte == 0x6E || byte == 0x66 || byte == 0x4E || byte == 0x61 || byte == 0x5F
             guard allowed else { return nil }  // digits, sign, '.', e/E, Inf, NaN, '_'
         }
-        let base = UnsafeRawPointer(input.baseAddress! + start).assumingMemoryBound(to: CChar.self)
-        var stop: UnsafeMutablePointer<CChar>? = nil
-        let value = strtod(base, &stop)
-        let expectedEnd = UnsafeRawPointer(input.baseAddress!.advanced(by: index))
-        guard let stop, UnsafeRawPointer(stop) == expectedEnd else { return nil }
-        return (value, start..<index)
+        // strtod stops at the byte after the number, a space or line end inside the buffer;
+        // a number that ends the buffer is copied out with a terminator first.
+        guard index == input.count else {
+            let base = UnsafeRawPointer(input.baseAddress! + start).assumingMemoryBound(to: CChar.self)
+            var stop: UnsafeMutablePointer<CChar>? = nil
+            let value = strtod(base, &stop)
+            let expectedEnd = UnsafeRawPointer(input.baseAddress!.advanced(by: index))
+            guard let stop, UnsafeRawPointer(stop) == expectedEnd else { return nil }
+            return (value, start..<index)
+        }
+        let length = index - start
+        let value = withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { scratch -> Double? in
+            UnsafeMutableRawPointer(scratch.baseAddress!).copyMemory(from: input.baseAddress! + start, byteCount: length)
+            scratch[length] = 0
+            var stop: UnsafeMutablePointer<CChar>? = nil
+            let value = strtod(scratch.baseAddress!, &stop)
+            return stop == scratch.baseAddress! + length ? value : nil
+        }
+        return value.map { ($0, start..<index) }
     }
 
     /// Whether a sample name is the family's own or one of its suffixed series.

@@ -8,14 +8,17 @@ import Synchronization
 /// network event loop, with deadlines that answer on time even when the work does not end.
 /// A service of the runtime: it stops after every service that uses it.
 public final class WorkerPool: Service, Sendable {
-    private let pool: NIOThreadPool
+    private let pool: ElasticThreadPool
     /// Keeps every deadline of the work this pool runs (and of the queues in front of it).
     let watchdog = DeadlineWatchdog()
 
+    /// At most `threads` at once, started as calls need them and ended when idle.
     public init(threads: Int) {
-        pool = NIOThreadPool(numberOfThreads: threads)
-        pool.start()
+        pool = ElasticThreadPool(maximum: threads, name: "ert-worker")
     }
+
+    /// Worker threads running now.
+    public var threadCount: Int { pool.threadCount }
 
     /// Runs blocking `work` on a worker thread. With `giveUpAt`, answers `timeout` at that time
     /// if the work is still running: the work itself carries on, and
@@ -53,7 +56,7 @@ public final class WorkerPool: Service, Sendable {
     /// Waits for the work that runs (at most `wait`: a driver stuck in a call must not hold
     /// the process), then ends the threads. Work submitted afterwards fails with `unavailable`.
     public func shutdown(wait: Duration = .seconds(1)) async {
-        let ended = await withTimeout(wait) { [pool] in try? await pool.shutdownGracefully() }
+        let ended = await withTimeout(wait) { [pool] in await pool.shutdownGracefully() }
         await watchdog.stop()
         if !ended { Logger(label: "engine-runtime").warning("shutdown: a worker thread is still busy; exiting without it") }
     }
