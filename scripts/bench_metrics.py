@@ -1,25 +1,32 @@
 #!/usr/bin/env python3
-"""/metrics through engine-runtime vs the engine's own /metrics, for a large exposition.
+"""/metrics through engine-runtime against its limits, for a large exposition.
 
-Usage: scripts/bench_metrics.py [--build .build/release] [--bytes 2000000] [--requests 200]
+Usage: scripts/bench_metrics.py [--build .build/release] [--baseline OTHER_BUILD]
+                                [--bytes 2000000] [--requests 200] [--rounds 3]
 
-Starts the simulator (vLLM flavor) with an exposition of about --bytes, and the runtime twice:
-with the scrape cache off (every /metrics request fetches, parses, standardizes and renders:
-the worst case) and with the default 1 s cache. Reports, on loopback:
-- the median latency of --requests sequential requests: engine directly, runtime without
-  cache, runtime with cache, and the ratio runtime/direct;
-- the runtime's CPU time per scrape without cache (user + system, from /proc);
-- throughput with 16 concurrent scrapers for 5 s, and the runtime's peak RSS.
+Starts the simulator (vLLM flavor) with an exposition of about --bytes and, per build, the
+runtime twice: with the scrape cache off (every request fetches, parses, standardizes and
+renders: the worst case) and with the default 1 s cache. The runtime's answer is saved and
+served by nginx as a static file: the limit of the cached path. Rounds alternate the servers
+(nginx, engine, then each build) and the figures are medians over the rounds:
+- cached /metrics latency, median of --requests sequential requests, and its ratio to nginx
+  serving the same bytes;
+- uncached latency, and the runtime's CPU time per uncached scrape (user + system, /proc);
+- throughput with 16 concurrent scrapers for 5 s, cached and uncached;
+- RSS after the sequential uncached scrapes (VmRSS and anonymous), and peak RSS (VmHWM).
+With --baseline, the same figures for another build, side by side, in the same rounds.
 """
 import argparse
 import http.client
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_download import free_port, start_nginx  # noqa: E402
 from bench_lora import start  # noqa: E402
 
 
@@ -29,18 +36,17 @@ def get(connection, path):
     body = response.read()
     if response.status != 200:
         sys.exit(f"GET {path} answered {response.status}")
-    return len(body)
+    return body
 
 
 def sequential(port, path, count):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     times = []
-    size = 0
     for _ in range(count):
         started = time.perf_counter()
-        size = get(connection, path)
+        get(connection, path)
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), size
+    return statistics.median(times)
 
 
 def cpu_seconds(pid):
@@ -49,12 +55,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0
+def status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as source:
+        for line in source:
+            key, _, value = line.partition(":")
+            parts = value.split()
+            if len(parts) == 2 and parts[1] == "kB":
+                fields[key] = int(parts[0]) / 1024
+    return fields
 
 
 def concurrent(port, seconds=5, workers=16):
@@ -75,45 +84,94 @@ def concurrent(port, seconds=5, workers=16):
     return sum(done) / seconds
 
 
+class Build:
+    """The two runtimes of one build, in front of the same engine."""
+
+    def __init__(self, build, env):
+        self.name = build
+        self.uncached, self.uncached_port = start(
+            [f"{build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-cache-ms", "0",
+             "--driver-dir", build, "--log-level", "info"], "engine-runtime listening", env=env)
+        self.cached, self.cached_port = start(
+            [f"{build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--driver-dir", build,
+             "--log-level", "info"], "engine-runtime listening", env=env)
+        self.figures = {}
+
+    def record(self, key, value):
+        self.figures.setdefault(key, []).append(value)
+
+    def measure(self, requests):
+        sequential(self.uncached_port, "/metrics", 5)
+        sequential(self.cached_port, "/metrics", 5)
+        before = cpu_seconds(self.uncached.pid)
+        self.record("uncached_ms", sequential(self.uncached_port, "/metrics", requests))
+        self.record("cpu_ms", (cpu_seconds(self.uncached.pid) - before) / requests * 1000)
+        memory = status(self.uncached.pid)
+        self.record("rss_after", memory["VmRSS"])
+        self.record("anon_after", memory.get("RssAnon", 0))
+        self.record("cached_ms", sequential(self.cached_port, "/metrics", requests))
+        self.record("uncached_rps", concurrent(self.uncached_port))
+        self.record("cached_rps", concurrent(self.cached_port))
+        self.record("peak_uncached", status(self.uncached.pid)["VmHWM"])
+        self.record("peak_cached", status(self.cached.pid)["VmHWM"])
+
+    def stop(self):
+        for process in (self.uncached, self.cached):
+            process.terminate()
+            process.wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", default=".build/release")
+    parser.add_argument("--baseline", help="another build directory, measured in the same rounds")
     parser.add_argument("--bytes", type=int, default=2_000_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     simulator, engine_port = start(
         [f"{args.build}/engine-simulator", "--port", "0", "--metrics-bytes", str(args.bytes), "--log-level", "info"],
         "engine-simulator listening")
     env = dict(os.environ, INFERENCE_ENGINE="vllm", INFERENCE_ENGINE_ENDPOINT=f"http://127.0.0.1:{engine_port}")
-    runtimes = []
+    work = tempfile.mkdtemp(prefix="bench-metrics-")
+    os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
+    builds, nginx = [], None
     try:
-        uncached, uncached_port = start(
-            [f"{args.build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-cache-ms", "0",
-             "--log-level", "info"], "engine-runtime listening", env=env)
-        runtimes.append(uncached)
-        cached, cached_port = start(
-            [f"{args.build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"],
-            "engine-runtime listening", env=env)
-        runtimes.append(cached)
-
-        sequential(engine_port, "/metrics", 5)
-        sequential(uncached_port, "/metrics", 5)
-        direct, direct_size = sequential(engine_port, "/metrics", args.requests)
-        cpu_before = cpu_seconds(uncached.pid)
-        through, through_size = sequential(uncached_port, "/metrics", args.requests)
-        cpu_per_scrape = (cpu_seconds(uncached.pid) - cpu_before) / args.requests * 1000
-        with_cache, _ = sequential(cached_port, "/metrics", args.requests)
-        throughput_uncached = concurrent(uncached_port)
-        throughput_cached = concurrent(cached_port)
-        print(f"engine exposition {direct_size / 1e6:.2f} MB; runtime answer {through_size / 1e6:.2f} MB (standard set + originals + own)")
-        print(f"median of {args.requests} sequential requests, ms: engine direct {direct:.2f}, "
-              f"runtime (no cache) {through:.2f} ({through / direct:.2f}x), runtime (1 s cache) {with_cache:.2f} ({with_cache / direct:.2f}x)")
-        print(f"runtime CPU per scrape (no cache): {cpu_per_scrape:.2f} ms")
-        print(f"16 concurrent scrapers: {throughput_uncached:.0f} req/s (no cache), {throughput_cached:.0f} req/s (1 s cache)")
-        print(f"runtime peak RSS: {peak_rss_mib(uncached.pid):.1f} MiB (no cache), {peak_rss_mib(cached.pid):.1f} MiB (1 s cache)")
+        builds = [Build(args.build, env)] + ([Build(args.baseline, env)] if args.baseline else [])
+        # The static file: what the runtime answers, byte for byte.
+        body = get(http.client.HTTPConnection("127.0.0.1", builds[0].cached_port, timeout=30), "/metrics")
+        os.makedirs(f"{work}/www", exist_ok=True)
+        with open(f"{work}/www/metrics", "wb") as f:
+            f.write(body)
+        os.chmod(f"{work}/www", 0o755)
+        os.chmod(f"{work}/www/metrics", 0o644)
+        nginx_port = free_port()
+        nginx = start_nginx(work, nginx_port)
+        static, direct = [], []
+        for _ in range(args.rounds):
+            sequential(nginx_port, "/metrics", 5)
+            static.append(sequential(nginx_port, "/metrics", args.requests))
+            direct.append(sequential(engine_port, "/metrics", args.requests))
+            for build in builds:
+                build.measure(args.requests)
+        static_ms, direct_ms = statistics.median(static), statistics.median(direct)
+        print(f"runtime answer {len(body) / 1e6:.2f} MB; medians over {args.rounds} alternating rounds of {args.requests} requests")
+        print(f"limits: nginx serving the same bytes {static_ms:.2f} ms; the engine's own /metrics {direct_ms:.2f} ms")
+        for build in builds:
+            f = {key: statistics.median(values) for key, values in build.figures.items()}
+            print(f"{build.name}: cached /metrics {f['cached_ms']:.2f} ms ({f['cached_ms'] / static_ms:.2f}x nginx); "
+                  f"uncached {f['uncached_ms']:.2f} ms ({f['uncached_ms'] / direct_ms:.2f}x the engine direct)")
+            print(f"{build.name}: CPU per uncached scrape {f['cpu_ms']:.2f} ms; 16 scrapers {f['cached_rps']:.0f} req/s cached, "
+                  f"{f['uncached_rps']:.0f} req/s uncached")
+            print(f"{build.name}: RSS after {args.requests} uncached scrapes {f['rss_after']:.1f} MiB "
+                  f"({f['anon_after']:.1f} MiB anonymous); peak {f['peak_uncached']:.1f} MiB uncached, "
+                  f"{f['peak_cached']:.1f} MiB cached (16 scrapers included)")
     finally:
-        for process in runtimes:
-            process.terminate()
+        for build in builds:
+            build.stop()
+        if nginx:
+            nginx.terminate()
+            nginx.wait()
         simulator.terminate()
 
 

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Start-up time to the first /healthz 200, and idle RSS, of an engine-runtime binary.
+"""Start-up time to the first /healthz 200, idle RSS, threads, wake-ups and CPU of engine-runtime.
 
-Usage: scripts/bench_startup.py [--binary .build/release/engine-runtime] [--runs 30]
+Usage: scripts/bench_startup.py [--binary .build/release/engine-runtime] [--baseline OTHER] [--runs 30]
 
 Each run starts `engine-runtime serve` on a free loopback port with the in-tree drivers (the
 binary's own directory), polls GET /healthz over a raw socket every millisecond from the moment
-of spawn, and records the time to the first 200. After the last run it waits a second with the
-server idle and reads VmRSS and VmHWM from /proc. Prints the median, min and max.
+of spawn, and records the time to the first 200. The limit, measured in the same rounds: the
+spawn of /bin/true to its exit. With --baseline, the two binaries alternate run by run.
+
+After the last run it leaves the server idle: after a second it reads VmRSS and VmHWM, then
+counts over --idle-seconds the CPU time and the context switches of all its threads (each
+switch is a wake-up), and the thread count. Prints medians, min and max.
 """
 import argparse
 import os
@@ -46,42 +50,101 @@ def memory(pid):
     return fields
 
 
+def activity(pid):
+    """CPU seconds, context switches (all threads) and the thread count of `pid`."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    switches = 0
+    tasks = os.listdir(f"/proc/{pid}/task")
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
+    return cpu, switches, len(tasks)
+
+
+def start_once(binary, idle_seconds=None):
+    """One start to the first /healthz 200, in ms; with idle_seconds, also the idle figures."""
+    port = free_port()
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not healthz_ok(port):
+            if process.poll() is not None:
+                sys.exit(f"{binary} exited with {process.returncode}")
+            if time.perf_counter() - start > 10:
+                sys.exit("no /healthz 200 within 10 s")
+            time.sleep(0.001)
+        elapsed = (time.perf_counter() - start) * 1000
+        idle = None
+        if idle_seconds:
+            time.sleep(1.0)
+            idle = memory(process.pid)
+            cpu0, switches0, _ = activity(process.pid)
+            time.sleep(idle_seconds)
+            cpu1, switches1, threads = activity(process.pid)
+            idle.update(cpu_ms_per_s=(cpu1 - cpu0) * 1000 / idle_seconds,
+                        wakeups_per_s=(switches1 - switches0) / idle_seconds, threads=threads)
+        return elapsed, idle
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def spawn_true():
+    start = time.perf_counter()
+    subprocess.run(["/bin/true"])
+    return (time.perf_counter() - start) * 1000
+
+
+def summary(values):
+    return f"median {statistics.median(values):.1f} ms (min {min(values):.1f}, max {max(values):.1f})"
+
+
+def report(name, times, idle, limit):
+    print(f"{name}: start-up to first /healthz 200 over {len(times)} runs: {summary(times)}; "
+          f"{statistics.median(times) / limit:.1f}x the spawn of /bin/true")
+    print(f"{name}: idle RSS after 1 s: {idle['VmRSS']:.1f} MiB (peak {idle['VmHWM']:.1f} MiB); "
+          f"anonymous {idle['RssAnon']:.1f} MiB, file-backed {idle['RssFile']:.1f} MiB; "
+          f"PSS {idle['Pss']:.1f} MiB; private (USS) {idle['USS']:.1f} MiB")
+    print(f"{name}: idle: {idle['threads']} threads, {idle['wakeups_per_s']:.1f} wake-ups/s, "
+          f"{idle['cpu_ms_per_s']:.2f} ms CPU per s")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default=".build/release/engine-runtime")
+    parser.add_argument("--baseline", help="another engine-runtime binary, measured in alternating runs")
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--idle-seconds", type=float, default=10)
     args = parser.parse_args()
-    if not os.access(args.binary, os.X_OK):
-        sys.exit(f"{args.binary} not found: build it with `swift build -c release`")
+    binaries = [args.binary] + ([args.baseline] if args.baseline else [])
+    for binary in binaries:
+        if not os.access(binary, os.X_OK):
+            sys.exit(f"{binary} not found: build it with `swift build -c release`")
 
-    times = []
-    idle = None
+    times = {binary: [] for binary in binaries}
+    idle = {}
+    limits = []
     for run in range(args.runs):
-        port = free_port()
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            [args.binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            while not healthz_ok(port):
-                if process.poll() is not None:
-                    sys.exit(f"engine-runtime exited with {process.returncode}")
-                if time.perf_counter() - start > 10:
-                    sys.exit("no /healthz 200 within 10 s")
-                time.sleep(0.001)
-            times.append((time.perf_counter() - start) * 1000)
-            if run == args.runs - 1:
-                time.sleep(1.0)
-                idle = memory(process.pid)
-        finally:
-            process.terminate()
-            process.wait()
-
-    print(f"start-up to first /healthz 200 over {args.runs} runs: median {statistics.median(times):.1f} ms "
-          f"(min {min(times):.1f}, max {max(times):.1f})")
-    print(f"idle RSS after 1 s: {idle['VmRSS']:.1f} MiB (peak {idle['VmHWM']:.1f} MiB); "
-          f"anonymous {idle['RssAnon']:.1f} MiB, file-backed {idle['RssFile']:.1f} MiB; "
-          f"PSS {idle['Pss']:.1f} MiB; private (USS) {idle['USS']:.1f} MiB")
+        limits.append(spawn_true())
+        for binary in binaries:
+            last = run == args.runs - 1
+            elapsed, figures = start_once(binary, args.idle_seconds if last else None)
+            times[binary].append(elapsed)
+            if figures:
+                idle[binary] = figures
+    limit = statistics.median(limits)
+    print(f"limit: spawn of /bin/true to its exit: {summary(limits)}")
+    for binary in binaries:
+        report(binary, times[binary], idle[binary], limit)
 
 
 if __name__ == "__main__":

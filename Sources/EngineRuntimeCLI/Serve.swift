@@ -265,11 +265,8 @@ struct Serve: AsyncParsableCommand {
     /// that meet in malloc, and each keeps megabytes it freed (a parsed exposition's arrays);
     /// two hold the runtime's few busy threads without that.
     static func mallopt(mmapThreshold: Int32, arenaMax: Int32) {
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-        _ = mallopt(-3, mmapThreshold)  // M_MMAP_THRESHOLD in <malloc.h>
-        _ = mallopt(-8, arenaMax)  // M_ARENA_MAX
+        _ = GNUExtensions.mallopt?(GNUExtensions.mmapThreshold, mmapThreshold)
+        _ = GNUExtensions.mallopt?(GNUExtensions.arenaMax, arenaMax)
     }
 
     /// The connection limits, the cap fitted under the open-files limit (raised to its hard

@@ -1,5 +1,7 @@
+import Dispatch
 import FoundationEssentials
 import Logging
+import Synchronization
 
 /// Runs one job from listing to publishing, on the calling (download) thread:
 /// lock, plan, stage (resuming what is there), transfer, verify, publish.
@@ -119,7 +121,7 @@ struct ArtifactDownloader {
         let plan = prepared.plan
         job.update { $0.state = .downloading }
         try transfer(files, access: plan.access, settings: settings)
-        let damaged = try verify(files)
+        let damaged = try verify(files).map(\.file)
         if !damaged.isEmpty {
             logger.warning(
                 "re-fetching files that failed verification",
@@ -127,7 +129,7 @@ struct ArtifactDownloader {
             for file in damaged { try file.discard() }
             try transfer(damaged, access: plan.access, settings: settings)
             if let still = try verify(damaged).first {
-                throw RuntimeError(.integrity, try problem(of: still) ?? "\(still.remote.relativePath) failed verification twice")
+                throw RuntimeError(.integrity, "\(still.problem) (after fetching it twice)")
             }
         }
 
@@ -157,24 +159,34 @@ struct ArtifactDownloader {
         try engine.run(files)
     }
 
-    /// The files whose size or digest is wrong. Good ones are marked so a second round skips them.
-    private func verify(_ files: [StagedFile]) throws(RuntimeError) -> [StagedFile] {
+    /// The files whose size or digest is wrong, with what is wrong. Good ones are marked so a
+    /// second round skips them.
+    private func verify(_ files: [StagedFile]) throws(RuntimeError) -> [(file: StagedFile, problem: String)] {
         job.update { $0.state = .verifying }
-        var damaged: [StagedFile] = []
-        for file in files where !file.verified {
-            if job.isCancelled { throw RuntimeError(.cancelled, "the download was cancelled") }
-            if let problem = try problem(of: file) {
+        let pending = files.filter { !$0.verified }
+        let checks = pending.map { ($0.dataPath, $0.remote.size, $0.remote.digest, $0.remote.relativePath) }
+        // Digests are CPU work: the files are checked side by side, as many at once as cores.
+        let results = Mutex([Result<String?, RuntimeError>?](repeating: nil, count: pending.count))
+        DispatchQueue.concurrentPerform(iterations: checks.count) { [job] index in
+            let (path, size, digest, name) = checks[index]
+            let result: Result<String?, RuntimeError> =
+                job.isCancelled
+                ? .failure(RuntimeError(.cancelled, "the download was cancelled"))
+                : Result { () throws(RuntimeError) in try FileDigest.mismatch(path: path, size: size, expected: digest, name: name) }
+            results.withLock { $0[index] = result }
+        }
+        var damaged: [(file: StagedFile, problem: String)] = []
+        for (file, result) in zip(pending, results.withLock { $0 }) {
+            switch result {
+            case .failure(let error): throw error
+            case .success(let problem?):
                 logger.warning("verification failed", metadata: ["id": "\(job.id)", "problem": "\(problem)"])
-                damaged.append(file)
-            } else {
-                file.markVerified()
+                damaged.append((file, problem))
+            case .success(nil): file.markVerified()
+            case nil: throw RuntimeError(.internalError, "a file was not verified")
             }
         }
         job.update { $0.state = .downloading }
         return damaged
-    }
-
-    private func problem(of file: StagedFile) throws(RuntimeError) -> String? {
-        try FileDigest.mismatch(path: file.dataPath, size: file.remote.size, expected: file.remote.digest, name: file.remote.relativePath)
     }
 }

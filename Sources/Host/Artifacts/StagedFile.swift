@@ -36,6 +36,11 @@ final class StagedFile {
     var finishedUnknownSize = false
     private(set) var descriptor: Int32 = -1
     private var dirty = false
+    /// With the final fsync on, writeback of each part is started as it goes (every
+    /// `writebackStride` bytes), so the fsync before publishing waits for the tail only.
+    private let startsWriteback: Bool
+    private var writebackFrom: [Int64] = []
+    static let writebackStride: Int64 = 8 << 20
 
     /// Opens (creating or resuming) the staged copy of `remote` under `stagingRoot`.
     init(remote: RemoteFile, stagingRoot: String, settings: DownloadSettings) throws(RuntimeError) {
@@ -43,6 +48,7 @@ final class StagedFile {
         dataPath = stagingRoot + "/files/" + remote.relativePath
         statePath = stagingRoot + "/state/" + remote.relativePath + ".json"
         parts = Self.split(remote, settings: settings)
+        startsWriteback = settings.syncBeforePublish
         try StagingDirectory.createParents(of: dataPath)
         try StagingDirectory.createParents(of: statePath)
 
@@ -60,6 +66,7 @@ final class StagedFile {
         descriptor = open(dataPath, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (resumed ? 0 : O_TRUNC), 0o644)
         guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", dataPath) }
         if !resumed { dirty = true }
+        writebackFrom = parts.map { $0.start + $0.done }
     }
 
     deinit { closeDescriptor() }
@@ -91,12 +98,19 @@ final class StagedFile {
             remaining = UnsafeRawBufferPointer(rebasing: remaining[written...])
         }
         dirty = true
+        if startsWriteback, offset - writebackFrom[index] >= Self.writebackStride {
+            // Starts writeback without waiting for it (SYNC_FILE_RANGE_WRITE); the fsync at
+            // publish still makes it durable.
+            _ = GNUExtensions.syncFileRange?(descriptor, writebackFrom[index], offset - writebackFrom[index], GNUExtensions.syncFileRangeWrite)
+            writebackFrom[index] = offset
+        }
         return nil
     }
 
     /// Forgets a part's progress (a server that cannot resume it).
     func restart(part index: Int) {
         parts[index].done = 0
+        writebackFrom[index] = parts[index].start
         dirty = true
     }
 

@@ -107,15 +107,7 @@ final class ElasticThreadPool: @unchecked Sendable {
             return
         }
         pthread_detach(thread)
-        Self.setName(thread, name)
-    }
-
-    /// `pthread_setname_np` (a GNU extension Swift's Glibc module leaves out): names show in
-    /// `top -H` and in core dumps.
-    private static func setName(_ thread: pthread_t, _ name: String) {
-        typealias SetName = @convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pthread_setname_np") else { return }
-        _ = unsafeBitCast(symbol, to: SetName.self)(thread, name)
+        _ = GNUExtensions.setThreadName?(thread, name)
     }
 
     private func run() {
