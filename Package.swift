@@ -78,6 +78,11 @@ let package = Package(
             path: "Sources/EngineRuntimeCLI",
             swiftSettings: swiftSettings),
 
+        // The /metrics hot path alone, bytes in, bytes out: `swift run -c release metrics-bench`.
+        .executableTarget(
+            name: "metrics-bench",
+            dependencies: ["Host", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/MetricsBench", swiftSettings: swiftSettings),
         .executableTarget(
             name: "EngineSimulator",
             dependencies: [

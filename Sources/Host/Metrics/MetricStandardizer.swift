@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Applies a driver's metric rules to a parsed engine exposition and produces the standard
 /// `llm_engine_*` families.
 ///
@@ -15,11 +19,12 @@ struct MetricStandardizer: Sendable {
     /// A rule with its strings as bytes, ready for comparisons against the exposition.
     /// Owns copies of the rename and value targets at stable addresses.
     private final class TargetStorage: @unchecked Sendable {
+        let source: UnsafeBufferPointer<UInt8>
         let renames: [UnsafeBufferPointer<UInt8>]
         let values: [[UnsafeBufferPointer<UInt8>]]
         private var allocations: [UnsafeMutableBufferPointer<UInt8>] = []
 
-        init(renames: [[UInt8]], values: [[[UInt8]]]) {
+        init(source: [UInt8], renames: [[UInt8]], values: [[[UInt8]]]) {
             var allocations: [UnsafeMutableBufferPointer<UInt8>] = []
             func copy(_ bytes: [UInt8]) -> UnsafeBufferPointer<UInt8> {
                 let storage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, bytes.count))
@@ -27,6 +32,7 @@ struct MetricStandardizer: Sendable {
                 allocations.append(storage)
                 return UnsafeBufferPointer(rebasing: UnsafeBufferPointer(storage)[0..<bytes.count])
             }
+            self.source = copy(source)
             self.renames = renames.map(copy)
             self.values = values.map { $0.map(copy) }
             self.allocations = allocations
@@ -63,7 +69,7 @@ struct MetricStandardizer: Sendable {
             renames = rule.labelRenames.map { (Array($0.key.utf8), Array($0.value.utf8)) }
             values = rule.labelValues.map { label, map in (Array(label.utf8), map.map { (Array($0.key.utf8), Array($0.value.utf8)) }) }
             match = rule.matchLabels.map { (Array($0.key.utf8), Array($0.value.utf8)) }
-            storage = TargetStorage(renames: renames.map(\.1), values: values.map { $0.1.map(\.1) })
+            storage = TargetStorage(source: source, renames: renames.map(\.1), values: values.map { $0.1.map(\.1) })
             family = rule.sourceType == .counter ? rule.standardName + "_total" : rule.standardName
             type = rule.sourceType == .histogram ? "histogram" : rule.sourceType == .counter ? "counter" : "gauge"
         }
@@ -84,13 +90,63 @@ struct MetricStandardizer: Sendable {
     func standardize(_ exposition: PrometheusExposition) -> [Family] {
         // Raw pointers into the exposition: slices of the array itself would retain and
         // release it on every comparison.
-        exposition.bytes.withUnsafeBufferPointer { standardize(exposition, $0) }
+        exposition.bytes.withUnsafeBufferPointer { bytes in
+            exposition.labels.withUnsafeBufferPointer { labels in standardize(exposition, bytes, labels) }
+        }
     }
 
     private typealias Bytes = UnsafeBufferPointer<UInt8>
 
-    private func standardize(_ exposition: PrometheusExposition, _ buffer: Bytes) -> [Family] {
+    private static func same(_ a: Bytes, _ b: Bytes) -> Bool {
+        a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+    }
+
+    /// What a rule does with one label name, decided once per scrape and name instead of once
+    /// per sample (a scrape has tens of thousands of samples and a dozen label names).
+    private struct LabelAction {
+        /// Index into the rule's `match`, -1 when the label is not matched on.
+        var match = -1
+        var duplicate = false
+        /// The name the label goes out under (the rule's rename, or its own).
+        var output: Bytes
+        /// Aggregated away, or not among the kept labels.
+        var dropped = false
+        /// Index into the rule's `values`, -1 without a value map.
+        var valueMap = -1
+    }
+
+    /// Every label of the exposition numbered by its name: `ids[label]` indexes `names`.
+    private static func internNames(_ labels: UnsafeBufferPointer<PrometheusExposition.Label>, _ buffer: Bytes) -> (names: [Bytes], ids: [Int32]) {
+        var names: [Bytes] = []
+        var ids = [Int32](repeating: 0, count: labels.count)
+        // Samples repeat their label names in the same order: the name that followed the
+        // previous one last time is tried first.
+        var next: [Int32] = []
+        var previous: Int32 = -1
+        for (index, label) in labels.enumerated() {
+            let name = Bytes(rebasing: buffer[label.name])
+            var found: Int32 = -1
+            if previous >= 0, next[Int(previous)] >= 0, same(names[Int(next[Int(previous)])], name) {
+                found = next[Int(previous)]
+            } else if let known = names.firstIndex(where: { same($0, name) }) {
+                found = Int32(known)
+            } else {
+                found = Int32(names.count)
+                names.append(name)
+                next.append(-1)
+            }
+            if previous >= 0 { next[Int(previous)] = found }
+            ids[index] = found
+            previous = found
+        }
+        return (names, ids)
+    }
+
+    private func standardize(
+        _ exposition: PrometheusExposition, _ buffer: Bytes, _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>
+    ) -> [Family] {
         func bytes(_ range: Range<Int>) -> Bytes { Bytes(rebasing: buffer[range]) }
+        let (labelNames, labelIDs) = Self.internNames(allLabels, buffer)
         // Sample indices per declared family; undeclared samples are checked by name.
         var byFamily = [[Int]](repeating: [], count: exposition.families.count)
         var undeclared: [Int] = []
@@ -114,6 +170,20 @@ struct MetricStandardizer: Sendable {
             candidates += undeclared
             if candidates.isEmpty { continue }
 
+            let actions: [LabelAction] = labelNames.map { name in
+                var action = LabelAction(output: name)
+                action.match = compiled.match.firstIndex { $0.0.withUnsafeBufferPointer { Self.same(name, $0) } } ?? -1
+                action.duplicate = compiled.duplicates.contains { $0.withUnsafeBufferPointer { Self.same(name, $0) } }
+                if let renamed = compiled.renames.firstIndex(where: { $0.0.withUnsafeBufferPointer { Self.same(name, $0) } }) {
+                    action.output = compiled.renameTargets[renamed]
+                }
+                let output = action.output
+                action.dropped =
+                    compiled.aggregated.contains { $0.withUnsafeBufferPointer { Self.same(name, $0) } }
+                    || (!compiled.keep.isEmpty && !compiled.keep.contains { $0.withUnsafeBufferPointer { Self.same(output, $0) } })
+                action.valueMap = compiled.values.firstIndex { $0.0.withUnsafeBufferPointer { Self.same(output, $0) } } ?? -1
+                return action
+            }
             var seriesIndex: [ByteKey: Int] = [:]
             var series: [(name: String, labels: [(String, String)], value: Double)] = []
             var key: [UInt8] = []
@@ -122,37 +192,35 @@ struct MetricStandardizer: Sendable {
             // dp_rank) of a sample, and the maximum per output series and partition.
             var partition: [UInt8] = []
             var perPartition: [ByteKey: (series: Int, value: Double)] = [:]
+            let source = compiled.storage.source
             sampleLoop: for index in candidates {
                 let sample = exposition.samples[index]
                 let name = bytes(sample.name)
                 var suffix = -1  // index into histogramSuffixes, -1 for counters and gauges
                 switch rule.sourceType {
                 case .counter, .gauge:
-                    guard name.elementsEqual(compiled.source) else { continue }
+                    guard Self.same(name, source) else { continue }
                 case .histogram:
-                    guard name.starts(with: compiled.source) else { continue }
-                    let rest = Bytes(rebasing: name.dropFirst(compiled.source.count))
-                    guard let found = Self.histogramSuffixes.firstIndex(where: { rest.elementsEqual($0.bytes) }) else { continue }
+                    guard name.count > source.count, Self.same(Bytes(rebasing: name.prefix(source.count)), source) else { continue }
+                    let rest = Bytes(rebasing: name.dropFirst(source.count))
+                    guard let found = Self.histogramSuffixes.firstIndex(where: { $0.bytes.withUnsafeBufferPointer { Self.same(rest, $0) } }) else { continue }
                     suffix = found
                 }
                 kept.removeAll(keepingCapacity: true)
                 partition.removeAll(keepingCapacity: true)
                 var matched = 0
-                for label in exposition.labels(of: sample) {
+                let first = Int(sample.labelStart)
+                for labelIndex in first..<(first + Int(sample.labelCount)) {
+                    let label = allLabels[labelIndex]
+                    let action = actions[Int(labelIDs[labelIndex])]
                     let labelName = bytes(label.name)
                     var labelValue = bytes(label.value)
-                    for (expectedName, expectedValue) in compiled.match where labelName.elementsEqual(expectedName) {
-                        guard labelValue.elementsEqual(expectedValue) else { continue sampleLoop }
+                    if action.match >= 0 {
+                        guard compiled.match[action.match].1.withUnsafeBufferPointer({ Self.same(labelValue, $0) }) else { continue sampleLoop }
                         matched += 1
                     }
-                    if compiled.duplicates.contains(where: { labelName.elementsEqual($0) }) { continue }
-                    var outputName = labelName
-                    if let renamed = compiled.renames.firstIndex(where: { labelName.elementsEqual($0.0) }) {
-                        outputName = compiled.renameTargets[renamed]
-                    }
-                    if compiled.aggregated.contains(where: { labelName.elementsEqual($0) })
-                        || (!compiled.keep.isEmpty && !compiled.keep.contains(where: { outputName.elementsEqual($0) }))
-                    {
+                    if action.duplicate { continue }
+                    if action.dropped {
                         if !compiled.duplicates.isEmpty {
                             partition.append(contentsOf: labelName)
                             partition.append(0)
@@ -161,12 +229,12 @@ struct MetricStandardizer: Sendable {
                         }
                         continue
                     }
-                    if let map = compiled.values.firstIndex(where: { outputName.elementsEqual($0.0) }),
-                        let mapped = compiled.values[map].1.firstIndex(where: { labelValue.elementsEqual($0.0) })
+                    if action.valueMap >= 0,
+                        let mapped = compiled.values[action.valueMap].1.firstIndex(where: { $0.0.withUnsafeBufferPointer { Self.same(labelValue, $0) } })
                     {
-                        labelValue = compiled.valueTargets[map][mapped]
+                        labelValue = compiled.valueTargets[action.valueMap][mapped]
                     }
-                    kept.append((outputName, labelValue))
+                    kept.append((action.output, labelValue))
                 }
                 guard matched == compiled.match.count else { continue }
                 if kept.count > 1 { kept.sort { $0.0.lexicographicallyPrecedes($1.0) } }
