@@ -394,7 +394,9 @@ def document():
             "config_schema": {}, "operations": {"type": "array", "items": {"type": "string"}},
             "extension_operations": {"type": "array", "items": {"type": "object", "required": ["name", "parameters", "result_type", "mutating"],
                                                                  "properties": {"name": {"type": "string"}, "description": {"type": "string"},
-                                                                                "parameters": {"type": "array"}, "result_type": {"type": "integer"},
+                                                                                "parameters": {"type": "array", "items": {"type": "object", "required": ["name", "type"], "properties": {
+                                                                                    "name": {"type": "string"}, "type": {"type": "string", "enum": ["bool", "int64", "double", "string"]}}}},
+                                                                                "result_type": {"type": "string", "enum": ["void", "bool", "int64", "double", "string"]},
                                                                                 "mutating": {"type": "boolean"}}}}}},
         "DriverList": {"type": "object", "required": ["object", "data", "failures"], "properties": {
             "object": {"type": "string"}, "data": {"type": "array", "items": ref("Driver")},

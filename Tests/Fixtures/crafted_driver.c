@@ -212,6 +212,23 @@ static const ert_metric_rule old_rule = {
     .duplicate_labels = "tp_rank", .keep_labels = "model_name", .value_label = "block_size"};
 static const ert_metric_rule *const old_rules[] = {&old_rule};
 
+/* Rules that load but can never work, one per mistake `drivers check` must name: a counter
+ * source without _total, a standard name outside the standard set, a gauge source for a
+ * standard histogram; and one correct rule beside them. */
+static const ert_metric_rule useless_counter = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_COUNTER, .source_name = "crafted:prompt_tokens",
+    .standard_name = "llm_engine_prompt_tokens", .aggregate = ERT_AGGREGATE_SUM};
+static const ert_metric_rule unknown_standard = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_GAUGE, .source_name = "crafted:queue",
+    .standard_name = "llm_engine_queue_depth", .aggregate = ERT_AGGREGATE_SUM};
+static const ert_metric_rule wrong_type = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_GAUGE, .source_name = "crafted:ttft",
+    .standard_name = "llm_engine_time_to_first_token_seconds", .aggregate = ERT_AGGREGATE_MAX};
+static const ert_metric_rule good_rule = {
+    .struct_size = sizeof(ert_metric_rule), .source_type = ERT_METRIC_GAUGE, .source_name = "crafted:running",
+    .standard_name = "llm_engine_requests_running", .aggregate = ERT_AGGREGATE_SUM};
+static const ert_metric_rule *const useless_rules[] = {&useless_counter, &unknown_standard, &wrong_type, &good_rule};
+
 static const char *const engine_kinds[] = {"crafted-engine", NULL};
 
 static const ert_driver_descriptor descriptor = {
@@ -250,6 +267,10 @@ static const ert_driver_descriptor descriptor = {
 #ifdef OLD_RULE
     .metric_rules = old_rules,
     .metric_rule_count = 1,
+#endif
+#ifdef USELESS_RULES
+    .metric_rules = useless_rules,
+    .metric_rule_count = 4,
 #endif
 };
 

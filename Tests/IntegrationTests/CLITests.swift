@@ -51,6 +51,9 @@ import Testing
         let template = try #require(list.data.first { $0.name == "template" })
         #expect(template.extension_operations.map(\.name) == ["template.echo", "template.scale", "template.set_debug", "template.echo_calls"])
         #expect(template.operations.contains("load_lora_adapter"))
+        // Types as words, not the header's numbers.
+        let raw = try await server.get("/v1/drivers/llamacpp").text
+        #expect(raw.contains(#""result_type":"double""#) && raw.contains(#""type":"string""#), "\(raw)")
         let vllm = try JSONCoding.decode(DriverDescription.self, from: try await server.get("/v1/drivers/vllm").body)
         #expect(vllm.engine_kinds == ["vllm"])
         #expect(vllm.abi_version == "1.3")
@@ -130,6 +133,23 @@ import Testing
         #expect(result.stdout.contains("PASS  create_instance"))
         #expect(result.stdout.contains("FAIL  health (valid request): the driver crashed the checker (SIGSEGV)"))
         #expect(result.stdout.contains("\(crashing): does NOT conform"))
+    }
+
+    /// Rules that load but cannot work each get a FAIL line naming the rule and the fix; the
+    /// correct rule beside them passes.
+    @Test func conformanceNamesEachUselessMetricRule() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "rules.so", defines: ["USELESS_RULES"])
+        let result = try await runtime(["drivers", "check", path])
+        #expect(result.status == 1, "\(result.stdout)")
+        #expect(result.stdout.contains("FAIL  metric rule #0 crafted:prompt_tokens -> llm_engine_prompt_tokens: ") && result.stdout.contains("(write crafted:prompt_tokens_total)"), "\(result.stdout)")
+        #expect(result.stdout.contains("FAIL  metric rule #1 crafted:queue -> llm_engine_queue_depth: ") && result.stdout.contains("llm_engine_queue_depth is not in the standard set"))
+        #expect(result.stdout.contains("FAIL  metric rule #2 crafted:ttft -> llm_engine_time_to_first_token_seconds: ") && result.stdout.contains("a gauge source for a standard histogram"))
+        #expect(result.stdout.contains("PASS  metric rule #3 crafted:running -> llm_engine_requests_running"))
+        let json = try await runtime(["drivers", "check", path, "--json"])
+        let report = try JSONCoding.decode(ConformanceReport.self, from: Array(json.stdout.utf8))
+        #expect(report.checks.filter { $0.name.hasPrefix("metric rule #") }.map(\.passed) == [false, false, false, true])
     }
 
     @Test func conformanceFailsOnABrokenDriverWithTheReason() async throws {

@@ -115,10 +115,15 @@ public enum DriverConformance {
             let valid = JSONCoding.isValidJSON(Array(schema.utf8))
             report.record("descriptor: config schema is JSON", valid, valid ? "" : "config_schema_json is not valid JSON")
         }
-        let ruleWarnings = driver.metricRules.flatMap(\.warnings)
-        report.record(
-            "metric rules", ruleWarnings.isEmpty,
-            ruleWarnings.isEmpty ? "\(driver.metricRules.count) rules" : ruleWarnings.joined(separator: "; "))
+        // A verdict per rule: a rule that loads can still never match, or feed a consumer the
+        // wrong type. (A rule that does not parse stops the load above, naming its index.)
+        if driver.metricRules.isEmpty { report.record("metric rules", true, "none declared") }
+        for (index, rule) in driver.metricRules.enumerated() {
+            let warnings = rule.warnings
+            report.record(
+                "metric rule #\(index) \(rule.sourceName) -> \(rule.standardName)", warnings.isEmpty,
+                warnings.isEmpty ? "\(rule.sourceType.name), \(rule.aggregate)" : warnings.joined(separator: "; "))
+        }
         report.record(
             "extension declarations", true,
             driver.extensionOperations.isEmpty ? "none declared" : driver.extensionOperations.map(\.name).joined(separator: ", "))

@@ -4,9 +4,26 @@ import Glibc
 import CFFI
 import PluginABI
 
-/// The closed type set of extension operations (`ERT_TYPE_*`).
-public enum ExtensionValueType: Int32, Sendable, Codable, CustomStringConvertible {
+/// The closed type set of extension operations (`ERT_TYPE_*`). In JSON (`/v1/drivers`,
+/// `drivers list --json`) a type is its word, `"int64"`, not the header's number.
+public enum ExtensionValueType: Int32, Sendable, Codable, CustomStringConvertible, CaseIterable {
     case void = 0, bool, int64, double, string
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let word = try? container.decode(String.self), let type = Self.allCases.first(where: { $0.description == word }) {
+            self = type
+        } else if let number = try? container.decode(Int32.self), let type = Self(rawValue: number) {
+            self = type  // what earlier versions wrote
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an extension value type (void, bool, int64, double, string)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
 
     public var description: String {
         switch self {

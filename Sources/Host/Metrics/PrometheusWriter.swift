@@ -11,6 +11,12 @@ struct PrometheusWriter {
     mutating func write(_ text: String) { bytes.append(contentsOf: text.utf8) }
     mutating func write(_ slice: ArraySlice<UInt8>) { bytes.append(contentsOf: slice) }
 
+    /// `source[range]` and a newline: whole lines of an input copied in one go.
+    mutating func writeLines(_ source: [UInt8], _ range: Range<Int>) {
+        source.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[range])) }
+        bytes.append(0x0A)
+    }
+
     /// `# HELP` (escaped as 0.0.4 wants: backslash and newline) and `# TYPE` lines.
     mutating func header(name: String, help: String, type: String) {
         write("# HELP \(name) ")
@@ -126,16 +132,26 @@ extension PrometheusExposition {
             writer.write("# HELP \(key) ")
             if let help = group.help { sources[help.source].0.writeHelp(help.range, into: &writer) }
             writer.write("\n# TYPE \(key) \(group.type)\n")
+            // Canonical samples on consecutive input lines (nothing between one's value and the
+            // next one's name but the newline) are copied as one run.
+            var run: (source: Int, start: Int, end: Int)? = nil
             for (source, index) in group.samples {
                 let exposition = sources[source].0
                 let bytes = exposition.bytes
                 let sample = exposition.samples[index]
                 let extra = extras[source]
                 if extra.isEmpty, sample.canonical {
-                    // Name, labels and value are one stretch of the input line: one copy.
-                    writer.write(bytes[sample.name.lowerBound..<sample.valueText.upperBound])
-                    writer.bytes.append(0x0A)
+                    if let current = run, current.source == source, sample.name.lowerBound == current.end + 1 {
+                        run?.end = sample.valueText.upperBound
+                        continue
+                    }
+                    if let current = run { writer.writeLines(sources[current.source].0.bytes, current.start..<current.end) }
+                    run = (source, sample.name.lowerBound, sample.valueText.upperBound)
                     continue
+                }
+                if let current = run {
+                    writer.writeLines(sources[current.source].0.bytes, current.start..<current.end)
+                    run = nil
                 }
                 writer.write(bytes[sample.name])
                 if sample.labelCount > 0 || !extra.isEmpty {
@@ -159,6 +175,7 @@ extension PrometheusExposition {
                 writer.write(bytes[sample.valueText])
                 writer.bytes.append(0x0A)
             }
+            if let current = run { writer.writeLines(sources[current.source].0.bytes, current.start..<current.end) }
         }
     }
 

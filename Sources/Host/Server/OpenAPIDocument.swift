@@ -293,10 +293,38 @@ enum OpenAPIDocument {
                   "type": "string"
                 },
                 "parameters": {
+                  "items": {
+                    "properties": {
+                      "name": {
+                        "type": "string"
+                      },
+                      "type": {
+                        "enum": [
+                          "bool",
+                          "int64",
+                          "double",
+                          "string"
+                        ],
+                        "type": "string"
+                      }
+                    },
+                    "required": [
+                      "name",
+                      "type"
+                    ],
+                    "type": "object"
+                  },
                   "type": "array"
                 },
                 "result_type": {
-                  "type": "integer"
+                  "enum": [
+                    "void",
+                    "bool",
+                    "int64",
+                    "double",
+                    "string"
+                  ],
+                  "type": "string"
                 }
               },
               "required": [
