@@ -250,7 +250,13 @@ static const ert_driver_descriptor descriptor = {
     .description = "crafted test driver",
     .engine_kinds = engine_kinds,
     .capabilities = ERT_CAP_MULTI_INSTANCE,
+#ifdef CONFIG_SCHEMA
+    .config_schema_json =
+        "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"pool\"],\"properties\":{"
+        "\"pool\":{\"type\":\"string\",\"enum\":[\"a\",\"b\"]},\"timeout_ms\":{\"type\":\"integer\",\"minimum\":1}}}",
+#else
     .config_schema_json = NULL,
+#endif
     .create_instance = create_instance,
 #ifdef NULL_DESTROY
     .destroy_instance = NULL,

@@ -152,6 +152,29 @@ import Testing
         #expect(report.checks.filter { $0.name.hasPrefix("metric rule #") }.map(\.passed) == [false, false, false, true])
     }
 
+    /// Engine options that break the driver's declared config schema stop serve with the
+    /// schema's complaint; the driver never sees them. Options that fit start it.
+    @Test func optionsOutsideTheDriversSchemaAreRefused() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "schema.so", defines: ["CONFIG_SCHEMA"])
+        func engines(_ options: String) throws -> String {
+            let path = directory.path + "/engines-\(abs(options.hashValue)).json"
+            try #"{"engines":[{"name":"vendor","engine":"crafted-engine","endpoint":"http://127.0.0.1:9","options":\#(options)}]}"#
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let refused = try await runtime(["serve", "--port", "0", "--driver-dir", directory.path, "--config", try engines(#"{"pool":"a","timeout_ms":"fast"}"#)])
+        #expect(refused.status != 0)
+        #expect(
+            (refused.stdout + refused.stderr).contains(#"the options of engine "vendor" do not fit driver crafted's config schema: $.timeout_ms: expected integer, got string"#),
+            "\(refused.stderr)")
+        let missing = try await runtime(["serve", "--port", "0", "--driver-dir", directory.path, "--config", try engines("{}")])
+        #expect(missing.status != 0 && (missing.stdout + missing.stderr).contains("$.pool: is required"), "\(missing.stderr)")
+        let fits = try await ServerProcess.start(arguments: ["--driver-dir", directory.path, "--config", try engines(#"{"pool":"b","timeout_ms":500}"#)])
+        #expect(try await fits.get("/v1/engines").status == 200)
+    }
+
     @Test func conformanceFailsOnABrokenDriverWithTheReason() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -91,6 +91,17 @@ public final class DriverInstance: @unchecked Sendable {
                 "driver \(driver.name) does not drive engine kind \"\(configuration.engineKind)\" (it drives: \(driver.engineKinds.joined(separator: ", ")))"
             )
         }
+        // The header's promise: a config that breaks the driver's declared schema never
+        // reaches create_instance.
+        if let text = driver.configSchemaJSON, let schema = ConfigSchema(json: text) {
+            guard let config = try? JSONCoding.decode(JSONValue.self, from: Array(configuration.configJSON.utf8)) else {
+                throw RuntimeError(.invalidArgument, "the options of engine \"\(configuration.name)\" are not JSON")
+            }
+            if let problem = schema.problem(with: config) {
+                throw RuntimeError(
+                    .invalidArgument, "the options of engine \"\(configuration.name)\" do not fit driver \(driver.name)'s config schema: \(problem)")
+            }
+        }
         var logger = baseLogger
         logger[metadataKey: "driver"] = "\(driver.name)"
         logger[metadataKey: "instance"] = "\(configuration.name)"
