@@ -28,6 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_download import free_port, start_nginx  # noqa: E402
 from bench_lora import start  # noqa: E402
+from bench_startup import activity, memory  # noqa: E402
 
 
 def get(connection, path):
@@ -47,23 +48,6 @@ def sequential(port, path, count):
         get(connection, path)
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as source:
-        for line in source:
-            key, _, value = line.partition(":")
-            parts = value.split()
-            if len(parts) == 2 and parts[1] == "kB":
-                fields[key] = int(parts[0]) / 1024
-    return fields
 
 
 def concurrent(port, seconds=5, workers=16):
@@ -103,17 +87,17 @@ class Build:
     def measure(self, requests):
         sequential(self.uncached_port, "/metrics", 5)
         sequential(self.cached_port, "/metrics", 5)
-        before = cpu_seconds(self.uncached.pid)
+        before = activity(self.uncached.pid)[0]
         self.record("uncached_ms", sequential(self.uncached_port, "/metrics", requests))
-        self.record("cpu_ms", (cpu_seconds(self.uncached.pid) - before) / requests * 1000)
-        memory = status(self.uncached.pid)
-        self.record("rss_after", memory["VmRSS"])
-        self.record("anon_after", memory.get("RssAnon", 0))
+        self.record("cpu_ms", (activity(self.uncached.pid)[0] - before) / requests * 1000)
+        after = memory(self.uncached.pid)
+        self.record("rss_after", after["VmRSS"])
+        self.record("anon_after", after.get("RssAnon", 0))
         self.record("cached_ms", sequential(self.cached_port, "/metrics", requests))
         self.record("uncached_rps", concurrent(self.uncached_port))
         self.record("cached_rps", concurrent(self.cached_port))
-        self.record("peak_uncached", status(self.uncached.pid)["VmHWM"])
-        self.record("peak_cached", status(self.cached.pid)["VmHWM"])
+        self.record("peak_uncached", memory(self.uncached.pid)["VmHWM"])
+        self.record("peak_cached", memory(self.cached.pid)["VmHWM"])
 
     def stop(self):
         for process in (self.uncached, self.cached):

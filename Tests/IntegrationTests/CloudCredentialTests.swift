@@ -88,8 +88,16 @@ struct CloudCredentialTests {
         let started = try await runtime.post("/v1/model/download", #"{"model_uri":"s3://models/irsa/"}"#)
         #expect(started.status == 200, "\(started.text)")
         let id = try #require(try JSONDecoder().decode(DownloadAPITests.Card.self, from: Data(started.body)).download_id)
-        // The kubelet rotates the projected token; a renewal must read the new one.
-        try await DownloadAPITests.waitForBytes(runtime, id, atLeast: 1 << 20)
+        // The kubelet rotates the projected token; a renewal must read the new one. Rotated as
+        // soon as the first exchange is on record, so the seconds of download left hold several
+        // renewals however loaded the machine is.
+        for _ in 0..<300 {
+            let text = (try? String(contentsOfFile: recording, encoding: .utf8)) ?? ""
+            if text.split(separator: "\n").contains(where: { line in
+                (try? JSONDecoder().decode(Recorded.self, from: Data(line.utf8)))?.form["Action"] == "AssumeRoleWithWebIdentity"
+            }) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         try "second-projected-token".write(toFile: tokenFile, atomically: true, encoding: .utf8)
         let done = try await DownloadAPITests.waitForJob(runtime, id, until: ["completed", "failed"])
         #expect(done.state == .completed, "\(done.error ?? "")\n\(runtime.output)")

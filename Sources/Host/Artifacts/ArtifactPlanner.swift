@@ -14,10 +14,8 @@ struct ArtifactPlanner: Sendable {
     func plan(_ source: ArtifactSource, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> DownloadPlan {
         switch source {
         case .huggingFace: try settings.checkHost(of: settings.huggingFace.endpoint)
-        case .objectStore(let location):
-            try settings.checkHost(of: objectStoreClient(location.flavor).url(bucket: location.bucket, key: ""))
         case .http(let url): try settings.checkHost(of: url)
-        case .local: break
+        case .objectStore, .local: break  // an object store's host is checked once its client is made
         }
         var plan: DownloadPlan
         switch source {
@@ -97,7 +95,10 @@ struct ArtifactPlanner: Sendable {
     private func objectStore(_ location: ArtifactSource.ObjectStoreLocation, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError)
         -> DownloadPlan
     {
-        let client = try objectStoreClient(location.flavor)
+        let client = try ObjectStoreClient(
+            flavor: location.flavor, credentials: settings.objectStore(location.flavor), sources: credentials,
+            allowedHosts: settings.hostAllowList, http: http)
+        try settings.checkHost(of: client.url(bucket: location.bucket, key: ""))
         let uri = "\(location.flavor.rawValue)://\(location.bucket)/\(location.key)"
         func file(_ object: ObjectStoreClient.Object, relativePath: String) -> RemoteFile {
             let etag = object.etag.map { $0.replacing("\"", with: "") }
@@ -127,11 +128,6 @@ struct ArtifactPlanner: Sendable {
             files.append(file(object, relativePath: relative))
         }
         return DownloadPlan(files: files, access: client.access)
-    }
-
-    private func objectStoreClient(_ flavor: ArtifactSource.ObjectStoreFlavor) throws(RuntimeError) -> ObjectStoreClient {
-        try ObjectStoreClient(
-            flavor: flavor, credentials: settings.objectStore(flavor), sources: credentials, allowedHosts: settings.hostAllowList, http: http)
     }
 
     // MARK: HTTP

@@ -73,6 +73,12 @@ extension CurlHTTPClient {
             method: method, url: url, headers: headers, timeout: .seconds(timeoutSeconds), idempotent: true,
             maxResponseBytes: maxResponseBytes, followRedirects: access.followRedirects, signing: signing,
             allowedHosts: access.allowedHosts)
+        return try send(request, what: what, isCancelled: isCancelled)
+    }
+
+    /// `request` to a source or to a credential issuer, a transport failure turned into an
+    /// RuntimeError about `what`.
+    func send(_ request: HTTPClientRequest, what: String, isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> HTTPClientResponse {
         switch perform(request, isCancelled: isCancelled) {
         case .success(let response): return response
         case .failure(let error) where error.kind == .hostRefused:

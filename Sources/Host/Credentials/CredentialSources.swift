@@ -40,37 +40,44 @@ final class CredentialSources: Sendable {
         if flavor == .s3, let identity = store.webIdentity {
             let exchange = WebIdentityExchange(settings: identity, region: store.region, http: http)
             let key = ["sts", identity.stsEndpoint, identity.roleARN, identity.tokenFile, identity.sessionName ?? "", "\(identity.durationSeconds ?? 0)", store.region]
-            return refreshing(key.joined(separator: "\u{0}"), description: identity.description) { isCancelled throws(RuntimeError) in
-                try exchange.fetch(isCancelled: isCancelled)
+            return try refreshing(key.joined(separator: "\u{0}")) {
+                (identity.description, { isCancelled throws(RuntimeError) in try exchange.fetch(isCancelled: isCancelled) })
             }
         }
         if flavor == .gcs, let keySource = store.googleKey {
             let json = try keySource.bytes()
-            let key = try GoogleServiceAccountKey(json: json)
             let hosts: HostAllowList? = keySource.isOperators ? nil : allowedHosts
-            if let hosts, !hosts.allows(url: key.tokenURI) {
-                throw RuntimeError(.permissionDenied, "the service-account key's token_uri host \"\(CurlURL.host(of: key.tokenURI))\" is not in DOWNLOADER_ALLOWED_HOSTS")
-            }
-            let digest = FileDigest.hex(SHA256.hash(data: json))
-            return refreshing("gcs-key\u{0}" + digest, description: key.description) { [http] isCancelled throws(RuntimeError) in
-                try key.fetch(http: http, allowedHosts: hosts, isCancelled: isCancelled)
+            // Found by the key's content (and the list its token endpoint was checked
+            // against) before the key is parsed: the next download with the same key reuses
+            // the source and its token; a rotated key file makes a new one.
+            let key = ["gcs-key", FileDigest.hex(SHA256.hash(data: json)), hosts.map { $0.entries.joined(separator: ",") } ?? "operator's"]
+            return try refreshing(key.joined(separator: "\u{0}")) { [http] () throws(RuntimeError) in
+                let key = try GoogleServiceAccountKey(json: json)
+                if let hosts, !hosts.allows(url: key.tokenURI) {
+                    throw RuntimeError(.permissionDenied, "the service-account key's token_uri host \"\(CurlURL.host(of: key.tokenURI))\" is not in DOWNLOADER_ALLOWED_HOSTS")
+                }
+                return (key.description, { isCancelled throws(RuntimeError) in try key.fetch(http: http, allowedHosts: hosts, isCancelled: isCancelled) })
             }
         }
         if flavor == .gcs, let host = store.metadataHost {
             let server = GoogleMetadataServer(host: host)
-            return refreshing("gcs-metadata\u{0}" + host, description: server.description) { [http] isCancelled throws(RuntimeError) in
-                try server.fetch(http: http, isCancelled: isCancelled)
+            return try refreshing("gcs-metadata\u{0}" + host) { [http] in
+                (server.description, { isCancelled throws(RuntimeError) in try server.fetch(http: http, isCancelled: isCancelled) })
             }
         }
         return FixedCredentials(value: .anonymous, description: "anonymous")
     }
 
-    private func refreshing(
-        _ key: String, description: String,
-        fetch: @escaping @Sendable (_ isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> IssuedCredential
-    ) -> RefreshingCredentials {
-        issued.withLock { kept in
+    typealias Fetch = @Sendable (_ isCancelled: @escaping @Sendable () -> Bool) throws(RuntimeError) -> IssuedCredential
+
+    /// The kept source under `key`, or a new one from `make` (its description and fetch),
+    /// which runs only when none is kept.
+    private func refreshing(_ key: String, make: () throws(RuntimeError) -> (description: String, fetch: Fetch)) throws(RuntimeError)
+        -> RefreshingCredentials
+    {
+        try issued.withLock { kept throws(RuntimeError) in
             if let source = kept[key] { return source }
+            let (description, fetch) = try make()
             if kept.count >= Self.maximumKept { kept.removeAll() }
             let source = RefreshingCredentials(description: description, logger: logger, fetch: fetch)
             kept[key] = source

@@ -120,13 +120,7 @@ enum GoogleAccessToken {
         throws(RuntimeError) -> IssuedCredential
     {
         let started = Date()
-        let response: HTTPClientResponse
-        switch http.perform(request, isCancelled: isCancelled) {
-        case .success(let answer): response = answer
-        case .failure(let error) where error.kind == .hostRefused:
-            throw RuntimeError(.permissionDenied, "asking \(issuer) for a token: \(error.message)")
-        case .failure(let error): throw RuntimeError(.upstream, "asking \(issuer) for a token: \(error.message)")
-        }
+        let response = try http.send(request, what: "asking \(issuer) for a token", isCancelled: isCancelled)
         let answer = try? JSONCoding.decode(Answer.self, from: response.body)
         guard response.status == 200, let token = answer?.access_token, !token.isEmpty,
             token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })

@@ -71,11 +71,7 @@ struct WebIdentityExchange: Sendable {
         let request = HTTPClientRequest(
             method: "POST", url: settings.stsEndpoint + "/", headers: ["Content-Type: application/x-www-form-urlencoded", "Accept: application/xml"],
             body: Array(form.joined(separator: "&").utf8), timeout: .seconds(15), idempotent: true, maxResponseBytes: 1 << 20)
-        let response: HTTPClientResponse
-        switch http.perform(request, isCancelled: isCancelled) {
-        case .success(let answer): response = answer
-        case .failure(let error): throw RuntimeError(.upstream, "asking STS (\(settings.stsEndpoint)) for \(settings.roleARN): \(error.message)")
-        }
+        let response = try http.send(request, what: "asking STS (\(settings.stsEndpoint)) for \(settings.roleARN)", isCancelled: isCancelled)
         guard response.status == 200 else {
             let code = XMLText.first("Code", in: response.body) ?? "HTTP \(response.status)"
             let message = XMLText.first("Message", in: response.body).map { ": \($0)" } ?? ""

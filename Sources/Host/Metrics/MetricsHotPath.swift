@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import NIOCore
 
 /// The CPU-bound part of one uncached `/metrics` render for one engine, step by step, for the
 /// regression benchmark (`swift run -c release metrics-bench`): parse, standardize, write the
@@ -24,7 +22,7 @@ public struct MetricsHotPath: Sendable {
 
     public func run(_ exposition: [UInt8]) -> Timing {
         var timing = Timing()
-        func now() -> UInt64 { DispatchClock.uptimeNanoseconds() }
+        func now() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
         var mark = now()
         func lap(_ field: WritableKeyPath<Timing, UInt64>) {
             let next = now()
@@ -42,14 +40,5 @@ public struct MetricsHotPath: Sendable {
         lap(\.writeOriginals)
         timing.output = writer.bytes
         return timing
-    }
-}
-
-/// The monotonic clock in nanoseconds.
-enum DispatchClock {
-    static func uptimeNanoseconds() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }
