@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """LoRA load/unload latency through engine-runtime vs directly against the engine.
 
-Usage: scripts/bench_lora.py [--build .build/release] [--rounds 500] [--flavor vllm]
+Usage: scripts/bench_lora.py [--build .build/release] [--rounds 500] [--flavor vllm] [--isolated]
 
 Starts the engine simulator and engine-runtime (release builds, loopback only), then runs
 `rounds` rounds; each round loads and unloads one adapter directly on the simulator and the
 same through the runtime's AIBrix-compatible routes, alternating so both see the same machine
 noise. Both clients keep one HTTP connection open. Prints the median and p90 of each, and the
-runtime's added latency at the median.
+runtime's added latency at the median. With --isolated, a second runtime whose driver runs in a
+host process of its own (--isolated-drivers) takes part in the same rounds, and the latency
+isolation adds over the in-process driver is printed too.
 """
 import argparse
 import http.client
@@ -55,34 +57,38 @@ def main():
     parser.add_argument("--build", default=".build/release")
     parser.add_argument("--rounds", type=int, default=500)
     parser.add_argument("--flavor", default="vllm", choices=["vllm", "sglang"])
+    parser.add_argument("--isolated", action="store_true", help="also measure the driver isolated")
     args = parser.parse_args()
     simulator, engine_port = start(
         [f"{args.build}/engine-simulator", "--flavor", args.flavor, "--port", "0", "--log-level", "info"],
         "engine-simulator listening")
     env = dict(os.environ, INFERENCE_ENGINE=args.flavor, INFERENCE_ENGINE_ENDPOINT=f"http://127.0.0.1:{engine_port}")
-    runtime, runtime_port = start(
-        [f"{args.build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"],
-        "engine-runtime listening", env=env)
+    variants = [("runtime", [])] + ([("isolated", ["--isolated-drivers", args.flavor])] if args.isolated else [])
+    runtimes = {}
+    for label, extra in variants:
+        runtimes[label] = start(
+            [f"{args.build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"] + extra,
+            "engine-runtime listening", env=env)
     adapter = tempfile.mkdtemp(prefix="bench-adapter-")
     load_path, unload_path = (("/v1/load_lora_adapter", "/v1/unload_lora_adapter") if args.flavor == "vllm"
                               else ("/load_lora_adapter", "/unload_lora_adapter"))
     direct = http.client.HTTPConnection("127.0.0.1", engine_port)
-    through = http.client.HTTPConnection("127.0.0.1", runtime_port)
-    results = {"direct load": [], "direct unload": [], "runtime load": [], "runtime unload": []}
+    through = {label: http.client.HTTPConnection("127.0.0.1", port) for label, (_, port) in runtimes.items()}
+    results = {f"{label} {op}": [] for label in ["direct"] + list(runtimes) for op in ("load", "unload")}
     try:
         for round in range(args.rounds + 20):
             name = f"bench-{round}"
-            d_load = timed_post(direct, load_path, {"lora_name": name, "lora_path": adapter})
-            d_unload = timed_post(direct, unload_path, {"lora_name": name})
-            r_load = timed_post(through, "/v1/lora_adapter/load", {"lora_name": name, "lora_path": adapter})
-            r_unload = timed_post(through, "/v1/lora_adapter/unload", {"lora_name": name})
+            timings = {"direct load": timed_post(direct, load_path, {"lora_name": name, "lora_path": adapter}),
+                       "direct unload": timed_post(direct, unload_path, {"lora_name": name})}
+            for label, connection in through.items():
+                timings[f"{label} load"] = timed_post(connection, "/v1/lora_adapter/load", {"lora_name": name, "lora_path": adapter})
+                timings[f"{label} unload"] = timed_post(connection, "/v1/lora_adapter/unload", {"lora_name": name})
             if round >= 20:  # warm-up rounds are not counted
-                results["direct load"].append(d_load)
-                results["direct unload"].append(d_unload)
-                results["runtime load"].append(r_load)
-                results["runtime unload"].append(r_unload)
+                for key, value in timings.items():
+                    results[key].append(value)
     finally:
-        runtime.terminate()
+        for process, _ in runtimes.values():
+            process.terminate()
         simulator.terminate()
         os.rmdir(adapter)
 
@@ -95,6 +101,9 @@ def main():
     for op in ("load", "unload"):
         added = statistics.median(results[f"runtime {op}"]) - statistics.median(results[f"direct {op}"])
         print(f"  added by the runtime to {op}: {added:.3f} ms at the median")
+        if "isolated" in runtimes:
+            isolation = statistics.median(results[f"isolated {op}"]) - statistics.median(results[f"runtime {op}"])
+            print(f"  added by isolation to {op}: {isolation:.3f} ms at the median (isolated over in-process)")
 
 
 if __name__ == "__main__":

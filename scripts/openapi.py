@@ -388,6 +388,13 @@ def document():
                                                   "operations", "extension_operations", "can_launch"], "properties": {
             "name": {"type": "string"}, "version": {"type": "string"}, "description": {"type": "string"},
             "can_launch": {"type": "boolean", "description": "The model runtime can launch this driver's engine (ABI 1.3 plan_launch)."},
+            "isolation": {"type": "object", "description": "Present when the driver runs in a host process of its own (--isolated-drivers).",
+                          "required": ["mode", "restarts"], "properties": {
+                              "mode": {"type": "string", "enum": ["process"]},
+                              "pid": {"type": "integer", "description": "The host process; absent while it is being restarted."},
+                              "restarts": {"type": "integer", "description": "Host processes started after the first."},
+                              "last_exit": {"type": "string", "description": "Why the last host process ended, e.g. killed by signal 11 (SIGSEGV) during sleep."},
+                              "last_exit_at": {"type": "integer", "description": "When it ended, Unix seconds."}}},
             "path": {"type": "string"}, "abi_version": {"type": "string"},
             "engine_kinds": {"type": "array", "items": {"type": "string"}},
             "capabilities": {"type": "array", "items": {"type": "string"}},

@@ -23,13 +23,16 @@ struct DriversCommand: AsyncParsableCommand {
             var logging = LoggingOptions()
             logging.logLevel = "error"
             let logger = try logging.makeLogger()
-            let registry = try drivers.loadDrivers(logger: logger)
+            let registry = try drivers.loadDrivers(
+                logger: logger, isolation: try drivers.isolation(httpClient: CurlHTTPClient(logger: logger), logger: logger))
+            defer { registry.stopIsolatedHosts() }
             if json {
                 print(try JSONCoding.encodePretty(DriverList(registry)))
             } else {
                 if registry.drivers.isEmpty { print("no drivers in \(drivers.resolvedDirectory)") }
                 for driver in registry.drivers {
-                    print("\(driver.name) \(driver.version)  engines: \(driver.engineKinds.joined(separator: ","))  ABI \(driver.abiMajor).\(driver.abiMinor)  \(driver.path)")
+                    let isolated = driver.isolatedHost.map { "  isolated (pid \($0.status.pid.map(String.init) ?? "-"))" } ?? ""
+                    print("\(driver.name) \(driver.version)  engines: \(driver.engineKinds.joined(separator: ","))  ABI \(driver.abiMajor).\(driver.abiMinor)  \(driver.path)\(isolated)")
                     print("  operations: \(driver.supportedOperations.map(\.rawValue).joined(separator: ", "))")
                     if !driver.capabilities.names.isEmpty {
                         print("  capabilities: \(driver.capabilities.names.joined(separator: ", "))")

@@ -17,7 +17,7 @@ struct EngineRuntimeCommand: AsyncParsableCommand {
             gives the container), `aibrix_download` downloads (`download`).
             """,
         version: EngineRuntimeVersion.current,
-        subcommands: [Serve.self, DriversCommand.self, DownloadCommand.self],
+        subcommands: [Serve.self, DriversCommand.self, DownloadCommand.self, DriverHostCommand.self],
         defaultSubcommand: Serve.self)
 
     /// AIBrix's entry points (`aibrix_runtime`, `aibrix_download`) are this binary under

@@ -208,11 +208,15 @@ struct Serve: AsyncParsableCommand {
         // back to the system when freed. glibc's default threshold rises to the largest block
         // freed so far, after which such buffers stay in the heap and the resident set with them.
         Self.mallopt(mmapThreshold: 1 << 20, arenaMax: 2)
-        let registry = try drivers.loadDrivers(logger: logger)
         guard (1...256).contains(driverThreads) else { throw ValidationError("--driver-threads must be in 1...256") }
         // One HTTP client for the whole runtime: its easy handles keep their connections to the
-        // engines open across driver calls and metric scrapes, and serve download metadata.
+        // engines open across driver calls and metric scrapes, serve download metadata, and
+        // serve isolated drivers' requests.
         let http = CurlHTTPClient(logger: logger)
+        let isolatedEngines = runtime.engines.filter(\.isolated).map { $0.driver ?? $0.engine }
+        let registry = try drivers.loadDrivers(
+            logger: logger, isolation: try drivers.isolation(adding: isolatedEngines, httpClient: http, logger: logger))
+        defer { registry.stopIsolatedHosts() }
         let pool = WorkerPool(threads: driverThreads)
         let engines: EngineRegistry
         do throws(ConfigurationError) {
@@ -331,7 +335,7 @@ struct Serve: AsyncParsableCommand {
                     name: entry.name, engine: entry.engine.lowercased(), driver: entry.driver, endpoint: entry.endpoint,
                     apiKey: try secret(entry.api_key_env, field: "api_key_env"),
                     adminAPIKey: try secret(entry.admin_api_key_env, field: "admin_api_key_env"),
-                    engineVersion: entry.engine_version, options: entry.options)
+                    engineVersion: entry.engine_version, options: entry.options, isolated: entry.isolated ?? false)
             }
             defaultEngine = file.default_engine ?? engines.first?.name ?? "default"
         } else if launchesOnly() {

@@ -83,13 +83,43 @@ struct DriverOptions: ParsableArguments {
         help: ArgumentHelp("Also load this driver file (repeatable).", valueName: "path"))
     var extraDrivers: [String] = []
 
+    @Option(
+        name: .customLong("isolated-drivers"),
+        help: ArgumentHelp(
+            "Drivers to run in a host process of their own, so a crash or hang in one ends only that process: comma-separated driver names or engine kinds, or all. Env: ENGINE_RUNTIME_ISOLATED_DRIVERS. Default: none (in process).",
+            valueName: "names"))
+    var isolatedDrivers: String?
+
+    @Option(
+        name: .customLong("driver-memory-limit-mb"),
+        help: ArgumentHelp(
+            "Data size limit (RLIMIT_DATA) of each isolated driver's host process, in MiB; 0 for none. Env: ENGINE_RUNTIME_DRIVER_MEMORY_LIMIT_MB. Default: 2048.",
+            valueName: "MiB"))
+    var driverMemoryLimit: Int?
+
+    /// The isolation settings, with the drivers of engines configured `isolated` added to the
+    /// flag's list; nil when nothing is isolated.
+    func isolation(adding more: [String] = [], httpClient: CurlHTTPClient, logger: Logger) throws -> DriverIsolation? {
+        let listed = Settings.string(isolatedDrivers, env: "ENGINE_RUNTIME_ISOLATED_DRIVERS", default: "")
+        let names = Set(listed.split(separator: ",").map { String($0).trimmingWhitespace().lowercased() }.filter { !$0.isEmpty } + more)
+        guard !names.isEmpty else { return nil }
+        for name in names where name != "all" && !ResourceName.isValidEngineName(name) {
+            throw ValidationError("isolated driver \"\(name)\" is not a driver name or engine kind ([a-z0-9][a-z0-9_-]{0,62}) or all")
+        }
+        let megabytes = try Settings.integer(driverMemoryLimit, env: "ENGINE_RUNTIME_DRIVER_MEMORY_LIMIT_MB", default: 2048, range: 0...1_048_576)
+        let settings = DriverIsolationSettings(
+            executable: Settings.executablePath(), memoryLimitBytes: megabytes == 0 ? nil : UInt64(megabytes) << 20,
+            logLevel: logger.logLevel)
+        return DriverIsolation(selection: names, settings: settings, httpClient: httpClient, logger: logger)
+    }
+
     var resolvedDirectory: String {
         Settings.string(driverDirectory, env: "ENGINE_RUNTIME_DRIVER_DIR", default: Settings.executableDirectory())
     }
 
     /// Loads the drivers, logging one line per file that failed.
-    func loadDrivers(logger: Logger) throws -> DriverRegistry {
-        var registry = DriverRegistry()
+    func loadDrivers(logger: Logger, isolation: DriverIsolation? = nil) throws -> DriverRegistry {
+        var registry = DriverRegistry(isolation: isolation)
         do {
             try registry.loadDirectory(resolvedDirectory)
         } catch {
@@ -100,9 +130,9 @@ struct DriverOptions: ParsableArguments {
             logger.warning("driver not loaded: \(failure)")
         }
         for driver in registry.drivers {
-            logger.info(
-                "driver loaded",
-                metadata: ["driver": "\(driver.name)", "version": "\(driver.version)", "path": "\(driver.path)"])
+            var fields: Logger.Metadata = ["driver": "\(driver.name)", "version": "\(driver.version)", "path": "\(driver.path)"]
+            if let host = driver.isolatedHost?.status.pid { fields["isolated_pid"] = "\(host)" }
+            logger.info("driver loaded", metadata: fields)
             for warning in driver.metricRules.flatMap(\.warnings) {
                 logger.warning("metric rule of driver \(driver.name) cannot work as written: \(warning)")
             }

@@ -5,7 +5,7 @@ import Testing
 
 /// The real engine-runtime binary in front of the engine simulator (both flavors), on loopback.
 @Suite struct ManagementAPITests {
-    static let flavors = ["vllm", "sglang"]
+    static let flavors = ["vllm", "sglang", "vllm+isolated"]
 
     /// A directory that exists, to serve as an adapter path (both engines check the path).
     private func adapterDirectory() throws -> TemporaryDirectory {
@@ -30,6 +30,8 @@ import Testing
         let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor)
         let adapter = try adapterDirectory()
         defer { adapter.remove() }
+        let driver = try JSONCoding.decode(DriverDescription.self, from: try await runtime.get("/v1/drivers/\(flavor.engineKind)").body)
+        #expect((driver.isolation?.pid != nil) == flavor.isIsolatedProfile, "\(driver.isolation.map { "\($0)" } ?? "in process")")
 
         let before = try await runtime.get("/v1/models")
         #expect(before.status == 200)
@@ -95,7 +97,7 @@ import Testing
         async let second = runtime.post("/v1/lora_adapter/load", body)
         let (a, b) = try await (first, second)
         #expect(a.status == 200 && b.status == 200, "\(a.text) / \(b.text)")
-        let route = flavor == "vllm" ? "POST /v1/load_lora_adapter" : "POST /load_lora_adapter"
+        let route = flavor.engineKind == "vllm" ? "POST /v1/load_lora_adapter" : "POST /load_lora_adapter"
         #expect(try await engine.requestCount(route) == 1)
     }
 
@@ -129,9 +131,9 @@ import Testing
         #expect(models.envelope?.type == "unavailable")
         // SGLang answers 503 while it starts (until the test ends the start-up: a clock would
         // race a busy machine); vLLM does not listen until loaded (four seconds here).
-        let restarted = try await ServerProcess.simulator(flavor, ["--startup-delay", flavor == "sglang" ? "3600" : "4"], port: port)
+        let restarted = try await ServerProcess.simulator(flavor, ["--startup-delay", flavor.engineKind == "sglang" ? "3600" : "4"], port: port)
         defer { restarted.terminate() }
-        if flavor == "sglang" {
+        if flavor.engineKind == "sglang" {
             let starting = try await runtime.get("/ready")
             #expect(starting.status == 503, "\(starting.text)")
             try await restarted.configure(#"{"started":true}"#)

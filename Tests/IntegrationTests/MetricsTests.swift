@@ -129,7 +129,7 @@ extension MetricStandardizerTests {
         let flavor = profile.engineKind
         let engine = try await ServerProcess.simulator(profile, ["--metrics-bytes", "200000"])
         try await engine.configure(#"{"running_requests":3,"waiting_requests":2,"prompt_tokens_total":500,"generation_tokens_total":900}"#)
-        let runtime = try await ServerProcess.runtime(for: engine, flavor: flavor)
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: profile)
         _ = try await runtime.get("/v1/models")  // so request metrics exist
         let metrics = try await runtime.get("/metrics")
         #expect(metrics.status == 200)

@@ -15,11 +15,14 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var engineVersion: String?
     /// Driver-specific options (a JSON object).
     public var options: JSONValue?
+    /// Run this engine's driver in a host process of its own (`ENGINE_RUNTIME_ISOLATED_DRIVERS`).
+    public var isolated: Bool
 
     public init(
         name: String, engine: String, driver: String? = nil, endpoint: String, apiKey: String? = nil,
-        adminAPIKey: String? = nil, engineVersion: String? = nil, options: JSONValue? = nil
+        adminAPIKey: String? = nil, engineVersion: String? = nil, options: JSONValue? = nil, isolated: Bool = false
     ) {
+        self.isolated = isolated
         self.adminAPIKey = adminAPIKey
         self.name = name
         self.engine = engine
@@ -87,6 +90,8 @@ public struct EnginesFile: Decodable, Sendable {
         public var admin_api_key_env: String?
         public var engine_version: String?
         public var options: JSONValue?
+        /// Run the engine's driver isolated, in a host process of its own.
+        public var isolated: Bool?
     }
 
     public var default_engine: String?

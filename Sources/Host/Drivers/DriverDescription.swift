@@ -21,8 +21,11 @@ public struct DriverDescription: Codable, Sendable, Equatable {
     public var extension_operations: [ExtensionOperationDescription]
     /// True when the model runtime can launch the driver's engine (ABI 1.3 `plan_launch`).
     public var can_launch: Bool
+    /// Present when the driver runs in a host process of its own: its pid, restarts, last exit.
+    public var isolation: DriverIsolationStatus?
 
     public init(_ driver: LoadedDriver) {
+        isolation = driver.isolatedHost?.status
         can_launch = driver.canLaunch
         name = driver.name
         version = driver.version

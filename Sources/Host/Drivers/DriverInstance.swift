@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// How an operator configures one engine instance.
-public struct InstanceConfiguration: Sendable {
+public struct InstanceConfiguration: Sendable, Codable {
     public var name: String
     public var engineKind: String
     public var endpoint: String
@@ -46,12 +46,19 @@ public final class DriverInstance: @unchecked Sendable {
     public let engineKind: String
     public let driver: LoadedDriver
 
-    private let handle: InstanceHandle
-    private let context: HostContext
+    private let backend: Backend
     private let pool: WorkerPool
     private let logger: Logger
     private let mutatingGate = AsyncSerialGate()
     private let lifecycle = Mutex(Lifecycle.running(calls: 0))
+
+    /// Where the instance lives.
+    private enum Backend: Sendable {
+        /// In this process: the driver's instance, its host context, the driver's functions.
+        case local(InstanceHandle, HostContext, DriverEntryPoints)
+        /// In the driver's host process, under this id.
+        case isolated(DriverHostProcess, UInt64)
+    }
 
     /// Where the instance is in its life, and how many calls use it: one value under one lock,
     /// so a call either counts itself before shutdown looks, or is refused.
@@ -63,24 +70,25 @@ public final class DriverInstance: @unchecked Sendable {
     }
 
     /// The most bytes of JSON a driver may answer with (metrics text excluded).
-    public static let maximumResponseBytes = 32 << 20
+    public static let maximumResponseBytes = DriverCalls.maximumResponseBytes
     /// Extra time past a deadline before the host stops waiting for a driver that ignores it.
     static let deadlineGrace = TimeAmount.milliseconds(200)
+    /// How long an isolated driver's host may take to create (or destroy) an instance.
+    static let isolatedSetupTimeout = TimeAmount.seconds(30)
 
     private init(
-        name: String, engineKind: String, driver: LoadedDriver, handle: InstanceHandle, context: HostContext,
-        pool: WorkerPool, logger: Logger
+        name: String, engineKind: String, driver: LoadedDriver, backend: Backend, pool: WorkerPool, logger: Logger
     ) {
         self.name = name
         self.engineKind = engineKind
         self.driver = driver
-        self.handle = handle
-        self.context = context
+        self.backend = backend
         self.pool = pool
         self.logger = logger
     }
 
-    /// Creates an instance through the driver's `create_instance`.
+    /// Creates an instance through the driver's `create_instance` (in its host process when
+    /// the driver is isolated).
     public static func create(
         driver: LoadedDriver, configuration: InstanceConfiguration, pool: WorkerPool, httpClient: CurlHTTPClient,
         logger baseLogger: Logger
@@ -105,64 +113,46 @@ public final class DriverInstance: @unchecked Sendable {
         var logger = baseLogger
         logger[metadataKey: "driver"] = "\(driver.name)"
         logger[metadataKey: "instance"] = "\(configuration.name)"
-        let context = HostContext(logger: logger, httpClient: httpClient)
-        let result: Result<InstanceHandle, RuntimeError> = await pool.run {
-            CStringArena.with { arena in
-                var config = ert_instance_config(
-                    struct_size: UInt32(MemoryLayout<ert_instance_config>.size),
-                    instance_name: arena.copy(configuration.name),
-                    engine_kind: arena.copy(configuration.engineKind),
-                    endpoint: arena.copy(configuration.endpoint),
-                    api_key: configuration.apiKey.map { arena.copy($0) },
-                    engine_version: configuration.engineVersion.map { arena.copy($0) },
-                    config_json: arena.copy(configuration.configJSON),
-                    host_context: context.opaque,
-                    services: HostABI.shared.services,
-                    admin_api_key: configuration.adminAPIKey.map { arena.copy($0) })
-                var error = ErrorRecord.empty()
-                var instance: OpaquePointer? = nil
-                let status = driver.createInstance(&config, &instance, &error)
-                guard status == ERT_STATUS_OK else { return .failure(RuntimeError(driverReturned: status, record: error)) }
-                guard let instance else {
-                    return .failure(RuntimeError(.internalError, "create_instance returned OK but no instance"))
-                }
-                return .success(InstanceHandle(pointer: instance))
+        let backend: Backend
+        switch driver.binding {
+        case .inProcess(let entry):
+            let context = HostContext(logger: logger, transport: httpClient)
+            let result: Result<InstanceHandle, RuntimeError> = await pool.run {
+                DriverCalls.createInstance(entry, configuration: configuration, context: context)
             }
+            backend = .local(try result.get(), context, entry)
+        case .isolated(let host):
+            let id = try await host.createInstance(configuration, deadline: .now() + Self.isolatedSetupTimeout)
+            backend = .isolated(host, id)
         }
-        let handle = try result.get()
         logger.debug("driver instance created", metadata: ["engine_kind": "\(configuration.engineKind)"])
         return DriverInstance(
-            name: configuration.name, engineKind: configuration.engineKind, driver: driver, handle: handle,
-            context: context, pool: pool, logger: logger)
+            name: configuration.name, engineKind: configuration.engineKind, driver: driver, backend: backend, pool: pool, logger: logger)
     }
 
-    public func supports(_ operation: DriverOperation) -> Bool { operation.function(in: driver.operations) != nil }
+    public func supports(_ operation: DriverOperation) -> Bool { driver.supportedOperations.contains(operation) }
 
     /// Calls a JSON operation; returns what the driver wrote (JSON, or Prometheus text for
     /// `metrics`). Unsupported operations fail with `unsupported` without a call.
     public func invoke(_ operation: DriverOperation, request: [UInt8], timeout: TimeAmount) async throws(RuntimeError)
         -> [UInt8]
     {
-        guard let function = operation.function(in: driver.operations) else {
+        guard supports(operation) else {
             throw RuntimeError(.unsupported, "driver \(driver.name) does not support \(operation.rawValue)")
         }
         let mutating = operation.isMutating || driver.capabilities.contains(.serializeAll)
-        let handle = self.handle
-        return try await call(label: operation.rawValue, mutating: mutating, timeout: timeout) { callPointer in
-            let sink = ByteSink(limit: Self.maximumResponseBytes)
-            var error = ErrorRecord.empty()
-            // The ABI promises a NUL-terminated request.
-            let status = (request + [0]).withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) { text in
-                    sink.withCSink { function(handle.pointer, callPointer, text.baseAddress, request.count, $0, &error) }
-                }
+        switch backend {
+        case .local(let handle, let context, let entry):
+            guard let function = operation.function(in: entry.operations) else {
+                throw RuntimeError(.unsupported, "driver \(driver.name) does not support \(operation.rawValue)")
             }
-            guard status == ERT_STATUS_OK else { return .failure(RuntimeError(driverReturned: status, record: error)) }
-            if sink.overflowed {
-                return .failure(
-                    RuntimeError(.internalError, "\(operation.rawValue) answered more than \(Self.maximumResponseBytes) bytes"))
+            return try await callHere(label: operation.rawValue, mutating: mutating, timeout: timeout, context: context) { call in
+                DriverCalls.invoke(operation, function, instance: handle, call: call, request: request)
             }
-            return .success(sink.bytes)
+        case .isolated(let host, let id):
+            return try await admitted(label: operation.rawValue, mutating: mutating, timeout: timeout) { deadline, _ in
+                await host.invoke(operation, instance: id, request: request, deadline: deadline)
+            }
         }
     }
 
@@ -175,9 +165,16 @@ public final class DriverInstance: @unchecked Sendable {
         }
         let arguments = try operation.validateArguments(json: argumentsJSON)
         let mutating = operation.isMutating || driver.capabilities.contains(.serializeAll)
-        let handle = self.handle
-        return try await call(label: "extension:\(name)", mutating: mutating, timeout: timeout) { callPointer in
-            operation.invoke(instance: handle, call: callPointer, arguments: arguments)
+        let label = "extension:\(name)"
+        switch backend {
+        case .local(let handle, let context, _):
+            return try await callHere(label: label, mutating: mutating, timeout: timeout, context: context) { call in
+                operation.invoke(instance: handle, call: call, arguments: arguments)
+            }
+        case .isolated(let host, let id):
+            return try await admitted(label: label, mutating: mutating, timeout: timeout) { deadline, _ in
+                await host.invokeExtension(name, instance: id, arguments: arguments, deadline: deadline)
+            }
         }
     }
 
@@ -204,11 +201,14 @@ public final class DriverInstance: @unchecked Sendable {
             return false
         }
         lifecycle.withLock { $0 = .destroyed }
-        let handle = self.handle
-        let destroy = driver.destroyInstance
-        let _: Result<Void, RuntimeError> = await pool.run {
-            destroy(handle.pointer)
-            return .success(())
+        switch backend {
+        case .local(let handle, let context, let entry):
+            let _: Result<Void, RuntimeError> = await pool.run {
+                withExtendedLifetime(context) { entry.destroyInstance(handle.pointer) }
+                return .success(())
+            }
+        case .isolated(let host, let id):
+            await host.destroyInstance(id, deadline: .now() + Self.isolatedSetupTimeout)
         }
         logger.debug("driver instance destroyed")
         return true
@@ -255,9 +255,28 @@ public final class DriverInstance: @unchecked Sendable {
 
     private var shuttingDown: RuntimeError { RuntimeError(.unavailable, "instance \(name) is shutting down") }
 
-    private func call<T: Sendable>(
-        label: String, mutating: Bool, timeout: TimeAmount,
+    /// A call into the driver in this process, on a worker thread, answered `timeout` at the
+    /// deadline (plus grace) while the driver's thread finishes in the background: the gate
+    /// and the call count are released when it does.
+    private func callHere<T: Sendable>(
+        label: String, mutating: Bool, timeout: TimeAmount, context: HostContext,
         _ body: @escaping @Sendable (UnsafePointer<ert_call>) -> Result<T, RuntimeError>
+    ) async throws(RuntimeError) -> T {
+        try await admitted(label: label, mutating: mutating, timeout: timeout, releasesItself: true) { [pool] deadline, release in
+            let callContext = HostContext(logger: context.logger.with(operation: label), transport: context.transport, deadline: deadline)
+            return await pool.run(giveUpAt: deadline + Self.deadlineGrace, onGiveUp: { callContext.cancel() }, onRefused: release) {
+                defer { release() }
+                return DriverCalls.withCall(callContext, body)
+            }
+        }
+    }
+
+    /// Admits a call: counted in, queued behind the instance's previous change when it is
+    /// one, given its deadline. `body` runs the call; the gate and the count are released
+    /// when it returns, or, with `releasesItself`, when it calls the release it is handed.
+    private func admitted<T: Sendable>(
+        label: String, mutating: Bool, timeout: TimeAmount, releasesItself: Bool = false,
+        _ body: (NIODeadline, @escaping @Sendable () -> Void) async -> Result<T, RuntimeError>
     ) async throws(RuntimeError) -> T {
         // The deadline starts when the call arrives: time queued behind another change counts,
         // so a queue behind a hung engine fails at each call's own deadline.
@@ -272,22 +291,25 @@ public final class DriverInstance: @unchecked Sendable {
             }
             throw shuttingDown
         }
-        var callLogger = logger
-        callLogger[metadataKey: "operation"] = "\(label)"
-        let callContext = HostContext(logger: callLogger, httpClient: context.httpClient, deadline: deadline)
-        let finish: @Sendable () -> Void = { [self] in
+        let release: @Sendable () -> Void = { [self] in
             if mutating { mutatingGate.release() }
             leave()
         }
-        let result = await pool.run(giveUpAt: deadline + Self.deadlineGrace, onGiveUp: { callContext.cancel() }, onRefused: finish) {
-            defer { finish() }
-            var call = ert_call(struct_size: UInt32(MemoryLayout<ert_call>.size), host_context: callContext.opaque)
-            return withExtendedLifetime(callContext) { withUnsafePointer(to: &call) { body($0) } }
-        }
+        let result = await body(deadline, release)
+        if !releasesItself { release() }
         if case .failure(let error) = result, error.kind == .timeout || error.kind == .cancelled {
-            callLogger.warning("driver call ended early", metadata: ["reason": "\(error.message)"])
+            logger.with(operation: label).warning("driver call ended early", metadata: ["reason": "\(error.message)"])
         }
         return try result.get()
+    }
+}
+
+extension Logger {
+    /// This logger with the operation a driver call runs.
+    func with(operation: String) -> Logger {
+        var logger = self
+        logger[metadataKey: "operation"] = "\(operation)"
+        return logger
     }
 }
 

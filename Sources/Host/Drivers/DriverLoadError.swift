@@ -15,9 +15,13 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidExtension(operation: String, reason: String)
     case invalidMetricRule(index: Int, reason: String)
     case reservedFieldSet(structName: String, value: UInt64)
+    /// The driver's isolated host process reported this line, or could not be started.
+    case isolatedHost(String)
 
     public var description: String {
         switch self {
+        case .isolatedHost(let line):
+            line
         case .fileNotFound:
             "no such file"
         case .notASharedObject(let reason):

@@ -58,10 +58,21 @@ public struct ExtensionParameter: Sendable, Codable, Equatable {
     }
 }
 
+/// What an extension operation declares, without its function: how an isolated driver's
+/// host tells the sidecar about it.
+struct ExtensionDeclaration: Codable, Sendable {
+    var name: String
+    var summary: String?
+    var resultType: ExtensionValueType
+    var parameters: [ExtensionParameter]
+    var mutating: Bool
+}
+
 /// A validated vendor operation with a typed C signature, called through libffi.
 ///
 /// The call interface (`ffi_cif`) is prepared once when the driver loads; calls only marshal
-/// arguments. Instances are immutable after creation, so they are safe to share.
+/// arguments. Instances are immutable after creation, so they are safe to share. An isolated
+/// driver's operations have no call interface in the sidecar: its host calls them.
 public final class ExtensionOperation: @unchecked Sendable {
     public let name: String
     public let summary: String?
@@ -69,9 +80,39 @@ public final class ExtensionOperation: @unchecked Sendable {
     public let parameters: [ExtensionParameter]
     public let isMutating: Bool
 
-    private let function: @convention(c) () -> Void
-    private let cif: UnsafeMutablePointer<ffi_cif>
-    private let argumentTypes: UnsafeMutablePointer<UnsafeMutablePointer<ffi_type>?>
+    private let callable: Callable?
+
+    /// The function and its prepared call interface, freed with the operation.
+    private final class Callable {
+        let function: @convention(c) () -> Void
+        let cif: UnsafeMutablePointer<ffi_cif>
+        let argumentTypes: UnsafeMutablePointer<UnsafeMutablePointer<ffi_type>?>
+
+        init(function: @convention(c) () -> Void, cif: UnsafeMutablePointer<ffi_cif>, argumentTypes: UnsafeMutablePointer<UnsafeMutablePointer<ffi_type>?>) {
+            self.function = function
+            self.cif = cif
+            self.argumentTypes = argumentTypes
+        }
+
+        deinit {
+            cif.deallocate()
+            argumentTypes.deallocate()
+        }
+    }
+
+    var declaration: ExtensionDeclaration {
+        ExtensionDeclaration(name: name, summary: summary, resultType: resultType, parameters: parameters, mutating: isMutating)
+    }
+
+    /// An operation an isolated driver's host declared (checked there as a declaration is here).
+    init(declared declaration: ExtensionDeclaration) {
+        name = declaration.name
+        summary = declaration.summary
+        resultType = declaration.resultType
+        parameters = declaration.parameters
+        isMutating = declaration.mutating
+        callable = nil
+    }
 
     /// Most bytes of a string result an extension may return.
     public static let maximumStringResultBytes = 1 << 20
@@ -141,15 +182,8 @@ public final class ExtensionOperation: @unchecked Sendable {
         self.resultType = resultType
         self.parameters = parameters
         self.isMutating = declaration.flags & UInt32(ERT_EXTENSION_MUTATING) != 0
-        self.function = function
-        self.cif = cif
-        self.argumentTypes = argumentTypes
+        self.callable = Callable(function: function, cif: cif, argumentTypes: argumentTypes)
         _ = size
-    }
-
-    deinit {
-        cif.deallocate()
-        argumentTypes.deallocate()
     }
 
     static let minimumDeclarationSize = ABIMinimumSize.extensionOperation
@@ -167,7 +201,7 @@ public final class ExtensionOperation: @unchecked Sendable {
     // MARK: Arguments
 
     /// A validated argument value, in declaration order.
-    public enum Argument: Sendable, Equatable {
+    public enum Argument: Sendable, Equatable, Codable {
         case bool(Bool)
         case int64(Int64)
         case double(Double)
@@ -235,6 +269,7 @@ public final class ExtensionOperation: @unchecked Sendable {
         instance: InstanceHandle, call: UnsafePointer<ert_call>, arguments: [Argument]
     ) -> Result<JSONValue, RuntimeError> {
         precondition(arguments.count == parameters.count, "arguments were not validated")
+        guard let callable else { return .failure(RuntimeError(.internalError, "\(name) is served by the driver's host process")) }
         let slotCount = 3 + arguments.count + (resultType == .void ? 0 : 1)
         // Each slot holds one argument value (at most 8 bytes); libffi reads through pointers.
         let slots = UnsafeMutableRawPointer.allocate(byteCount: slotCount * 8, alignment: 8)
@@ -275,7 +310,7 @@ public final class ExtensionOperation: @unchecked Sendable {
                     slot(slotCount - 1).storeBytes(of: out, as: UnsafeRawPointer.self)
                 }
                 for index in 0..<slotCount { values[index] = slot(index) }
-                ffi_call(cif, function, &returned, values)
+                ffi_call(callable.cif, callable.function, &returned, values)
                 return Int32(truncatingIfNeeded: returned)
             }
         }

@@ -13,17 +13,17 @@ import Synchronization
 /// instance context, the call for a call context).
 public final class HostContext: Sendable {
     let logger: Logger
-    let httpClient: CurlHTTPClient
+    let transport: any DriverHTTPTransport
     let deadline: NIODeadline?
     private let cancelled = Atomic<Bool>(false)
     let progress: (@Sendable (UInt64, UInt64, String?) -> Void)?
 
     init(
-        logger: Logger, httpClient: CurlHTTPClient, deadline: NIODeadline? = nil,
+        logger: Logger, transport: any DriverHTTPTransport, deadline: NIODeadline? = nil,
         progress: (@Sendable (UInt64, UInt64, String?) -> Void)? = nil
     ) {
         self.logger = logger
-        self.httpClient = httpClient
+        self.transport = transport
         self.deadline = deadline
         self.progress = progress
     }
@@ -41,6 +41,23 @@ public final class HostContext: Sendable {
 
     static func from(_ pointer: UnsafeMutableRawPointer?) -> HostContext? {
         pointer.map { Unmanaged<HostContext>.fromOpaque($0).takeUnretainedValue() }
+    }
+}
+
+/// Where a driver's `http_request` goes: the host's libcurl client in process, the parent's
+/// through the wire in an isolated driver's host (`ProxiedHTTPTransport`).
+protocol DriverHTTPTransport: Sendable {
+    /// Blocking; `isCancelled` is polled while the request runs.
+    func performForDriver(
+        _ request: HTTPClientRequest, deadline: NIODeadline?, isCancelled: @escaping () -> Bool
+    ) -> Result<HTTPClientResponse, RuntimeError>
+}
+
+extension CurlHTTPClient: DriverHTTPTransport {
+    func performForDriver(
+        _ request: HTTPClientRequest, deadline: NIODeadline?, isCancelled: @escaping () -> Bool
+    ) -> Result<HTTPClientResponse, RuntimeError> {
+        perform(request, deadline: deadline, isCancelled: isCancelled).mapError { RuntimeError($0) }
     }
 }
 
@@ -167,10 +184,10 @@ enum HostServiceFunctions {
                 method: String(cString: method), url: String(cString: url), headers: headers, body: bodyBytes,
                 timeout: timeout, idempotent: request.flags & UInt32(ERT_HTTP_IDEMPOTENT) != 0,
                 maxResponseBytes: limit)
-            let result = context.httpClient.perform(outgoing, deadline: context.deadline) { context.isCancelled }
+            let result = context.transport.performForDriver(outgoing, deadline: context.deadline) { context.isCancelled }
             switch result {
             case .failure(let error):
-                return fail(RuntimeError(error))
+                return fail(error)
             case .success(let response):
                 if let responsePointer {
                     let size = GrowableStruct.declaredSize(at: responsePointer)

@@ -1,6 +1,7 @@
 import PluginABI
 
-/// A driver that passed every load-time check: its validated descriptor, read once.
+/// A driver that passed every load-time check: its validated descriptor, read once, and how
+/// the host reaches its code (in this process, or through its isolated host process).
 /// Immutable; safe to share between threads.
 public final class LoadedDriver: @unchecked Sendable {
     public let path: String
@@ -20,11 +21,9 @@ public final class LoadedDriver: @unchecked Sendable {
     /// How the engine's metrics map to the standard set (ABI 1.1).
     public let metricRules: [MetricRule]
 
-    let operations: ert_operations
-    /// How to launch the engine under the supervisor (ABI 1.3); nil for older drivers.
-    let planLaunch: ert_plan_launch_fn?
-    let createInstance: ert_create_instance_fn
-    let destroyInstance: ert_destroy_instance_fn
+    /// True when the model runtime can launch the driver's engine (ABI 1.3 `plan_launch`).
+    public let canLaunch: Bool
+    let binding: DriverBinding
 
     /// Validates a descriptor returned by a driver's entry function.
     init(path: String, descriptor pointer: UnsafePointer<ert_driver_descriptor>) throws(DriverLoadError) {
@@ -124,21 +123,87 @@ public final class LoadedDriver: @unchecked Sendable {
         self.configSchemaJSON = descriptor.config_schema_json.map { String(cString: $0) }
         self.abiMajor = Int(descriptor.abi_major)
         self.abiMinor = Int(descriptor.abi_minor)
-        self.operations = operations
-        self.planLaunch = descriptor.plan_launch
         self.supportedOperations = DriverOperation.allCases.filter { $0.function(in: operations) != nil }
         self.extensionOperations = extensions
-        self.createInstance = create
-        self.destroyInstance = destroy
+        self.canLaunch = descriptor.plan_launch != nil
+        self.binding = .inProcess(
+            DriverEntryPoints(operations: operations, planLaunch: descriptor.plan_launch, createInstance: create, destroyInstance: destroy))
+    }
+
+    /// A driver served by `host`, described by the manifest its host read from the descriptor.
+    init(manifest: DriverManifest, host: DriverHostProcess) {
+        path = manifest.path
+        name = manifest.name
+        version = manifest.version
+        summary = manifest.summary
+        engineKinds = manifest.engineKinds
+        capabilities = DriverCapabilities(rawValue: manifest.capabilities)
+        configSchemaJSON = manifest.configSchemaJSON
+        abiMajor = manifest.abiMajor
+        abiMinor = manifest.abiMinor
+        supportedOperations = manifest.operations
+        extensionOperations = manifest.extensions.map(ExtensionOperation.init(declared:))
+        metricsPath = manifest.metricsPath
+        metricRules = manifest.metricRules
+        canLaunch = manifest.canLaunch
+        binding = .isolated(host)
+    }
+
+    /// What the sidecar needs to know of the driver, for its isolated host to send.
+    var manifest: DriverManifest {
+        DriverManifest(
+            path: path, name: name, version: version, summary: summary, engineKinds: engineKinds, capabilities: capabilities.rawValue,
+            configSchemaJSON: configSchemaJSON, abiMajor: abiMajor, abiMinor: abiMinor, operations: supportedOperations,
+            extensions: extensionOperations.map(\.declaration), metricsPath: metricsPath, metricRules: metricRules, canLaunch: canLaunch)
+    }
+
+    /// The host process serving the driver; nil when it runs in this process.
+    public var isolatedHost: DriverHostProcess? {
+        if case .isolated(let host) = binding { return host }
+        return nil
     }
 
     /// Driver names and engine kinds follow the engine-name rule.
     static func isValidName(_ name: String) -> Bool { ResourceName.isValidEngineName(name) }
 
-    /// True when the driver can say how to start its engine (the model runtime needs it).
-    public var canLaunch: Bool { planLaunch != nil }
-
     public func extensionOperation(named name: String) -> ExtensionOperation? {
         extensionOperations.first { $0.name == name }
     }
+}
+
+/// How the host reaches a driver's code.
+enum DriverBinding: Sendable {
+    /// Loaded into this process.
+    case inProcess(DriverEntryPoints)
+    /// Loaded by a child process the host talks to over a socket.
+    case isolated(DriverHostProcess)
+}
+
+/// The functions a descriptor hands over, for calls in this process. Function pointers into a
+/// library that is never unloaded: safe to share.
+struct DriverEntryPoints: @unchecked Sendable {
+    let operations: ert_operations
+    /// How to launch the engine under the supervisor (ABI 1.3); nil for older drivers.
+    let planLaunch: ert_plan_launch_fn?
+    let createInstance: ert_create_instance_fn
+    let destroyInstance: ert_destroy_instance_fn
+}
+
+/// A loaded driver's description, as plain data: what an isolated driver's host sends the
+/// sidecar in its hello.
+struct DriverManifest: Codable, Sendable {
+    var path: String
+    var name: String
+    var version: String
+    var summary: String?
+    var engineKinds: [String]
+    var capabilities: UInt64
+    var configSchemaJSON: String?
+    var abiMajor: Int
+    var abiMinor: Int
+    var operations: [DriverOperation]
+    var extensions: [ExtensionDeclaration]
+    var metricsPath: String?
+    var metricRules: [MetricRule]
+    var canLaunch: Bool
 }

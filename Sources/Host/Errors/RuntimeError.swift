@@ -83,7 +83,7 @@ public enum ErrorKind: String, Sendable, Codable, CaseIterable {
 
 /// A failure anywhere in the runtime: its kind, one sentence for a person (never credentials),
 /// and the engine's HTTP status when an engine answered.
-public struct RuntimeError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct RuntimeError: Error, Sendable, Equatable, Codable, CustomStringConvertible {
     public var kind: ErrorKind
     public var message: String
     public var upstreamHTTPStatus: Int?

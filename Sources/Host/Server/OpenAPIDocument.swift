@@ -337,6 +337,38 @@ enum OpenAPIDocument {
             },
             "type": "array"
           },
+          "isolation": {
+            "description": "Present when the driver runs in a host process of its own (--isolated-drivers).",
+            "properties": {
+              "last_exit": {
+                "description": "Why the last host process ended, e.g. killed by signal 11 (SIGSEGV) during sleep.",
+                "type": "string"
+              },
+              "last_exit_at": {
+                "description": "When it ended, Unix seconds.",
+                "type": "integer"
+              },
+              "mode": {
+                "enum": [
+                  "process"
+                ],
+                "type": "string"
+              },
+              "pid": {
+                "description": "The host process; absent while it is being restarted.",
+                "type": "integer"
+              },
+              "restarts": {
+                "description": "Host processes started after the first.",
+                "type": "integer"
+              }
+            },
+            "required": [
+              "mode",
+              "restarts"
+            ],
+            "type": "object"
+          },
           "name": {
             "type": "string"
           },

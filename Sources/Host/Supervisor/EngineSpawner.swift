@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// Starts engine processes: `posix_spawn` of an absolute program with an explicit argv and
+/// Starts engine processes (and isolated drivers' hosts, `DriverHostProcess`): `posix_spawn` of an absolute program with an explicit argv and
 /// environment (never a shell), in a new session and process group (so the engine's workers
 /// are signalled together and survive a sidecar restart), with every signal at its default
 /// and none blocked (a child inherits the spawning thread's mask, and NIO's pool threads block
@@ -18,16 +18,31 @@ enum EngineSpawner {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard log >= 0 else { throw RuntimeError(.storage, "cannot open the engine log \(logPath): \(String(cString: strerror(errno)))") }
         defer { close(log) }
+        let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        return try spawn(
+            program: program, argv: [program] + arguments.dropFirst(), envp: envp, output: log, workingDirectory: workingDirectory,
+            passing: nil, newSession: true)
+    }
 
+    /// The one `posix_spawn` of the runtime. `output` (nil: the sidecar's own) becomes stdout
+    /// and stderr; `passing` becomes descriptor 3 and every other descriptor of the sidecar is
+    /// closed; `newSession` puts the child in a session and process group of its own.
+    static func spawn(
+        program: String, argv: [String], envp: [String], output: Int32?, workingDirectory: String?, passing: Int32?,
+        newSession: Bool
+    ) throws(RuntimeError) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, log, 1)
-        posix_spawn_file_actions_adddup2(&actions, log, 2)
-        GNUSpawnActions.addChangeDirectory(&actions, workingDirectory)
-        // Nothing else of the sidecar's (sockets, the registry, download files) reaches the engine.
-        GNUSpawnActions.addCloseFrom(&actions, 3)
+        if let output {
+            posix_spawn_file_actions_adddup2(&actions, output, 1)
+            posix_spawn_file_actions_adddup2(&actions, output, 2)
+        }
+        if let workingDirectory { GNUSpawnActions.addChangeDirectory(&actions, workingDirectory) }
+        if let passing { posix_spawn_file_actions_adddup2(&actions, passing, 3) }
+        // Nothing else of the sidecar's (sockets, the registry, download files) reaches the child.
+        GNUSpawnActions.addCloseFrom(&actions, passing == nil ? 3 : 4)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -39,10 +54,8 @@ enum EngineSpawner {
         sigfillset(&allSignals)
         // The sidecar ignores SIGPIPE (and SIGXFSZ); ignored dispositions survive exec.
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | setSessionFlag)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | (newSession ? setSessionFlag : 0))
 
-        let argv = [program] + arguments.dropFirst()
-        let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let status = withCStrings(argv) { cArgv in
             withCStrings(envp) { cEnvp in posix_spawn(&pid, program, &actions, &attributes, cArgv, cEnvp) }

@@ -1,9 +1,12 @@
 import DriverABI
+import NIOCore
 import PluginABI
 
 /// Asks a driver for its engine's launch plan (ABI 1.3 `plan_launch`) on a worker thread.
 struct LaunchPlanner: Sendable {
     let pool: WorkerPool
+    /// How long an isolated driver's host may take to answer.
+    static let isolatedTimeout = TimeAmount.seconds(10)
 
     func plan(_ spec: LaunchSpec, driver: LoadedDriver) async throws(RuntimeError) -> LaunchPlan {
         let request: [UInt8]
@@ -13,24 +16,17 @@ struct LaunchPlanner: Sendable {
 
     /// `plan_launch` with any request text (`drivers check` sends malformed ones too).
     func plan(json request: [UInt8], driver: LoadedDriver) async throws(RuntimeError) -> LaunchPlan {
-        guard let planLaunch = driver.planLaunch else {
+        guard driver.canLaunch else {
             throw RuntimeError(
                 .unsupported, "driver \(driver.name) (ABI 1.\(driver.abiMinor)) cannot launch its engine: it has no plan_launch (ABI 1.3)")
         }
-        let bytes: Result<[UInt8], RuntimeError> = await pool.run {
-            let sink = ByteSink(limit: 1 << 20)
-            var record = ErrorRecord.empty()
-            let status = sink.withCSink { sink in
-                request.withUnsafeBufferPointer { buffer in
-                    // The spec is NUL-terminated for C readers, the NUL not counted.
-                    let text = Array(buffer) + [0]
-                    return text.withUnsafeBufferPointer {
-                        $0.withMemoryRebound(to: CChar.self) { planLaunch($0.baseAddress, buffer.count, sink, &record) }
-                    }
-                }
-            }
-            guard status == ERT_STATUS_OK else { return .failure(RuntimeError(driverReturned: status, record: record)) }
-            return .success(sink.bytes)
+        let bytes: Result<[UInt8], RuntimeError>
+        switch driver.binding {
+        case .inProcess(let entry):
+            guard let planLaunch = entry.planLaunch else { throw RuntimeError(.unsupported, "driver \(driver.name) has no plan_launch") }
+            bytes = await pool.run { DriverCalls.planLaunch(planLaunch, request: request) }
+        case .isolated(let host):
+            bytes = await host.planLaunch(request: request, deadline: .now() + Self.isolatedTimeout)
         }
         let answer = try bytes.get()
         let plan: LaunchPlan

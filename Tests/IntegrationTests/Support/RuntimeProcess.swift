@@ -132,6 +132,17 @@ final class ServerProcess: Sendable {
         return process.terminationStatus
     }
 
+    /// Waits at most `timeout` for the process to end by itself: its status (the signal, for an
+    /// exit by a signal) and whether a signal ended it; nil while it still runs.
+    func ended(within timeout: Duration) async throws -> (status: Int32, signalled: Bool)? {
+        try await TestThreadPool.shared.runIfActive { [process] in
+            let deadline = ContinuousClock.now + timeout
+            while process.isRunning, ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            guard !process.isRunning else { return nil }
+            return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
+        }
+    }
+
     /// SIGKILL: for a simulator left hanging on purpose (its graceful shutdown would wait).
     func kill() {
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
@@ -178,7 +189,8 @@ extension ServerProcess {
     ) async throws -> ServerProcess {
         var env = ["INFERENCE_ENGINE": flavor.engineKind, "INFERENCE_ENGINE_ENDPOINT": endpoint ?? engine?.baseURL ?? "http://127.0.0.1:9"]
         env.merge(environment) { $1 }
-        return try await start(arguments: ["--driver-dir", TestPaths.buildDirectory, "--log-level", "info"] + arguments, environment: env)
+        let isolation = flavor.isIsolatedProfile ? ["--isolated-drivers", flavor.engineKind] : []
+        return try await start(arguments: ["--driver-dir", TestPaths.buildDirectory, "--log-level", "info"] + isolation + arguments, environment: env)
     }
 
     /// Changes the simulator's fault knobs.
@@ -197,17 +209,22 @@ extension ServerProcess {
 /// The engine releases the simulator reproduces: the current ones the drivers follow, and the
 /// previous ones they still support (`flavor@version`).
 enum EngineProfiles {
-    static let all = ["vllm@0.33.0", "vllm@0.11.0", "sglang@0.5.23", "sglang@0.5.4"]
+    /// `+isolated`: the same engine with its driver in a host process of its own.
+    static let all = ["vllm@0.33.0", "vllm@0.11.0", "sglang@0.5.23", "sglang@0.5.4", "vllm@0.33.0+isolated"]
     static let current = ["vllm@0.33.0", "sglang@0.5.23"]
 }
 
 extension String {
+    /// "vllm@0.33.0" of "vllm@0.33.0+isolated".
+    var engineProfile: String { hasSuffix("+isolated") ? String(dropLast(9)) : self }
+    /// True for a profile whose driver runs isolated ("vllm@0.33.0+isolated").
+    var isIsolatedProfile: Bool { hasSuffix("+isolated") }
     /// "vllm" of "vllm@0.33.0".
-    var engineKind: String { String(split(separator: "@", maxSplits: 1).first ?? Substring(self)) }
+    var engineKind: String { String(engineProfile.split(separator: "@", maxSplits: 1).first ?? Substring(engineProfile)) }
     /// "0.33.0" of "vllm@0.33.0"; nil without a version.
-    var engineVersion: String? { split(separator: "@", maxSplits: 1).dropFirst().first.map { String($0) } }
+    var engineVersion: String? { engineProfile.split(separator: "@", maxSplits: 1).dropFirst().first.map { String($0) } }
     /// True for a current release's profile (or a bare flavor, which defaults to it).
-    var isCurrentProfile: Bool { engineVersion == nil || EngineProfiles.current.contains(self) }
+    var isCurrentProfile: Bool { engineVersion == nil || EngineProfiles.current.contains(engineProfile) }
 }
 
 extension HTTPClientResponse {
