@@ -33,18 +33,4 @@ enum ChildProcess {
             return Outcome(exitCode: nil, signal: signal, stdout: result.standardOutput, stderr: result.standardError)
         }
     }
-
-    /// "SIGSEGV" for 11, and so on.
-    static func signalName(_ signal: Int32) -> String {
-        switch signal {
-        case SIGSEGV: "SIGSEGV"
-        case SIGABRT: "SIGABRT"
-        case SIGBUS: "SIGBUS"
-        case SIGILL: "SIGILL"
-        case SIGFPE: "SIGFPE"
-        case SIGKILL: "SIGKILL"
-        case SIGTRAP: "SIGTRAP"
-        default: "signal \(signal)"
-        }
-    }
 }

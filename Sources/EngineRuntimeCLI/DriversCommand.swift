@@ -66,6 +66,9 @@ struct DriversCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Engine endpoint handed to the instance (default: a closed loopback port).", valueName: "url"))
         var endpoint: String = "http://127.0.0.1:9"
 
+        @Flag(help: "Serve the driver from a host process of its own, as serve --isolated-drivers does, and check it there.")
+        var isolated = false
+
         @Flag(help: ArgumentHelp("Run the checks in this process (the default runs them in a child process, so a driver that crashes cannot take the verdict with it).", visibility: .hidden))
         var inProcess = false
 
@@ -74,7 +77,12 @@ struct DriversCommand: AsyncParsableCommand {
             logging.logLevel = "error"
             let logger = try logging.makeLogger()
             let report: ConformanceReport
-            if inProcess {
+            if isolated {
+                // The driver's crashes end its host process, not this one: no checker child needed.
+                report = await DriverConformance.run(
+                    path: path, endpoint: endpoint, timeout: .seconds(Int64(max(1, timeout))), logger: logger,
+                    isolation: DriverIsolationSettings(executable: Settings.executablePath(), logLevel: .error))
+            } else if inProcess {
                 // Progress on stderr lets the parent say which check a crash interrupted.
                 report = await DriverConformance.run(
                     path: path, endpoint: endpoint, timeout: .seconds(Int64(max(1, timeout))), logger: logger,
@@ -115,7 +123,7 @@ struct DriversCommand: AsyncParsableCommand {
                     checks.append(check)
                 }
             }
-            let cause = outcome.signal.map { "the driver crashed the checker (\(ChildProcess.signalName($0)))" }
+            let cause = outcome.signal.map { "the driver crashed the checker (\(SignalName.of($0)))" }
                 ?? "the checker exited with status \(outcome.exitCode ?? -1) without a report"
             checks.append(ConformanceCheck(name: running, passed: false, detail: cause))
             return ConformanceReport(path: path, driver: nil, checks: checks)

@@ -179,4 +179,21 @@ import TestSupport
         #expect(drivers.data.first?.isolation?.pid != nil)
         #expect(drivers.failures.first?.error.contains("bad magic") == true, "\(drivers.failures)")
     }
+
+    /// `drivers check --isolated` serves the driver from a host process: the in-tree vLLM
+    /// driver conforms there too, and a crash is a failed check naming the signal while the
+    /// checks after it run against the restarted host.
+    @Test func driversCheckServesTheDriverFromAHostProcess() async throws {
+        let vllm = try await Program.run(TestPaths.binary, ["drivers", "check", "--isolated", TestPaths.buildDirectory + "/libEngineVLLM.so"])
+        #expect(vllm.status == 0, "\(vllm.stdout)")
+        #expect(vllm.stdout.contains("PASS  load and handshake: driver vllm") && vllm.stdout.contains("(in host process "), "\(vllm.stdout)")
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let crashing = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "crash.so", defines: ["CRASH_HEALTH"])
+        let check = try await Program.run(TestPaths.binary, ["drivers", "check", "--isolated", crashing])
+        #expect(check.status == 1)
+        #expect(check.stdout.contains("FAIL  health (valid request): bad failure: upstream_error: driver crafted's host process"), "\(check.stdout)")
+        #expect(check.stdout.contains("(killed by signal 11 (SIGSEGV)) during health"), "\(check.stdout)")
+        #expect(check.stdout.contains("PASS  readiness (valid request)"), "the checks go on in the restarted host: \(check.stdout)")
+    }
 }

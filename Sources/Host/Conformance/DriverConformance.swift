@@ -92,24 +92,36 @@ public enum DriverConformance {
     /// Statuses a correct driver may answer when its engine cannot be reached.
     static let acceptableStatuses: Set<ErrorKind> = [.invalidArgument, .notFound, .unsupported, .unavailable, .timeout, .upstream]
 
+    /// With `isolation`, the driver is loaded and served by a host process of its own, as
+    /// `serve --isolated-drivers` runs it.
     public static func run(
         path: String, endpoint: String = "http://127.0.0.1:9", timeout: TimeAmount = .seconds(10), logger: Logger,
+        isolation: DriverIsolationSettings? = nil,
         onStart: (@Sendable (String) -> Void)? = nil, onRecord: (@Sendable (ConformanceCheck) -> Void)? = nil
     ) async -> ConformanceReport {
         var report = ConformanceReport(path: path)
         report.onStart = onStart
         report.onRecord = onRecord
         report.starting("load and handshake")
+        let loaded: Result<LoadedDriver, DriverLoadError>
+        if let isolation {
+            loaded = DriverHostProcess.launch(path: path, settings: isolation, httpClient: CurlHTTPClient(logger: logger), logger: logger)
+                .map { LoadedDriver(manifest: $0.1, host: $0.0) }
+        } else {
+            loaded = DriverLoader.load(path: path).mapError(\.error)
+        }
         let driver: LoadedDriver
-        switch DriverLoader.load(path: path) {
-        case .failure(let failure):
-            report.record("load and handshake", false, failure.error.description)
+        switch loaded {
+        case .failure(let error):
+            report.record("load and handshake", false, error.description)
             return report
         case .success(let loaded):
             driver = loaded
         }
+        defer { driver.isolatedHost?.stop() }
         report.driver = driver.name
-        report.record("load and handshake", true, "driver \(driver.name) \(driver.version), ABI \(driver.abiMajor).\(driver.abiMinor)")
+        let served = driver.isolatedHost.map { " (in host process \($0.status.pid ?? 0))" } ?? ""
+        report.record("load and handshake", true, "driver \(driver.name) \(driver.version), ABI \(driver.abiMajor).\(driver.abiMinor)\(served)")
         report.record("descriptor: name, version, engine kinds", !driver.version.isEmpty, driver.version.isEmpty ? "version is empty" : "engine kinds: \(driver.engineKinds.joined(separator: ", "))")
         if let schema = driver.configSchemaJSON {
             let valid = JSONCoding.isValidJSON(Array(schema.utf8))
@@ -172,12 +184,13 @@ public enum DriverConformance {
     ) async {
         let name = operation.rawValue
         report.starting("\(name) (valid request)")
+        let exits = instance.driver.isolatedHost?.exitCount
         do {
             let answer = try await instance.invoke(operation, request: Array(validRequest(for: operation).utf8), timeout: timeout)
             let problem = answerProblem(operation, answer)
             report.record("\(name) (valid request)", problem == nil, problem ?? "answered OK")
         } catch {
-            let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation
+            let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation && !hostEnded(instance, since: exits)
             report.record(
                 "\(name) (valid request)", passed,
                 passed ? "answered \(error.kind.envelopeType): \(error.message)" : "bad failure: \(error.description)")
@@ -192,6 +205,13 @@ public enum DriverConformance {
                 "\(name) (malformed JSON)", passed,
                 passed ? "rejected: \(error.message)" : "expected invalid_argument with a message, got \(error.description)")
         }
+    }
+
+    /// True when an isolated driver's host process ended since `exits` was read: a crash or a
+    /// hang, whatever status the call then answered.
+    private static func hostEnded(_ instance: DriverInstance, since exits: Int?) -> Bool {
+        guard let exits, let host = instance.driver.isolatedHost else { return false }
+        return host.exitCount != exits
     }
 
     /// What is wrong with a successful answer, or nil.
@@ -232,11 +252,12 @@ public enum DriverConformance {
         let body = (try? JSONCoding.encode(JSONValue.object(arguments))) ?? Array("{}".utf8)
         let name = "extension \(operation.name)"
         report.starting("\(name) (zero arguments)")
+        let exits = instance.driver.isolatedHost?.exitCount
         do {
             let result = try await instance.invokeExtension(named: operation.name, argumentsJSON: body, timeout: timeout)
             report.record("\(name) (zero arguments)", true, "returned \(result.typeName)")
         } catch {
-            let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation
+            let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation && !hostEnded(instance, since: exits)
             report.record("\(name) (zero arguments)", passed, passed ? "answered \(error.kind.envelopeType): \(error.message)" : "bad failure: \(error.description)")
         }
     }

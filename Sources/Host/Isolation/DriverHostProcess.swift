@@ -58,7 +58,8 @@ public final class DriverHostProcess: Sendable {
     private let httpClient: CurlHTTPClient
     private let logger: Logger
     private let state: Mutex<State>
-    private let httpPool = ElasticThreadPool(maximum: 8, name: "ert-iso-http")
+    /// The reader of each child's socket and the driver's HTTP requests (leader and followers).
+    private let threads = ElasticThreadPool(maximum: 64, name: "ert-iso")
     private let watchdog = DeadlineWatchdog()
 
     /// Extra time past a deadline before a call that has not returned ends the child; the
@@ -95,6 +96,8 @@ public final class DriverHostProcess: Sendable {
         /// Live instances and their configurations, created again in a new child.
         var instances: [UInt64: InstanceConfiguration] = [:]
         var restarts = 0
+        /// Host processes that ended (restarted or not).
+        var exits = 0
         var failuresInARow = 0
         var lastExit: String?
         var lastExitAt: Int?
@@ -258,6 +261,9 @@ public final class DriverHostProcess: Sendable {
         }
     }
 
+    /// How many host processes have ended so far.
+    var exitCount: Int { state.withLock { $0.exits } }
+
     /// Ends the child for good (the sidecar is stopping); calls in flight answer `unavailable`.
     public func stop() {
         let (connection, waiters) = state.withLock { state -> (Connection?, [Waiter]) in
@@ -343,11 +349,43 @@ public final class DriverHostProcess: Sendable {
     // MARK: Reading
 
     private func startReader(_ connection: Connection) {
-        DedicatedThread.start(name: "ert-iso-reader") { [self] in
-            while let (message, body) = connection.channel.receive(DriverHostToHost.self) {
-                handle(message, body: body, from: connection)
+        threads.submit { [self] _ in read(connection) }
+    }
+
+    /// Reads the child's frames until one needs blocking work (a driver's HTTP request): then a
+    /// follower takes over reading and this thread does the work. The request starts on the
+    /// thread that read it; a hand-over to another thread would add a wake-up to every
+    /// isolated engine call.
+    private func read(_ connection: Connection) {
+        while let (message, body) = connection.channel.receive(DriverHostToHost.self) {
+            if case .http(let exchange, let call, let method, let url, let headers, let timeoutMilliseconds, let idempotent, let limit) = message {
+                startReader(connection)
+                let request = HTTPClientRequest(
+                    method: method, url: url, headers: headers, body: body, timeout: .milliseconds(timeoutMilliseconds),
+                    idempotent: idempotent, maxResponseBytes: limit)
+                perform(request, exchange: exchange, call: call, on: connection)
+                return
             }
-            connectionEnded(connection)
+            handle(message, body: body, from: connection)
+        }
+        connectionEnded(connection)
+    }
+
+    /// A driver's HTTP request through the sidecar's client; the answer goes back to the child.
+    private func perform(_ request: HTTPClientRequest, exchange: UInt64, call: UInt64?, on connection: Connection) {
+        let deadline = call.flatMap { call in state.withLock { $0.pending[call]?.deadline } }
+        // A call that ended (answered, timed out) cancels its requests.
+        let isCancelled = { [weak self] () -> Bool in
+            guard let self, let call else { return false }
+            return self.state.withLock { $0.pending[call] == nil }
+        }
+        switch httpClient.performForDriver(request, deadline: deadline, isCancelled: isCancelled) {
+        case .success(let response):
+            connection.channel.send(
+                HostToDriverHost.httpAnswer(exchange: exchange, status: response.status, contentType: response.contentType, error: nil),
+                body: response.body)
+        case .failure(let error):
+            connection.channel.send(HostToDriverHost.httpAnswer(exchange: exchange, status: 0, contentType: "", error: error))
         }
     }
 
@@ -369,28 +407,8 @@ public final class DriverHostProcess: Sendable {
             logger.log(level: Logger.Level(rawValue: level) ?? .info, "\(message)", metadata: fields)
         case .progress(let call, let done, let total, let text):
             state.withLock { $0.pending[call]?.progress }?(done, total, text)
-        case .http(let exchange, let call, let method, let url, let headers, let timeoutMilliseconds, let idempotent, let limit):
-            let deadline = call.flatMap { call in state.withLock { $0.pending[call]?.deadline } }
-            let request = HTTPClientRequest(
-                method: method, url: url, headers: headers, body: body, timeout: .milliseconds(timeoutMilliseconds),
-                idempotent: idempotent, maxResponseBytes: limit)
-            httpPool.submit { [httpClient] _ in
-                // A call that ended (answered, timed out) cancels its requests.
-                let isCancelled = { [weak self] () -> Bool in
-                    guard let self, let call else { return false }
-                    return self.state.withLock { $0.pending[call] == nil }
-                }
-                switch httpClient.performForDriver(request, deadline: deadline, isCancelled: isCancelled) {
-                case .success(let response):
-                    connection.channel.send(
-                        HostToDriverHost.httpAnswer(exchange: exchange, status: response.status, contentType: response.contentType, error: nil),
-                        body: response.body)
-                case .failure(let error):
-                    connection.channel.send(HostToDriverHost.httpAnswer(exchange: exchange, status: 0, contentType: "", error: error))
-                }
-            }
-        case .hello:
-            break
+        case .http, .hello:
+            break  // HTTP is read above; a hello comes once, before the reader starts
         }
     }
 
@@ -404,6 +422,7 @@ public final class DriverHostProcess: Sendable {
         let (failed, stopped) = state.withLock { state -> ([Pending], Bool) in
             guard state.connection === connection else { return ([], state.stopped) }
             state.connection = nil
+            state.exits += 1
             let failed = state.pending.filter { $0.value.generation == connection.generation }
             for id in failed.keys { state.pending.removeValue(forKey: id) }
             if state.stopped { return (Array(failed.values), true) }
@@ -446,7 +465,7 @@ public final class DriverHostProcess: Sendable {
         guard !state.withLock({ $0.stopped }) else { return }
         let generation = state.withLock { $0.restarts + 1 }
         let spawned: Result<(Connection, DriverManifest), StartFailure> = await withCheckedContinuation { continuation in
-            httpPool.submit { [path, settings] _ in
+            threads.submit { [path, settings] _ in
                 continuation.resume(returning: Self.spawnChild(path: path, settings: settings, generation: generation))
             }
         }
@@ -528,12 +547,7 @@ public final class DriverHostProcess: Sendable {
     static func describe(_ status: Int32) -> String {
         let signal = status & 0x7f
         if signal == 0 { return "exited with status \((status >> 8) & 0xff)" }
-        let name = signalNames[signal].map { " (\($0))" } ?? ""
-        return "killed by signal \(signal)\(name)"
+        let name = SignalName.of(signal)
+        return name.hasPrefix("SIG") ? "killed by signal \(signal) (\(name))" : "killed by \(name)"
     }
-
-    private static let signalNames: [Int32: String] = [
-        SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT", SIGKILL: "SIGKILL", SIGBUS: "SIGBUS", SIGILL: "SIGILL", SIGFPE: "SIGFPE",
-        SIGTERM: "SIGTERM", SIGTRAP: "SIGTRAP",
-    ]
 }

@@ -11,8 +11,8 @@ import Glibc
 /// sidecar over the socket it was started with (descriptor 3), until that socket closes.
 ///
 /// It owns no policy: the sidecar validates requests, serializes mutations and keeps the
-/// deadlines (ending this process when a call hangs past one). Each call runs on a thread of
-/// its own pool at once; the driver's host services go back to the sidecar as frames.
+/// deadlines (ending this process when a call hangs past one). Each call runs at once on a
+/// thread of its pool; the driver's host services go back to the sidecar as frames.
 public final class DriverHostServer: Sendable {
     private let channel: WireChannel
     private let level: Logger.Level
@@ -60,24 +60,40 @@ public final class DriverHostServer: Sendable {
             driver = loaded
         }
         channel.send(DriverHostToHost.hello(manifest: driver.manifest, failure: nil))
-        while let (message, body) = channel.receive(HostToDriverHost.self) {
-            handle(message, body: body, driver: driver, entry: entry)
-        }
+        let ended = DispatchSemaphore(value: 0)
+        pool.submit { [self] _ in read(driver: driver, entry: entry, ended: ended) }
+        ended.wait()
         // The sidecar is gone (or ended this process): nothing is left to answer. Exit without
         // running the driver's destructors, which may be what hung.
         _exit(0)
     }
 
-    private func handle(_ message: HostToDriverHost, body: [UInt8], driver: LoadedDriver, entry: DriverEntryPoints) {
-        switch message {
-        case .httpAnswer(let exchange, let status, let contentType, let error):
-            guard let waiting = state.withLock({ $0.exchanges.removeValue(forKey: exchange) }) else { return }
-            waiting.answer.withLock {
-                $0 = error.map { .failure($0) } ?? .success(HTTPClientResponse(status: status, contentType: contentType, body: body, newConnections: 0))
+    /// Reads frames until one is a call: then a follower reads on and this thread makes the
+    /// call, so a call starts on the thread that read it (a hand-over would add a wake-up to
+    /// every isolated call).
+    private func read(driver: LoadedDriver, entry: DriverEntryPoints, ended: DispatchSemaphore) {
+        while let (message, body) = channel.receive(HostToDriverHost.self) {
+            if case .httpAnswer(let exchange, let status, let contentType, let error) = message {
+                guard let waiting = state.withLock({ $0.exchanges.removeValue(forKey: exchange) }) else { continue }
+                waiting.answer.withLock {
+                    $0 = error.map { .failure($0) } ?? .success(HTTPClientResponse(status: status, contentType: contentType, body: body, newConnections: 0))
+                }
+                waiting.done.signal()
+                continue
             }
-            waiting.done.signal()
+            pool.submit { [self] _ in read(driver: driver, entry: entry, ended: ended) }
+            run(message, body: body, driver: driver, entry: entry)
+            return
+        }
+        ended.signal()
+    }
+
+    private func run(_ message: HostToDriverHost, body: [UInt8], driver: LoadedDriver, entry: DriverEntryPoints) {
+        switch message {
+        case .httpAnswer:
+            break  // read above
         case .create(let call, let instance, let configuration):
-            pool.submit { [self] _ in
+            do {
                 let context = HostContext(logger: logger(instance: configuration.name), transport: ProxiedHTTPTransport(server: self, call: nil))
                 switch DriverCalls.createInstance(entry, configuration: configuration, context: context) {
                 case .success(let handle):
@@ -88,14 +104,14 @@ public final class DriverHostServer: Sendable {
                 }
             }
         case .destroy(let call, let instance):
-            pool.submit { [self] _ in
+            do {
                 if let live = state.withLock({ $0.instances.removeValue(forKey: instance) }) {
                     withExtendedLifetime(live.context) { entry.destroyInstance(live.handle.pointer) }
                 }
                 answerDone(call, .success(()))
             }
         case .invoke(let call, let instance, let operation, let deadline):
-            pool.submit { [self] _ in
+            do {
                 guard let live = liveInstance(instance, for: call) else { return }
                 guard let function = operation.function(in: entry.operations) else {
                     return answer(call, .failure(RuntimeError(.unsupported, "driver \(driver.name) does not support \(operation.rawValue)")))
@@ -107,7 +123,7 @@ public final class DriverHostServer: Sendable {
                 answer(call, result.map { (JSONValue?.none, $0) })
             }
         case .invokeExtension(let call, let instance, let name, let arguments, let deadline):
-            pool.submit { [self] _ in
+            do {
                 guard let live = liveInstance(instance, for: call) else { return }
                 guard let operation = driver.extensionOperation(named: name), operation.parameters.count == arguments.count else {
                     return answer(call, .failure(RuntimeError(.notFound, "driver \(driver.name) has no extension operation \"\(name)\"")))
@@ -117,7 +133,7 @@ public final class DriverHostServer: Sendable {
                 answer(call, result.map { (Optional($0), [UInt8]()) })
             }
         case .planLaunch(let call):
-            pool.submit { [self] _ in
+            do {
                 guard let planLaunch = entry.planLaunch else {
                     return answer(call, .failure(RuntimeError(.unsupported, "driver \(driver.name) has no plan_launch")))
                 }
