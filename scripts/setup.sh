@@ -31,6 +31,14 @@ fi
 
 command -v swift >/dev/null || { echo "setup: the Swift toolchain (swift) is not on PATH" >&2; exit 1; }
 
+# Rust 1.77 or newer builds examples/driver-template-rust (its layout asserts use
+# core::mem::offset_of!); Debian 12's cargo package is older, so rustup installs it when needed.
+cargo_bin=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+if ! "$cargo_bin" --version 2>/dev/null | awk '{ split($2, v, "."); exit !(v[1] > 1 || v[2] >= 77) }'; then
+    echo "setup: installing Rust (rustup, minimal profile) into ~/.cargo" >&2
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --no-modify-path >/dev/null
+fi
+
 # Test tools from PyPI, pinned, in .build/tools/venv (outside the system Python).
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.build/tools/venv"
