@@ -19,13 +19,25 @@ struct FaultMiddleware: RouterMiddleware {
             return engine.knobs
         }
         if knobs.hang {
-            try await Task.sleep(for: .seconds(3600))
+            // Hung until the client gives up, or until a shutdown begins: SIGTERM ends a hung
+            // simulator as it ends a real engine.
+            let end = ContinuousClock.now + .seconds(3600)
+            while !state.stopping.load(ordering: .relaxed), ContinuousClock.now < end { try await Task.sleep(for: .milliseconds(20)) }
+            return Response(status: .serviceUnavailable)
         }
         if knobs.latency_ms > 0, knobs.latency_path.map({ path.hasPrefix($0) }) ?? true {
             try await Task.sleep(for: .milliseconds(knobs.latency_ms))
         }
         if !authorized(path, request.headers[.authorization]) {
             return SimulatorRoutes.text(#"{"error":"Unauthorized"}"#, status: .unauthorized, contentType: "application/json")
+        }
+        if knobs.dead, !path.hasPrefix("/health"), !path.hasPrefix("/ready"), path != "/metrics" {
+            // Every route that reaches a dead engine core raises EngineDeadError, which vLLM
+            // answers 500 (serve/exception_handling/error_response.py:14-105); /health is 503
+            // (serve/instrumentator/health.py:22-33) and SGLang's /ready 503, in the routes; the Prometheus app does
+            // not touch the engine.
+            return SimulatorRoutes.vllmError(
+                settings, 500, "EngineDeadError", "EngineCore encountered an issue. See stack trace (above) for the root cause.")
         }
         if knobs.error_rate > 0, Double.random(in: 0..<1) < knobs.error_rate {
             return SimulatorRoutes.vllmError(settings, 500, "InternalServerError", "simulated engine failure")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Hummingbird
+import ServiceLifecycle
 import Logging
 
 /// Which engine the simulator imitates.
@@ -112,7 +113,12 @@ struct SimulatorCommand: AsyncParsableCommand {
                     metadata: ["flavor": "\(flavor.rawValue)", "version": "\(version)", "port": "\(channel.localAddress?.port ?? -1)"])
             },
             logger: logger)
-        try await app.runService()
+        // The watcher marks the shutdown so hung requests end and the server's drain finishes.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: ShutdownWatcher(state: state), successTerminationBehavior: .ignore)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
         if shutdownDelay > 0 {
             logger.info("shutting down slowly (simulated)", metadata: ["seconds": "\(shutdownDelay)"])
             try? await Task.sleep(for: .milliseconds(Int(shutdownDelay * 1000)))
@@ -121,3 +127,13 @@ struct SimulatorCommand: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Waits for the shutdown to begin and says so to the engine's state.
+struct ShutdownWatcher: Service {
+    let state: SimulatorState
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        state.stopping.store(true, ordering: .relaxed)
+    }
+}

@@ -8,7 +8,8 @@ struct Knobs: Codable, Sendable {
     var error_rate: Double
     var malformed: Bool
     var hang: Bool
-    /// Health answers 503 (vLLM's EngineDeadError).
+    /// The engine core died and the server was kept alive (vLLM's
+    /// VLLM_KEEP_ALIVE_ON_ENGINE_DEATH): health answers 503, every other route but /metrics 500.
     var dead: Bool
     var running_requests: Int
     var waiting_requests: Int
@@ -119,6 +120,8 @@ final class SimulatorState: Sendable {
     }
 
     private let engine: Mutex<Engine>
+    /// Set when SIGTERM or SIGINT arrives: a hung request ends then, so the shutdown does.
+    let stopping = Atomic<Bool>(false)
 
     init(knobs: Knobs) { engine = Mutex(Engine(knobs: knobs)) }
 

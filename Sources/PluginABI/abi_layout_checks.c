@@ -129,7 +129,9 @@ PIN(ert_driver_descriptor, metric_rules, 112);
 PIN(ert_driver_descriptor, metric_rule_count, 120);
 /* 1.3 */
 PIN(ert_driver_descriptor, plan_launch, 128);
-SIZE(ert_driver_descriptor, 136);
+/* 1.4 */
+PIN(ert_driver_descriptor, engine_kind_count, 136);
+SIZE(ert_driver_descriptor, 144);
 
 PIN(ert_metric_rule, struct_size, 0);
 PIN(ert_metric_rule, source_type, 4);
@@ -159,6 +161,7 @@ static_assert(ERT_OPERATIONS_SIZE_V1_2 == 128, "v1.2 size");
 static_assert(ERT_INSTANCE_CONFIG_SIZE_V1_2 == 80, "v1.2 size");
 static_assert(ERT_METRIC_RULE_SIZE_V1_2 == 104, "v1.2 size");
 static_assert(ERT_DRIVER_DESCRIPTOR_SIZE_V1_3 == 136, "v1.3 size");
+static_assert(ERT_DRIVER_DESCRIPTOR_SIZE_V1_4 == 144, "v1.4 size");
 
 #endif
 

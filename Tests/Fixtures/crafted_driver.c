@@ -230,6 +230,11 @@ static const ert_metric_rule good_rule = {
 static const ert_metric_rule *const useless_rules[] = {&useless_counter, &unknown_standard, &wrong_type, &good_rule};
 
 static const char *const engine_kinds[] = {"crafted-engine", NULL};
+/* ABI 1.4: a counted list with no NULL after it; and 64 entries with no NULL at all. */
+static const char *const counted_kinds[] = {"crafted-engine", "crafted-other"};
+#define KINDS8 "crafted-engine", "crafted-engine", "crafted-engine", "crafted-engine", \
+               "crafted-engine", "crafted-engine", "crafted-engine", "crafted-engine"
+static const char *const unterminated_kinds[64] = {KINDS8, KINDS8, KINDS8, KINDS8, KINDS8, KINDS8, KINDS8, KINDS8};
 
 static const ert_driver_descriptor descriptor = {
     .struct_size = DESCRIPTOR_SIZE,
@@ -248,7 +253,14 @@ static const ert_driver_descriptor descriptor = {
     .version = "0.0.1",
 #endif
     .description = "crafted test driver",
+#if defined(COUNTED_KINDS)
+    .engine_kinds = counted_kinds,
+    .engine_kind_count = COUNTED_KINDS,
+#elif defined(UNTERMINATED_KINDS)
+    .engine_kinds = unterminated_kinds,
+#else
     .engine_kinds = engine_kinds,
+#endif
     .capabilities = ERT_CAP_MULTI_INSTANCE,
 #ifdef CONFIG_SCHEMA
     .config_schema_json =
@@ -281,6 +293,10 @@ static const ert_driver_descriptor descriptor = {
 };
 
 ERT_EXPORT const ert_driver_descriptor *ENTRY_NAME(const ert_host_info *host, ert_error *error) {
+#ifdef LOG_IN_ENTRY
+    /* No host context exists yet: the header allows NULL. */
+    host->services->log(NULL, ERT_LOG_WARNING, "crafted entry logs without a context");
+#endif
     (void)host;
 #ifdef REFUSE
     snprintf(error->message, sizeof error->message, "needs a GPU that is not there");

@@ -21,6 +21,19 @@ import Testing
         return directory
     }
 
+    /// `log` with a NULL host context (the header allows it, e.g. from the entry function) is
+    /// logged untagged, in process and from an isolated driver's host.
+    @Test(arguments: [false, true])
+    func aLogLineWithoutAContextIsKept(isolated: Bool) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        _ = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "logs.so", defines: ["LOG_IN_ENTRY"])
+        let server = try await RuntimeProcess.start(
+            arguments: ["--driver-dir", directory.path] + (isolated ? ["--isolated-drivers", "all"] : []),
+            environment: ["INFERENCE_ENGINE": "crafted-engine", "INFERENCE_ENGINE_ENDPOINT": "http://127.0.0.1:9"])
+        #expect(server.output.contains("crafted entry logs without a context"), "\(server.output)")
+    }
+
     @Test func versionAndHelp() async throws {
         let version = try await runtime(["--version"])
         #expect(version.status == 0)
@@ -56,7 +69,7 @@ import Testing
         #expect(raw.contains(#""result_type":"double""#) && raw.contains(#""type":"string""#), "\(raw)")
         let vllm = try JSONCoding.decode(DriverDescription.self, from: try await server.get("/v1/drivers/vllm").body)
         #expect(vllm.engine_kinds == ["vllm"])
-        #expect(vllm.abi_version == "1.3")
+        #expect(vllm.abi_version == "1.4")
         #expect(vllm.can_launch == true && template.can_launch == false, "ABI 1.3 plan_launch: the in-tree drivers have it, the template not")
         let missing = try await server.get("/v1/drivers/nope")
         #expect(missing.status == 404)

@@ -22,6 +22,22 @@ import Testing
         }
     }
 
+    /// ABI 1.4's counted engine kinds need no NULL; a NULL-terminated list is read at most 64
+    /// entries deep, so one without its NULL is refused instead of read past its end.
+    @Test func engineKindsAreReadWithinBounds() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "counted.so", defines: ["COUNTED_KINDS=2"])
+        let counted = try DriverLoader.load(path: path).get()
+        #expect(counted.engineKinds == ["crafted-engine", "crafted-other"])
+        #expect(try await failure(["UNTERMINATED_KINDS"]).contains("no NULL within 64 entries"))
+        #expect(try await failure(["COUNTED_KINDS=65"], name: "many.so").contains("engine_kind_count"))
+        // A 1.3 descriptor (no count field) is still read as NULL-terminated.
+        let old = try await CDriverCompiler.build(
+            TestPaths.craftedSource, into: directory.path, name: "old.so", defines: ["DESCRIPTOR_SIZE=ERT_DRIVER_DESCRIPTOR_SIZE_V1_3"])
+        #expect(try DriverLoader.load(path: old).get().engineKinds == ["crafted-engine"])
+    }
+
     @Test func missingFile() {
         let result = DriverLoader.load(path: "/nonexistent/driver.so")
         guard case .failure(let failure) = result else { Issue.record("loaded a missing file"); return }
@@ -53,7 +69,7 @@ import Testing
     }
 
     @Test func driverNeedsNewerMinor() async throws {
-        #expect(try await failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.3"))
+        #expect(try await failure(["MIN_HOST_MINOR=7"]).contains("driver needs host ABI 1.7 or newer; this host has 1.4"))
     }
 
     @Test func requiredFieldNull() async throws {

@@ -101,6 +101,28 @@ import Testing
         #expect(try await engine.requestCount(route) == 1)
     }
 
+    /// The simulator's `dead`: health 503, every other engine route 500 EngineDeadError (what a
+    /// driver sees of a dead vLLM engine core), /metrics still served; and a simulator hung on a
+    /// request still ends on SIGTERM.
+    @Test(arguments: ["vllm", "sglang"])
+    func simulatorDeadFailsEveryRouteAndSIGTERMEndsAHang(flavor: String) async throws {
+        let engine = try await ServerProcess.simulator(flavor)
+        try await engine.configure(#"{"dead":true}"#)
+        #expect(try await engine.get("/health").status == 503)
+        let models = try await engine.get("/v1/models")
+        #expect(models.status == 500 && models.text.contains("EngineDeadError"), "\(models.text)")
+        let load = try await engine.post(flavor == "vllm" ? "/v1/load_lora_adapter" : "/load_lora_adapter", #"{"lora_name":"a","lora_path":"/a"}"#)
+        #expect(load.status == 500, "\(load.text)")
+        #expect(try await engine.get("/metrics").status == 200)
+        try await engine.configure(#"{"dead":false,"hang":true}"#)
+        async let hung = try? engine.request("GET", "/v1/models", timeout: 30)
+        try await Task.sleep(for: .milliseconds(300))
+        let (status, took) = try await engine.timedTerminate()
+        #expect(status == 0)
+        #expect(took < .seconds(10), "SIGTERM took \(took) with a request hung")
+        _ = await hung
+    }
+
     @Test(arguments: EngineProfiles.all)
     func readinessFollowsTheEngine(flavor: String) async throws {
         let engine = try await ServerProcess.simulator(flavor)

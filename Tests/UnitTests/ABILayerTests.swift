@@ -24,7 +24,7 @@ import Testing
     /// The newest size macros are the whole structs as Swift imports them (nothing appended since).
     @Test func theNewestSizeMacrosAreTheImportedStructs() async throws {
         let macros = [
-            "ERT_INSTANCE_CONFIG_SIZE_V1_2", "ERT_OPERATIONS_SIZE_V1_2", "ERT_METRIC_RULE_SIZE_V1_2", "ERT_DRIVER_DESCRIPTOR_SIZE_V1_3",
+            "ERT_INSTANCE_CONFIG_SIZE_V1_2", "ERT_OPERATIONS_SIZE_V1_2", "ERT_METRIC_RULE_SIZE_V1_2", "ERT_DRIVER_DESCRIPTOR_SIZE_V1_4",
         ]
         let swift = [
             MemoryLayout<ert_instance_config>.size, MemoryLayout<ert_operations>.size, MemoryLayout<ert_metric_rule>.size,

@@ -100,9 +100,13 @@ public final class HostABI: @unchecked Sendable {
 /// The C functions of the services table. Each one tolerates NULL and garbage it can detect,
 /// because a driver bug must not crash the host.
 enum HostServiceFunctions {
+    /// Lines from a driver that had no context at hand (the header allows NULL).
+    static let untaggedLogger = Logger(label: "engine-runtime.driver")
+
     static let log: @convention(c) (UnsafeMutableRawPointer?, ert_log_level, UnsafePointer<CChar>?) -> Void = {
         context, level, message in
-        guard let context = HostContext.from(context), let message else { return }
+        guard let message else { return }
+        let logger = HostContext.from(context)?.logger ?? untaggedLogger
         let text = String(cString: message)
         let logLevel: Logger.Level =
             switch level {
@@ -112,7 +116,7 @@ enum HostServiceFunctions {
             case ERT_LOG_WARNING: .warning
             default: .error
             }
-        context.logger.log(level: logLevel, "\(text)")
+        logger.log(level: logLevel, "\(text)")
     }
 
     static let isCancelled: @convention(c) (UnsafeMutableRawPointer?) -> Bool = { context in

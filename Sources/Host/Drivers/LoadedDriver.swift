@@ -55,13 +55,22 @@ public final class LoadedDriver: @unchecked Sendable {
 
         let name = String(cString: namePointer)
         guard Self.isValidName(name) else { throw .invalidName(field: "driver name", value: name) }
+        // Counted (ABI 1.4; zero from an older driver, whose descriptor ends before it) or
+        // NULL-terminated; never more than 64 entries read either way.
+        let counted = descriptor.engine_kind_count
+        guard counted <= 64 else { throw .invalidName(field: "engine_kind_count", value: "\(counted) (at most 64)") }
         var kinds: [String] = []
-        var index = 0
-        while let kind = kindsPointer[index], index < 64 {
+        for index in 0..<(counted > 0 ? counted : 64) {
+            guard let kind = kindsPointer[index] else {
+                if counted > 0 { throw .missingRequiredField("engine_kinds[\(index)] (engine_kind_count is \(counted))") }
+                break
+            }
             let text = String(cString: kind)
             guard Self.isValidName(text) else { throw .invalidName(field: "engine kind", value: text) }
             kinds.append(text)
-            index += 1
+            if counted == 0, index == 63 {
+                throw .invalidName(field: "engine_kinds", value: "no NULL within 64 entries (end the list with NULL, or set engine_kind_count)")
+            }
         }
         guard !kinds.isEmpty else { throw .missingRequiredField("engine_kinds[0]") }
 

@@ -60,7 +60,9 @@ struct CompatibleRoutes {
             var lora_path: String
         }
         let direct = try RequestBody.decode(Direct.self, bytes: bytes)
-        _ = try await adapters.load(.init(name: direct.lora_name, path: direct.lora_path), on: engines.defaultEngine, logger: context.logger)
+        let answer = try await adapters.load(.init(name: direct.lora_name, path: direct.lora_path), on: engines.defaultEngine, logger: context.logger)
+        // AIBrix's controller matches this route's text; the driver's own answer goes to the log.
+        context.logger.debug("driver answered", metadata: ["answer": "\(String(decoding: answer.prefix(512), as: UTF8.self))"])
         return Response(
             status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(direct.lora_name)' loaded successfully from '\(direct.lora_path)'.")))

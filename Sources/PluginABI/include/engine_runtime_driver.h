@@ -61,6 +61,9 @@
  * - 1.3: `plan_launch` appended to `ert_driver_descriptor`: how to start the engine as a
  *   process the host supervises (the model runtime). Older drivers (shorter descriptor)
  *   cannot be launched by the host and load unchanged otherwise.
+ * - 1.4: `engine_kind_count` appended to `ert_driver_descriptor`: `engine_kinds` with a count,
+ *   like every other list, so a binding from a language without NULL-terminated arrays cannot
+ *   make the host read past its end. 0 keeps the NULL-terminated form of 1.0-1.3.
  *
  * VERSIONING POLICY
  * - Minor (1.x -> 1.x+1): fields appended to structs, new capability bits, new status codes,
@@ -87,7 +90,7 @@ extern "C" {
 /** "ERTD" in ASCII: first check on both handshake structs. */
 #define ERT_MAGIC 0x45525444u
 #define ERT_ABI_VERSION_MAJOR 1u
-#define ERT_ABI_VERSION_MINOR 3u
+#define ERT_ABI_VERSION_MINOR 4u
 
 /** Name of the one symbol a driver exports, for dlsym. */
 #define ERT_DRIVER_ENTRY_SYMBOL "ert_driver_entry_v1"
@@ -215,7 +218,9 @@ typedef struct ert_host_services {
     uint32_t struct_size;
 
     /** Writes one log line through the host's logger, tagged with the driver and instance.
-     *  `message` is borrowed. Thread-safe. Never fails. */
+     *  `message` is borrowed. Thread-safe. Never fails. `host_context` may be NULL (from the
+     *  entry function, a destructor, a panic hook or a thread of the driver's own, where no
+     *  context is at hand): the line is logged untagged, under "engine-runtime.driver". */
     void (*log)(void *host_context, ert_log_level level, const char *message);
 
     /**
@@ -340,6 +345,19 @@ typedef ert_status (*ert_operation_fn)(ert_instance *instance, const ert_call *c
  *   reload_weights (1.2) {"model_path":str?, ...}             -> {"message":str}
  * Mutating (serialized per instance): the load/unload pairs, sleep, wake, reset_cache, pause,
  * resume, reload_weights. An operation beyond the driver's `struct_size` is absent (501).
+ *
+ * Contract points a driver decides and the host relies on:
+ * - engine_info: `engine` is required, the kind of engine it is ("vllm", "llamacpp", a
+ *   vendor's); `version` when the engine tells it. Passing the engine's /version answer
+ *   through is not enough. GET /v1/engines/{name}/info shows the object under `info`.
+ * - load_lora_adapter repeated with the same name and path is success (ERT_STATUS_OK), as the
+ *   in-tree drivers answer: AIBrix's controller retries loads. The same name with another path
+ *   is ERT_STATUS_CONFLICT. The host only merges concurrent identical loads; the rest is the
+ *   driver's to decide. unload of an unknown name is ERT_STATUS_NOT_FOUND.
+ * - `message`: the native routes (/v1/engines/{name}/lora_adapters, sleep, wake ...) return
+ *   the driver's answer object as it wrote it. The AIBrix-compatible routes
+ *   (/v1/lora_adapter/load and /unload) answer AIBrix's own fixed texts whatever the driver
+ *   wrote, because AIBrix's controller matches them; the driver's answer is logged (debug).
  */
 typedef struct ert_operations {
     uint32_t struct_size;
@@ -562,8 +580,9 @@ typedef struct ert_driver_descriptor {
     const char *version;
     /** One line for humans, or NULL. */
     const char *description;
-    /** NULL-terminated list of engine kinds it drives, e.g. {"vllm", NULL}; each matches the
-     *  same pattern as `name`. Required, at least one. */
+    /** The engine kinds it drives, e.g. {"vllm", NULL}; each matches the same pattern as
+     *  `name`. Required, at least one, at most 64. NULL-terminated unless `engine_kind_count`
+     *  (ABI 1.4) gives the count; the host never reads more than 64 entries either way. */
     const char *const *engine_kinds;
     /** ERT_CAP_* bits. */
     uint64_t capabilities;
@@ -594,6 +613,11 @@ typedef struct ert_driver_descriptor {
     /** How the host launches this driver's engine itself (see `ert_plan_launch_fn`); NULL
      *  when the driver cannot say (the model runtime then refuses its engine kinds). */
     ert_plan_launch_fn plan_launch;
+
+    /* ---- ABI 1.4 ---- */
+
+    /** How many entries `engine_kinds` has (no NULL needed after them); 0: NULL-terminated. */
+    size_t engine_kind_count;
 } ert_driver_descriptor;
 
 /**
@@ -632,6 +656,8 @@ typedef const ert_driver_descriptor *(*ert_driver_entry_v1_fn)(const ert_host_in
 #define ERT_OPERATIONS_SIZE_V1_2 (offsetof(ert_operations, reload_weights) + sizeof(void *))
 #define ERT_METRIC_RULE_SIZE_V1_2 (offsetof(ert_metric_rule, value_label) + sizeof(void *))
 #define ERT_DRIVER_DESCRIPTOR_SIZE_V1_3 (offsetof(ert_driver_descriptor, plan_launch) + sizeof(void *))
+#define ERT_DRIVER_DESCRIPTOR_SIZE_V1_4 \
+    (offsetof(ert_driver_descriptor, engine_kind_count) + sizeof(size_t))
 
 #ifdef __cplusplus
 } /* extern "C" */

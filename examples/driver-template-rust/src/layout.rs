@@ -112,7 +112,7 @@ const _: () = assert!(offset_of!(ert_metric_rule, set_labels) == 72, "offset of 
 const _: () = assert!(offset_of!(ert_metric_rule, duplicate_labels) == 80, "offset of ert_metric_rule.duplicate_labels");
 const _: () = assert!(offset_of!(ert_metric_rule, keep_labels) == 88, "offset of ert_metric_rule.keep_labels");
 const _: () = assert!(offset_of!(ert_metric_rule, value_label) == 96, "offset of ert_metric_rule.value_label");
-const _: () = assert!(size_of::<ert_driver_descriptor>() == 136, "size of ert_driver_descriptor");
+const _: () = assert!(size_of::<ert_driver_descriptor>() == 144, "size of ert_driver_descriptor");
 const _: () = assert!(align_of::<ert_driver_descriptor>() == 8, "alignment of ert_driver_descriptor");
 const _: () = assert!(offset_of!(ert_driver_descriptor, struct_size) == 0, "offset of ert_driver_descriptor.struct_size");
 const _: () = assert!(offset_of!(ert_driver_descriptor, magic) == 4, "offset of ert_driver_descriptor.magic");
@@ -135,3 +135,4 @@ const _: () = assert!(offset_of!(ert_driver_descriptor, metrics_path) == 104, "o
 const _: () = assert!(offset_of!(ert_driver_descriptor, metric_rules) == 112, "offset of ert_driver_descriptor.metric_rules");
 const _: () = assert!(offset_of!(ert_driver_descriptor, metric_rule_count) == 120, "offset of ert_driver_descriptor.metric_rule_count");
 const _: () = assert!(offset_of!(ert_driver_descriptor, plan_launch) == 128, "offset of ert_driver_descriptor.plan_launch");
+const _: () = assert!(offset_of!(ert_driver_descriptor, engine_kind_count) == 136, "offset of ert_driver_descriptor.engine_kind_count");

@@ -224,7 +224,8 @@ static RUNNING: Shared<ert_metric_rule> = Shared(ert_metric_rule {
 });
 static RULES: Shared<[*const ert_metric_rule; 1]> = Shared([&RUNNING.0]);
 
-/// NULL-terminated: the header's one list without a count.
+/// Counted (ABI 1.4's `engine_kind_count`), so no NULL entry is needed; an older host reads the
+/// list NULL-terminated, so the NULL stays for it.
 static ENGINE_KINDS: Shared<[*const c_char; 2]> = Shared(["rust-template-engine\0".as_ptr() as *const c_char, core::ptr::null()]);
 
 static DESCRIPTOR: Shared<ert_driver_descriptor> = Shared(ert_driver_descriptor {
@@ -249,6 +250,7 @@ static DESCRIPTOR: Shared<ert_driver_descriptor> = Shared(ert_driver_descriptor 
     metric_rules: &RULES.0 as *const [*const ert_metric_rule; 1] as *const *const ert_metric_rule,
     metric_rule_count: 1,
     plan_launch: None,
+    engine_kind_count: 1,
 });
 
 /// The one exported symbol. Called once per process; refuses a host of another ABI major.
