@@ -52,19 +52,27 @@ struct DriversCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the conformance checks on a driver file.",
             discussion: """
-                Loads the driver, checks the handshake and descriptor, creates an instance \
-                pointed at an engine endpoint where nothing listens, calls every operation the \
-                driver declares with a valid and with a malformed JSON request, calls every \
-                extension operation, and destroys the instance. Prints one verdict per check. \
+                Loads the driver, checks the handshake, descriptor and metric rules (one verdict \
+                per rule), creates an instance pointed at a stand-in engine that answers every \
+                request with success, calls every operation the driver declares with a valid, a \
+                malformed and a non-object JSON request and checks each answer, calls every \
+                extension operation, then calls the operations again with the engine down. With \
+                --endpoint the instance talks to that live engine instead, and only read-only \
+                operations run unless --allow-mutations is given. Prints one verdict per check. \
                 The checks run in a child process, so a driver that crashes still gets a verdict \
-                naming the check it crashed in. Exit status 0 only if every check passed.
+                naming the check it crashed in (--isolated: the driver runs in a host process \
+                of its own, as serve --isolated-drivers runs it). Exit status 0 only if every \
+                check passed.
                 """)
 
         @Argument(help: ArgumentHelp("Path of the driver .so file.", valueName: "path")) var path: String
         @Flag(help: "Print the report as JSON.") var json = false
         @Option(help: ArgumentHelp("Per-call deadline in seconds.", valueName: "seconds")) var timeout: Int = 10
-        @Option(help: ArgumentHelp("Engine endpoint handed to the instance (default: a closed loopback port).", valueName: "url"))
-        var endpoint: String = "http://127.0.0.1:9"
+        @Option(help: ArgumentHelp("A live engine for the instance (default: the built-in stand-in engine, then a closed port).", valueName: "url"))
+        var endpoint: String?
+
+        @Flag(help: "With --endpoint: also run the mutating operations (LoRA loads, sleep, cache resets ...) against that live engine.")
+        var allowMutations = false
 
         @Flag(help: "Serve the driver from a host process of its own, as serve --isolated-drivers does, and check it there.")
         var isolated = false
@@ -76,16 +84,26 @@ struct DriversCommand: AsyncParsableCommand {
             var logging = LoggingOptions()
             logging.logLevel = "error"
             let logger = try logging.makeLogger()
+            if allowMutations, endpoint == nil { throw ValidationError("--allow-mutations needs --endpoint (the stand-in engine runs every operation anyway)") }
+            if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                throw ValidationError("--endpoint must be an http:// or https:// URL")
+            }
+            let engine: ConformanceEngine = endpoint.map { .endpoint($0, allowMutations: allowMutations) } ?? .standIn
+            if let endpoint, !json {
+                Self.progress(allowMutations
+                    ? "drivers check: mutating operations run against the live engine at \(endpoint)"
+                    : "drivers check: read-only against the live engine at \(endpoint); --allow-mutations runs the mutating operations too")
+            }
             let report: ConformanceReport
             if isolated {
                 // The driver's crashes end its host process, not this one: no checker child needed.
                 report = await DriverConformance.run(
-                    path: path, endpoint: endpoint, timeout: .seconds(Int64(max(1, timeout))), logger: logger,
+                    path: path, engine: engine, timeout: .seconds(Int64(max(1, timeout))), logger: logger,
                     isolation: DriverIsolationSettings(executable: Settings.executablePath(), logLevel: .error))
             } else if inProcess {
                 // Progress on stderr lets the parent say which check a crash interrupted.
                 report = await DriverConformance.run(
-                    path: path, endpoint: endpoint, timeout: .seconds(Int64(max(1, timeout))), logger: logger,
+                    path: path, engine: engine, timeout: .seconds(Int64(max(1, timeout))), logger: logger,
                     onStart: { name in Self.progress("conformance-start\t\(name)") },
                     onRecord: { check in
                         if let line = try? JSONCoding.encode(check) { Self.progress("conformance-check\t" + String(decoding: line, as: UTF8.self)) }
@@ -108,7 +126,8 @@ struct DriversCommand: AsyncParsableCommand {
         func isolatedReport() async throws -> ConformanceReport {
             let outcome = try await ChildProcess.run(
                 Settings.executablePath(),
-                ["drivers", "check", path, "--json", "--in-process", "--timeout", String(timeout), "--endpoint", endpoint])
+                ["drivers", "check", path, "--json", "--in-process", "--timeout", String(timeout)]
+                    + (endpoint.map { ["--endpoint", $0] } ?? []) + (allowMutations ? ["--allow-mutations"] : []))
             if outcome.signal == nil, let report = try? JSONCoding.decode(ConformanceReport.self, from: outcome.stdout) {
                 return report
             }

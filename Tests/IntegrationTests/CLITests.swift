@@ -188,6 +188,52 @@ import Testing
         #expect(try await fits.get("/v1/engines").status == 200)
     }
 
+    /// Without --endpoint, every operation's success path runs against the stand-in engine and
+    /// then the failure paths with the engine down; with --endpoint only read-only operations
+    /// reach the live engine unless --allow-mutations says so (and the report says which ran).
+    @Test func conformanceAgainstTheStandInAndALiveEngine() async throws {
+        let vllm = TestPaths.buildDirectory + "/libEngineVLLM.so"
+        let standIn = try await runtime(["drivers", "check", vllm, "--json"])
+        #expect(standIn.status == 0, "\(standIn.stdout)")
+        let report = try JSONCoding.decode(ConformanceReport.self, from: Array(standIn.stdout.utf8))
+        #expect(report.engine == "stand-in" && report.skipped.isEmpty)
+        let names = report.checks.map(\.name)
+        for name in ["load_lora_adapter (valid request)", "load_lora_adapter (non-object JSON)", "load_lora_adapter (valid request) (engine down)", "stand-in engine"] {
+            #expect(names.contains(name), "\(name) in \(names)")
+        }
+        let load = try #require(report.checks.first { $0.name == "load_lora_adapter (valid request)" })
+        #expect(load.passed && load.detail == "answered OK", "the success path ran: \(load.detail)")
+        let asked = try #require(report.checks.first { $0.name == "stand-in engine" })
+        #expect(asked.detail.contains("POST /v1/load_lora_adapter"), "\(asked.detail)")
+
+        let engine = try await ServerProcess.simulator("vllm")
+        let readOnly = try await runtime(["drivers", "check", vllm, "--endpoint", engine.baseURL])
+        #expect(readOnly.status == 0, "\(readOnly.stdout)")
+        #expect(readOnly.stderr.contains("read-only against the live engine at \(engine.baseURL); --allow-mutations runs the mutating operations too"))
+        #expect(readOnly.stdout.contains("PASS  mutating operations: not run against the live engine"), "\(readOnly.stdout)")
+        #expect(readOnly.stdout.contains("PASS  list_models (valid request): answered OK"))
+        #expect(!readOnly.stdout.contains("load_lora_adapter (valid request)"))
+        #expect(try await engine.requestCount("POST /v1/load_lora_adapter") == 0, "nothing mutating reached the engine")
+        #expect(try await engine.requestCount("POST /reset_prefix_cache") == 0)
+        #expect(try await engine.requestCount("GET /v1/models") > 0)
+
+        let mutating = try await runtime(["drivers", "check", vllm, "--endpoint", engine.baseURL, "--allow-mutations", "--json"])
+        let live = try JSONCoding.decode(ConformanceReport.self, from: Array(mutating.stdout.utf8))
+        #expect(live.engine == engine.baseURL && live.skipped.isEmpty)
+        #expect(live.checks.contains { $0.name == "mutating operations" && $0.detail.contains("--allow-mutations") })
+        #expect(try await engine.requestCount("POST /v1/load_lora_adapter") > 0)
+        let refused = try await runtime(["drivers", "check", vllm, "--allow-mutations"])
+        #expect(refused.status != 0 && refused.stderr.contains("--allow-mutations needs --endpoint"))
+    }
+
+    /// engine_info without `engine`, a model list that is not one: failed with the contract.
+    @Test func conformanceChecksTheAnswersContract() async throws {
+        #expect(DriverConformance.answerProblem(.engineInfo, Array(#"{"version":"1"}"#.utf8))?.contains(#"string "engine""#) == true)
+        #expect(DriverConformance.answerProblem(.engineInfo, Array(#"{"engine":"acme","version":"1"}"#.utf8)) == nil)
+        #expect(DriverConformance.answerProblem(.listModels, Array(#"{"data":[{"name":"x"}]}"#.utf8))?.contains("OpenAI model list") == true)
+        #expect(DriverConformance.answerProblem(.listModels, Array(#"{"object":"list","data":[{"id":"x"}]}"#.utf8)) == nil)
+    }
+
     @Test func conformanceFailsOnABrokenDriverWithTheReason() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -196,7 +242,10 @@ import Testing
         #expect(result.status == 1)
         #expect(result.stdout.contains("FAIL  health (valid request): the answer is not valid JSON: this is not json"))
         #expect(result.stdout.contains("FAIL  health (malformed JSON): answered OK to malformed JSON; expected invalid_argument"))
-        #expect(result.stdout.contains("FAIL  readiness (valid request): bad failure: internal_error: driver returned unknown status 42"))
+        #expect(result.stdout.contains("FAIL  health (non-object JSON): answered OK to non-object JSON; expected invalid_argument"))
+        #expect(result.stdout.contains(
+            "FAIL  readiness (valid request): failed against the stand-in engine, which answers every request with success: internal_error: driver returned unknown status 42"))
+        #expect(result.stdout.contains("FAIL  readiness (valid request) (engine down): bad failure: internal_error: driver returned unknown status 42"))
         #expect(result.stdout.contains("\(broken): does NOT conform"))
 
         let badMagic = try await CDriverCompiler.build(TestPaths.craftedSource, into: directory.path, name: "magic.so", defines: ["MAGIC=7u"])

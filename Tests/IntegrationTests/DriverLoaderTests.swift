@@ -54,6 +54,14 @@ import Testing
         #expect(failure.description.contains("text.so"))
     }
 
+    @Test func missingEntrySymbolSaysHowToExportItInEachLanguage() async throws {
+        let line = try await failure(["ENTRY_NAME=some_other_name"])
+        #expect(line.contains("exports no ert_driver_entry_v1 symbol"))
+        for hint in ["C: `ERT_EXPORT", "C++: the same inside `extern \"C\"`", "Rust: `#[no_mangle]", "cdylib", "Swift: `@_cdecl(\"ert_driver_entry_v1\")"] {
+            #expect(line.contains(hint), "\(hint) in \(line)")
+        }
+    }
+
     @Test func missingEntrySymbolNamesTheOtherMajor() async throws {
         let line = try await failure(["ENTRY_NAME=ert_driver_entry_v2"])
         #expect(line.contains("exports no ert_driver_entry_v1 symbol"))

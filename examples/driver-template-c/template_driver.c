@@ -18,10 +18,12 @@
  * - typed extension operations the host calls through libffi;
  * - metric rules: the engine's Prometheus series mapped to the standard set, as data.
  *
- * The JSON handling below is deliberately small (a validator and a top-level string lookup);
- * a real driver would use its favourite JSON library.
+ * JSON comes from ert_json.h beside this file (one file, libc only): validation, nested
+ * lookups by path ("data.0.id"), unescaping with \u and surrogate pairs, numbers, and a writer
+ * onto sinks. engine_info shows a nested read of the engine's answers.
  */
 #include "engine_runtime_driver.h"
+#include "ert_json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,163 +85,26 @@ static bool buffer_write(void *context, const char *data, size_t length) {
 
 /* Writes `text` as a JSON string literal (quotes and escapes included). */
 static bool sink_json_string(const ert_sink *sink, const char *text, size_t length) {
-    if (!sink_puts(sink, "\"")) return false;
-    for (size_t i = 0; i < length; i++) {
-        unsigned char c = (unsigned char)text[i];
-        char escaped[8];
-        if (c == '"' || c == '\\') {
-            snprintf(escaped, sizeof escaped, "\\%c", c);
-        } else if (c < 0x20) {
-            snprintf(escaped, sizeof escaped, "\\u%04x", c);
-        } else {
-            if (!sink_write(sink, (const char *)&text[i], 1)) return false;
-            continue;
-        }
-        if (!sink_puts(sink, escaped)) return false;
-    }
-    return sink_puts(sink, "\"");
+    ert_json_writer writer = ert_json_writer_on(sink);
+    ert_json_write_string(&writer, text, length);
+    return writer.ok;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Minimal JSON: validation and top-level string members                                    */
+/* JSON: ert_json.h (nested values, \u escapes, a writer on sinks), plus two shorthands      */
 /* ---------------------------------------------------------------------------------------- */
-
-typedef struct json_cursor {
-    const char *at;
-    const char *end;
-    int depth;
-} json_cursor;
-
-static void json_space(json_cursor *c) {
-    while (c->at < c->end && (*c->at == ' ' || *c->at == '\t' || *c->at == '\n' || *c->at == '\r')) c->at++;
-}
-
-static bool json_value(json_cursor *c);
-
-static bool json_string(json_cursor *c) {
-    if (c->at >= c->end || *c->at != '"') return false;
-    for (c->at++; c->at < c->end; c->at++) {
-        if (*c->at == '"') {
-            c->at++;
-            return true;
-        }
-        if ((unsigned char)*c->at < 0x20) return false;
-        if (*c->at == '\\' && ++c->at >= c->end) return false;
-    }
-    return false;
-}
-
-static bool json_literal(json_cursor *c, const char *word) {
-    size_t n = strlen(word);
-    if ((size_t)(c->end - c->at) < n || memcmp(c->at, word, n) != 0) return false;
-    c->at += n;
-    return true;
-}
-
-static bool json_number(json_cursor *c) {
-    const char *start = c->at;
-    if (c->at < c->end && *c->at == '-') c->at++;
-    while (c->at < c->end && ((*c->at >= '0' && *c->at <= '9') || *c->at == '.' || *c->at == 'e' || *c->at == 'E' ||
-                              *c->at == '+' || *c->at == '-'))
-        c->at++;
-    return c->at > start;
-}
-
-static bool json_container(json_cursor *c, char close, bool keyed) {
-    if (++c->depth > 64) return false;
-    c->at++;
-    json_space(c);
-    if (c->at < c->end && *c->at == close) {
-        c->at++;
-        c->depth--;
-        return true;
-    }
-    for (;;) {
-        json_space(c);
-        if (keyed) {
-            if (!json_string(c)) return false;
-            json_space(c);
-            if (c->at >= c->end || *c->at != ':') return false;
-            c->at++;
-        }
-        if (!json_value(c)) return false;
-        json_space(c);
-        if (c->at < c->end && *c->at == ',') {
-            c->at++;
-            continue;
-        }
-        if (c->at < c->end && *c->at == close) {
-            c->at++;
-            c->depth--;
-            return true;
-        }
-        return false;
-    }
-}
-
-static bool json_value(json_cursor *c) {
-    json_space(c);
-    if (c->at >= c->end) return false;
-    switch (*c->at) {
-    case '{': return json_container(c, '}', true);
-    case '[': return json_container(c, ']', false);
-    case '"': return json_string(c);
-    case 't': return json_literal(c, "true");
-    case 'f': return json_literal(c, "false");
-    case 'n': return json_literal(c, "null");
-    default: return json_number(c);
-    }
-}
 
 /* True when `text` is exactly one JSON object. */
 static bool json_is_object(const char *text, size_t length) {
-    json_cursor c = {text, text + length, 0};
-    json_space(&c);
-    if (c.at >= c.end || *c.at != '{' || !json_value(&c)) return false;
-    json_space(&c);
-    return c.at == c.end;
+    ert_json_value value;
+    return ert_json_parse(text, length, &value) && value.type == ERT_JSON_OBJECT;
 }
 
-/*
- * Copies the top-level string member `key` of a valid JSON object into `out` (escapes other
- * than \" and \\ are refused, which is enough for names and paths). Returns false when the
- * member is missing, not a string, or does not fit.
- */
+/* Copies the string member `key` of a JSON object text into `out` (unescaped). False when the
+ * text is not an object, the member is missing or not a string, or it does not fit. */
 static bool json_get_string(const char *object, size_t length, const char *key, char *out, size_t capacity) {
-    json_cursor c = {object, object + length, 0};
-    json_space(&c);
-    c.at++; /* '{' */
-    size_t key_length = strlen(key);
-    for (;;) {
-        json_space(&c);
-        if (c.at >= c.end || *c.at != '"') return false;
-        const char *name = c.at + 1;
-        if (!json_string(&c)) return false;
-        bool match = (size_t)(c.at - 1 - name) == key_length && memcmp(name, key, key_length) == 0;
-        json_space(&c);
-        c.at++; /* ':' */
-        json_space(&c);
-        if (match) {
-            if (c.at >= c.end || *c.at != '"') return false;
-            size_t n = 0;
-            for (c.at++; c.at < c.end && *c.at != '"'; c.at++) {
-                char ch = *c.at;
-                if (ch == '\\') {
-                    c.at++;
-                    if (c.at >= c.end || (*c.at != '"' && *c.at != '\\' && *c.at != '/')) return false;
-                    ch = *c.at;
-                }
-                if (n + 1 >= capacity) return false;
-                out[n++] = ch;
-            }
-            out[n] = '\0';
-            return true;
-        }
-        if (!json_value(&c)) return false;
-        json_space(&c);
-        if (c.at >= c.end || *c.at != ',') return false;
-        c.at++;
-    }
+    ert_json_value root, member;
+    return ert_json_parse(object, length, &root) && ert_json_member(root, key, &member) && ert_json_string(member, out, capacity);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -381,7 +246,7 @@ static ert_status pass_through(ert_instance *instance, const ert_call *call, con
     }
     if (http_status != 200) {
         status = engine_failure(error, http_status, &reply, path);
-    } else if (reply.data == NULL || !json_value(&(json_cursor){reply.data, reply.data + reply.length, 0})) {
+    } else if (reply.data == NULL || !ert_json_parse(reply.data, reply.length, &(ert_json_value){0})) {
         status = fail(error, ERT_STATUS_UPSTREAM, http_status, "%s: the engine answered something that is not JSON", path);
     } else if (!sink_write(response, reply.data, reply.length)) {
         status = fail(error, ERT_STATUS_INTERNAL, 0, "the host refused the answer");
@@ -390,9 +255,45 @@ static ert_status pass_through(ert_instance *instance, const ert_call *call, con
     return status;
 }
 
+/* GETs `path` and parses the answer: OK with `reply` holding the text and `root` its value. */
+static ert_status engine_json(ert_instance *instance, const ert_call *call, const char *path, buffer *reply, ert_json_value *root,
+                              ert_error *error) {
+    int http_status = 0;
+    ert_status status = engine_call(instance, call, "GET", path, NULL, reply, &http_status, error);
+    if (status != ERT_STATUS_OK) return status;
+    if (http_status != 200) return engine_failure(error, http_status, reply, path);
+    if (reply->data == NULL || !ert_json_parse(reply->data, reply->length, root))
+        return fail(error, ERT_STATUS_UPSTREAM, http_status, "%s: the engine answered something that is not JSON", path);
+    return ERT_STATUS_OK;
+}
+
+/*
+ * {"engine": kind, "version": ..., "model": ...}: `engine` is required by the host; the
+ * version comes from /version and the served model from the nested model list of /v1/models
+ * ("data.0.id"). Either may be missing from an engine; the answer then leaves it out.
+ */
 static ert_status op_engine_info(ert_instance *i, const ert_call *c, const char *r, size_t n, const ert_sink *s, ert_error *e) {
     REQUIRE_OBJECT(r, n, e);
-    return pass_through(i, c, "/version", s, e);
+    buffer version_reply = {0}, models_reply = {0};
+    ert_json_value version_root, models_root, value;
+    char version[128] = "", model[256] = "";
+    ert_status status = engine_json(i, c, "/version", &version_reply, &version_root, e);
+    if (status == ERT_STATUS_OK && ert_json_member(version_root, "version", &value)) ert_json_string(value, version, sizeof version);
+    if (status == ERT_STATUS_OK) status = engine_json(i, c, "/v1/models", &models_reply, &models_root, e);
+    if (status == ERT_STATUS_OK && ert_json_path(models_root, "data.0.id", &value)) ert_json_string(value, model, sizeof model);
+    if (status == ERT_STATUS_OK) {
+        ert_json_writer w = ert_json_writer_on(s);
+        ert_json_begin_object(&w);
+        ert_json_key(&w, "engine");
+        ert_json_write_string(&w, TEMPLATE_ENGINE_KIND, strlen(TEMPLATE_ENGINE_KIND));
+        if (version[0]) ert_json_key(&w, "version"), ert_json_write_string(&w, version, strlen(version));
+        if (model[0]) ert_json_key(&w, "model"), ert_json_write_string(&w, model, strlen(model));
+        ert_json_end_object(&w);
+        if (!w.ok) status = fail(e, ERT_STATUS_INTERNAL, 0, "the host refused the answer");
+    }
+    free(version_reply.data);
+    free(models_reply.data);
+    return status;
 }
 
 static ert_status op_list_models(ert_instance *i, const ert_call *c, const char *r, size_t n, const ert_sink *s, ert_error *e) {
@@ -409,7 +310,6 @@ static ert_status adapter_call(ert_instance *instance, const ert_call *call, con
         return fail(error, ERT_STATUS_INVALID_ARGUMENT, 0, "lora_name must be a non-empty string");
     if (with_path && (!json_get_string(request, length, "lora_path", lora_path, sizeof lora_path) || lora_path[0] == '\0'))
         return fail(error, ERT_STATUS_INVALID_ARGUMENT, 0, "lora_path must be a non-empty string");
-    /* Names and paths were unescaped; only \" and \\ were accepted, so re-escaping is simple. */
     buffer body = {0};
     ert_sink body_sink = {sizeof body_sink, &body, buffer_write};
     bool written = sink_puts(&body_sink, "{\"lora_name\":") && sink_json_string(&body_sink, name, strlen(name));

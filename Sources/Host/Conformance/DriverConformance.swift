@@ -21,6 +21,10 @@ public struct ConformanceReport: Codable, Sendable {
     public var driver: String?
     public var passed: Bool { checks.allSatisfy(\.passed) }
     public var checks: [ConformanceCheck] = []
+    /// The engine the instances talked to: "stand-in", or the live engine's URL.
+    public var engine: String?
+    /// Operations not run (mutating ones against a live engine without --allow-mutations).
+    public var skipped: [String] = []
     /// Called when a check starts (its name) and when one is recorded; lets a parent process
     /// say which check was running if the driver crashes the checker.
     var onStart: (@Sendable (String) -> Void)?
@@ -37,13 +41,15 @@ public struct ConformanceReport: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 
-    private enum CodingKeys: String, CodingKey { case path, driver, passed, checks }
+    private enum CodingKeys: String, CodingKey { case path, driver, passed, engine, skipped, checks }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(path, forKey: .path)
         try container.encodeIfPresent(driver, forKey: .driver)
         try container.encode(passed, forKey: .passed)
+        try container.encodeIfPresent(engine, forKey: .engine)
+        try container.encode(skipped, forKey: .skipped)
         try container.encode(checks, forKey: .checks)
     }
 
@@ -51,6 +57,8 @@ public struct ConformanceReport: Codable, Sendable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         path = try container.decode(String.self, forKey: .path)
         driver = try container.decodeIfPresent(String.self, forKey: .driver)
+        engine = try container.decodeIfPresent(String.self, forKey: .engine)
+        skipped = try container.decodeIfPresent([String].self, forKey: .skipped) ?? []
         checks = try container.decode([ConformanceCheck].self, forKey: .checks)
     }
 
@@ -69,11 +77,20 @@ public struct ConformanceReport: Codable, Sendable {
     func starting(_ name: String) { onStart?(name) }
 }
 
+/// Which engine `drivers check` points the driver's instances at.
+public enum ConformanceEngine: Sendable {
+    /// A loopback stand-in that answers every request with success, then a closed port.
+    case standIn
+    /// A live engine; mutating operations only when allowed.
+    case endpoint(String, allowMutations: Bool)
+}
+
 /// The conformance run behind `engine-runtime drivers check`: what a vendor runs before
 /// shipping a driver. It exercises the handshake, the descriptor, instance creation, every
-/// operation the driver declares with a valid and with a malformed request, and every
-/// extension operation, against an engine endpoint where nothing listens (so no real engine
-/// is touched and every call must fail cleanly or answer).
+/// operation the driver declares with a valid, a malformed and a non-object request, and
+/// every extension operation: against a stand-in engine that answers every request with
+/// success (each operation's success path), then with the engine down (each failure path);
+/// or against a live engine, read-only unless mutations are allowed.
 public enum DriverConformance {
     /// Requests that are valid in shape for each operation.
     static func validRequest(for operation: DriverOperation) -> String {
@@ -88,6 +105,8 @@ public enum DriverConformance {
     }
 
     static let malformedRequest = #"{"lora_name": "conformance-check", "#
+    /// Valid JSON that is not an object: every operation takes an object.
+    static let nonObjectRequest = #"["conformance-check"]"#
 
     /// Statuses a correct driver may answer when its engine cannot be reached.
     static let acceptableStatuses: Set<ErrorKind> = [.invalidArgument, .notFound, .unsupported, .unavailable, .timeout, .upstream]
@@ -95,7 +114,7 @@ public enum DriverConformance {
     /// With `isolation`, the driver is loaded and served by a host process of its own, as
     /// `serve --isolated-drivers` runs it.
     public static func run(
-        path: String, endpoint: String = "http://127.0.0.1:9", timeout: TimeAmount = .seconds(10), logger: Logger,
+        path: String, engine: ConformanceEngine = .standIn, timeout: TimeAmount = .seconds(10), logger: Logger,
         isolation: DriverIsolationSettings? = nil,
         onStart: (@Sendable (String) -> Void)? = nil, onRecord: (@Sendable (ConformanceCheck) -> Void)? = nil
     ) async -> ConformanceReport {
@@ -142,68 +161,144 @@ public enum DriverConformance {
 
         let pool = WorkerPool(threads: 4)
         if driver.canLaunch { await checkLaunchPlan(driver: driver, pool: pool, into: &report) }
-        await exerciseInstance(driver: driver, endpoint: endpoint, timeout: timeout, pool: pool, logger: logger, into: &report)
+        await exerciseInstances(driver: driver, engine: engine, timeout: timeout, pool: pool, logger: logger, into: &report)
         await pool.shutdown()
         return report
     }
 
-    private static func exerciseInstance(
-        driver: LoadedDriver, endpoint: String, timeout: TimeAmount, pool: WorkerPool, logger: Logger,
+    /// The stand-in engine first (every operation's success path, malformed and non-object
+    /// requests, extensions), then the same valid calls with the engine down; or a live engine,
+    /// read-only unless mutations are allowed.
+    private static func exerciseInstances(
+        driver: LoadedDriver, engine: ConformanceEngine, timeout: TimeAmount, pool: WorkerPool, logger: Logger,
+        into report: inout ConformanceReport
+    ) async {
+        switch engine {
+        case .endpoint(let url, let allowMutations):
+            report.engine = url
+            let mutating = driver.supportedOperations.filter(\.isMutating).map(\.rawValue)
+                + driver.extensionOperations.filter(\.isMutating).map { "extension \($0.name)" }
+            if !allowMutations, !mutating.isEmpty {
+                report.skipped = mutating
+                report.record(
+                    "mutating operations", true,
+                    "not run against the live engine at \(url): \(mutating.joined(separator: ", ")) (--allow-mutations runs them)")
+            } else if !mutating.isEmpty {
+                report.record("mutating operations", true, "run against the live engine at \(url) (--allow-mutations)")
+            }
+            await exercise(driver: driver, endpoint: url, phase: .live(allowMutations: allowMutations), timeout: timeout, pool: pool, logger: logger, into: &report)
+        case .standIn:
+            report.engine = "stand-in"
+            let before = report
+            let after = await StandInEngine.with(logger: logger) { endpoint, log in
+                var report = before
+                await exercise(driver: driver, endpoint: endpoint, phase: .standIn, timeout: timeout, pool: pool, logger: logger, into: &report)
+                let asked = Array(Set(log.all)).sorted()
+                report.record("stand-in engine", true, asked.isEmpty ? "the driver made no engine request" : "the driver asked: \(asked.joined(separator: ", "))")
+                return report
+            }
+            if let after { report = after } else { report.record("stand-in engine", false, "could not start a loopback server") }
+            await exercise(driver: driver, endpoint: "http://127.0.0.1:9", phase: .engineDown, timeout: timeout, pool: pool, logger: logger, into: &report)
+        }
+    }
+
+    /// Which engine an instance of the run talks to.
+    enum Phase {
+        /// The loopback stand-in: every engine request succeeds.
+        case standIn
+        /// A closed loopback port: every engine request fails to connect.
+        case engineDown
+        case live(allowMutations: Bool)
+
+        var suffix: String { if case .engineDown = self { " (engine down)" } else { "" } }
+        var isFirst: Bool { if case .engineDown = self { false } else { true } }
+    }
+
+    private static func exercise(
+        driver: LoadedDriver, endpoint: String, phase: Phase, timeout: TimeAmount, pool: WorkerPool, logger: Logger,
         into report: inout ConformanceReport
     ) async {
         let client = CurlHTTPClient(logger: logger)
         let configuration = InstanceConfiguration(
             name: "conformance", engineKind: driver.engineKinds[0], endpoint: endpoint, engineVersion: nil)
         let instance: DriverInstance
-        report.starting("create_instance")
+        let create = "create_instance" + phase.suffix
+        report.starting(create)
         do {
             instance = try await DriverInstance.create(
                 driver: driver, configuration: configuration, pool: pool, httpClient: client, logger: logger)
-            report.record("create_instance", true)
+            report.record(create, true)
         } catch {
-            report.record("create_instance", false, error.description)
+            report.record(create, false, error.description)
             return
         }
-
-        for operation in driver.supportedOperations {
-            await checkOperation(operation, on: instance, timeout: timeout, into: &report)
+        let readOnly: Bool = if case .live(let allowed) = phase { !allowed } else { false }
+        for operation in driver.supportedOperations where !(readOnly && operation.isMutating) {
+            await checkOperation(operation, on: instance, phase: phase, timeout: timeout, into: &report)
         }
-        for operation in driver.extensionOperations {
-            await checkExtension(operation, on: instance, timeout: timeout, into: &report)
+        if phase.isFirst {
+            for operation in driver.extensionOperations where !(readOnly && operation.isMutating) {
+                await checkExtension(operation, on: instance, timeout: timeout, into: &report)
+            }
+            if driver.capabilities.contains(.multiInstance) {
+                await checkSecondInstance(driver: driver, configuration: configuration, pool: pool, client: client, logger: logger, into: &report)
+            }
         }
-        if driver.capabilities.contains(.multiInstance) {
-            await checkSecondInstance(driver: driver, configuration: configuration, pool: pool, client: client, logger: logger, into: &report)
-        }
-        report.starting("destroy_instance")
+        let destroy = "destroy_instance" + phase.suffix
+        report.starting(destroy)
         await instance.shutdown()
-        report.record("destroy_instance", true)
+        report.record(destroy, true)
     }
 
     private static func checkOperation(
-        _ operation: DriverOperation, on instance: DriverInstance, timeout: TimeAmount, into report: inout ConformanceReport
+        _ operation: DriverOperation, on instance: DriverInstance, phase: Phase, timeout: TimeAmount, into report: inout ConformanceReport
     ) async {
         let name = operation.rawValue
-        report.starting("\(name) (valid request)")
+        let valid = "\(name) (valid request)" + phase.suffix
+        report.starting(valid)
         let exits = instance.driver.isolatedHost?.exitCount
         do {
             let answer = try await instance.invoke(operation, request: Array(validRequest(for: operation).utf8), timeout: timeout)
             let problem = answerProblem(operation, answer)
-            report.record("\(name) (valid request)", problem == nil, problem ?? "answered OK")
+            report.record(valid, problem == nil, problem ?? "answered OK")
         } catch {
-            let passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation && !hostEnded(instance, since: exits)
-            report.record(
-                "\(name) (valid request)", passed,
-                passed ? "answered \(error.kind.envelopeType): \(error.message)" : "bad failure: \(error.description)")
+            let crashed = hostEnded(instance, since: exits)
+            if crashed {
+                report.record(valid, false, "the driver ended its host process: \(error.message)")
+            } else {
+                let passed: Bool
+                switch phase {
+                case .standIn:
+                    // The stand-in answers every engine request with success: "the engine cannot
+                    // do this" is fair, and so is a refusal of an answer whose shape the driver did
+                    // not expect (the stand-in's answers are generic); a timeout, an internal error,
+                    // or "unreachable" from an engine that answers are not.
+                    passed = [.unsupported, .upstream, .invalidArgument, .notFound, .conflict].contains(error.kind) && !error.isContractViolation
+                    let partial = error.kind == .unsupported ? "" : " (the stand-in's generic answer did not fit; --endpoint reaches this success path)"
+                    report.record(
+                        valid, passed,
+                        passed
+                            ? "answered \(error.kind.envelopeType): \(error.message)\(partial)"
+                            : "failed against the stand-in engine, which answers every request with success: \(error.description)")
+                case .engineDown, .live:
+                    passed = acceptableStatuses.contains(error.kind) && !error.isContractViolation
+                    report.record(
+                        valid, passed, passed ? "answered \(error.kind.envelopeType): \(error.message)" : "bad failure: \(error.description)")
+                }
+            }
         }
-        report.starting("\(name) (malformed JSON)")
-        do {
-            _ = try await instance.invoke(operation, request: Array(malformedRequest.utf8), timeout: timeout)
-            report.record("\(name) (malformed JSON)", false, "answered OK to malformed JSON; expected invalid_argument")
-        } catch {
-            let passed = error.kind == .invalidArgument && !error.isContractViolation
-            report.record(
-                "\(name) (malformed JSON)", passed,
-                passed ? "rejected: \(error.message)" : "expected invalid_argument with a message, got \(error.description)")
+        guard phase.isFirst else { return }
+        for (label, request) in [("malformed JSON", malformedRequest), ("non-object JSON", nonObjectRequest)] {
+            let check = "\(name) (\(label))"
+            report.starting(check)
+            do {
+                _ = try await instance.invoke(operation, request: Array(request.utf8), timeout: timeout)
+                report.record(check, false, "answered OK to \(label); expected invalid_argument")
+            } catch {
+                let passed = error.kind == .invalidArgument && !error.isContractViolation
+                report.record(
+                    check, passed, passed ? "rejected: \(error.message)" : "expected invalid_argument with a message, got \(error.description)")
+            }
         }
     }
 
@@ -215,7 +310,7 @@ public enum DriverConformance {
     }
 
     /// What is wrong with a successful answer, or nil.
-    static func answerProblem(_ operation: DriverOperation, _ answer: [UInt8]) -> String? {
+    public static func answerProblem(_ operation: DriverOperation, _ answer: [UInt8]) -> String? {
         guard operation.answersJSON else {
             return String(validating: answer, as: UTF8.self) == nil ? "metrics text is not valid UTF-8" : nil
         }
@@ -228,6 +323,18 @@ public enum DriverConformance {
             case .readiness: "ready"
             default: nil
             }
+        if operation == .engineInfo {
+            guard case .object(let object) = value, case .string(let engine)? = object["engine"], !engine.isEmpty else {
+                return "the answer must be an object with a string \"engine\" (the engine's kind), e.g. {\"engine\":\"vllm\",\"version\":\"0.33.0\"}"
+            }
+        }
+        if operation == .listModels {
+            guard case .object(let object) = value, case .array(let cards)? = object["data"],
+                cards.allSatisfy({ card in if case .object(let fields) = card, case .string? = fields["id"] { true } else { false } })
+            else {
+                return "the answer must be an OpenAI model list: {\"object\":\"list\",\"data\":[{\"id\":...}]}"
+            }
+        }
         if let requiredFlag {
             guard case .object(let object) = value, case .bool = object[requiredFlag] else {
                 return "the answer must be an object with a boolean \"\(requiredFlag)\""

@@ -30,7 +30,11 @@ public enum DriverLoadError: Error, Sendable, Equatable, CustomStringConvertible
             "exports no ert_driver_entry_v1 symbol; it was built for driver ABI major "
                 + majors.map(String.init).joined(separator: ", ") + ", and this host speaks major 1"
         case .missingEntrySymbol:
-            "exports no ert_driver_entry_v1 symbol (is it an engine-runtime driver, and was the symbol exported with ERT_EXPORT?)"
+            "exports no ert_driver_entry_v1 symbol: is it an engine-runtime driver? Export the entry as "
+                + "C: `ERT_EXPORT const ert_driver_descriptor *ert_driver_entry_v1(const ert_host_info *, ert_error *)` (with -fvisibility=hidden, ERT_EXPORT keeps it visible); "
+                + "C++: the same inside `extern \"C\"` (the header has it), or the name is mangled; "
+                + "Rust: `#[no_mangle] pub unsafe extern \"C\" fn ert_driver_entry_v1` in a crate with crate-type = [\"cdylib\"]; "
+                + "Swift: `@_cdecl(\"ert_driver_entry_v1\") public func` in a .dynamic library product (see docs/drivers.md)"
         case .driverRefusedHost(let reason):
             "the driver refused this host: \(reason)"
         case .badMagic(let magic):
