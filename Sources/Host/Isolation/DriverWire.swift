@@ -6,7 +6,7 @@ import Glibc
 
 /// What the sidecar sends an isolated driver's host. Each message is a frame's header; the
 /// frame's body carries the bytes named in the comment (a request, an HTTP answer's body).
-enum HostToDriverHost: Codable, Sendable {
+enum HostToDriverHost: Sendable {
     case create(call: UInt64, instance: UInt64, configuration: InstanceConfiguration)
     /// Body: the request JSON. The deadline is `CLOCK_MONOTONIC` nanoseconds, one clock for
     /// both processes.
@@ -21,7 +21,7 @@ enum HostToDriverHost: Codable, Sendable {
 }
 
 /// What an isolated driver's host sends the sidecar.
-enum DriverHostToHost: Codable, Sendable {
+enum DriverHostToHost: Sendable {
     /// The first message: the driver's manifest, or why it did not load.
     case hello(manifest: DriverManifest?, failure: String?)
     /// Body: what the driver wrote (JSON, Prometheus text or a launch plan). `value` is an
@@ -38,7 +38,8 @@ enum DriverHostToHost: Codable, Sendable {
 }
 
 /// One end of the socket pair between the sidecar and a driver host, carrying frames:
-/// a header length and a body length (4 bytes each, little-endian), the header (JSON), the body.
+/// a header length and a body length (4 bytes each, little-endian), the header (`WireMessage`),
+/// the body.
 ///
 /// Sends are whole frames under a lock, from any thread; receives come from one reader thread.
 /// The descriptor is closed with the channel.
@@ -51,6 +52,8 @@ final class WireChannel: Sendable {
     private struct ReceiveBuffer {
         var bytes: [UInt8] = []
         var start = 0
+        /// Where small reads land, allocated once.
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
     }
 
     static let maximumHeaderBytes = 4 << 20
@@ -69,14 +72,18 @@ final class WireChannel: Sendable {
 
     /// False when the other end is gone.
     @discardableResult
-    func send(_ message: some Encodable, body: [UInt8] = []) -> Bool {
-        guard let header = try? JSONCoding.encode(message) else { return false }
-        var frame = [UInt8]()
-        frame.reserveCapacity(8 + header.count + body.count)
-        withUnsafeBytes(of: UInt32(header.count).littleEndian) { frame.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt32(body.count).littleEndian) { frame.append(contentsOf: $0) }
-        frame.append(contentsOf: header)
-        frame.append(contentsOf: body)
+    func send(_ message: some WireMessage, body: [UInt8] = []) -> Bool {
+        var writer = WireWriter()
+        writer.bytes.reserveCapacity(128 + body.count)
+        writer.u64(0)  // the lengths, filled in below
+        message.write(to: &writer)
+        let headerLength = writer.bytes.count - 8
+        writer.bytes.append(contentsOf: body)
+        var frame = writer.bytes
+        frame.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt32(headerLength).littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: UInt32(body.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+        }
         return sendLock.withLock { _ in
             frame.withUnsafeBytes { raw in
                 var offset = 0
@@ -92,7 +99,7 @@ final class WireChannel: Sendable {
     }
 
     /// The next frame, or nil at end of stream or on a malformed frame. One reader at a time.
-    func receive<Message: Decodable & Sendable>(_ type: Message.Type) -> (Message, [UInt8])? {
+    func receive<Message: WireMessage>(_ type: Message.Type) -> (Message, [UInt8])? {
         let frame = receiveBuffer.withLock { buffer -> (header: [UInt8], body: [UInt8])? in
             guard let lengths = read(8, into: &buffer) else { return nil }
             let headerLength = Int(lengths.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) }.littleEndian)
@@ -102,7 +109,9 @@ final class WireChannel: Sendable {
             else { return nil }
             return (header, body)
         }
-        guard let frame, let message = try? JSONCoding.decode(Message.self, from: frame.header) else { return nil }
+        guard let frame else { return nil }
+        var reader = WireReader(frame.header)
+        guard let message = try? Message.read(from: &reader), reader.isAtEnd else { return nil }
         return (message, frame.body)
     }
 
@@ -118,32 +127,52 @@ final class WireChannel: Sendable {
         }
     }
 
+    /// `count` bytes: first what is buffered, then straight from the socket. Reads ask for at
+    /// least a chunk, so a small frame usually arrives whole in one call; the surplus stays
+    /// buffered for the next frame.
     private func read(_ count: Int, into buffer: inout ReceiveBuffer) -> [UInt8]? {
-        var result = [UInt8]()
-        result.reserveCapacity(count)
-        let buffered = min(count, buffer.bytes.count - buffer.start)
-        if buffered > 0 {
-            result.append(contentsOf: buffer.bytes[buffer.start..<buffer.start + buffered])
-            buffer.start += buffered
-        }
-        if buffer.start == buffer.bytes.count {
-            buffer.bytes.removeAll(keepingCapacity: true)
-            buffer.start = 0
-        }
-        while result.count < count {
-            // Large bodies are read in large chunks; the surplus stays for the next frame.
-            var chunk = [UInt8](repeating: 0, count: max(64 << 10, min(count - result.count, 4 << 20)))
-            let got = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if got < 0, errno == EINTR { continue }
-            guard got > 0 else { return nil }
-            let needed = count - result.count
-            if got <= needed {
-                result.append(contentsOf: chunk[0..<got])
-            } else {
-                result.append(contentsOf: chunk[0..<needed])
-                buffer.bytes.append(contentsOf: chunk[needed..<got])
+        var complete = true
+        let result = [UInt8](unsafeUninitializedCapacity: count) { target, initialized in
+            let buffered = min(count, buffer.bytes.count - buffer.start)
+            if buffered > 0 {
+                buffer.bytes.withUnsafeBufferPointer { source in
+                    _ = UnsafeMutableRawBufferPointer(target).initializeMemory(
+                        as: UInt8.self, from: UnsafeBufferPointer(rebasing: source[buffer.start..<buffer.start + buffered]))
+                }
+                buffer.start += buffered
+                initialized = buffered
+            }
+            if buffer.start == buffer.bytes.count {
+                buffer.bytes.removeAll(keepingCapacity: true)
+                buffer.start = 0
+            }
+            while initialized < count {
+                let needed = count - initialized
+                let got: Int
+                if needed >= buffer.chunk.count {
+                    // A large body is read in place: nothing past it is read, nothing copied.
+                    got = recv(descriptor, target.baseAddress! + initialized, needed, 0)
+                } else {
+                    got = buffer.chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+                }
+                if got < 0, errno == EINTR { continue }
+                guard got > 0 else {
+                    complete = false
+                    return
+                }
+                if needed >= buffer.chunk.count {
+                    initialized += got
+                    continue
+                }
+                let used = min(got, needed)
+                buffer.chunk.withUnsafeBufferPointer { chunk in
+                    _ = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(target)[initialized..<initialized + used])
+                        .initializeMemory(as: UInt8.self, from: UnsafeBufferPointer(rebasing: chunk[0..<used]))
+                    if got > used { buffer.bytes.append(contentsOf: chunk[used..<got]) }
+                }
+                initialized += used
             }
         }
-        return result
+        return complete ? result : nil
     }
 }
