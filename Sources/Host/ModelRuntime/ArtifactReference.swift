@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What an `artifact_url` of an activation may be, and where its engine reads it from.
 /// Remote forms go through the download stack (resumable, verified, published atomically);

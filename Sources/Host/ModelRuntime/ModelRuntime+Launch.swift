@@ -1,5 +1,8 @@
 import DriverABI
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 extension ModelRuntime {

@@ -1,5 +1,8 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 extension ModelRuntime {
@@ -144,7 +147,7 @@ extension ModelRuntime {
     func writeServedMarker(_ record: ModelRecord) {
         guard let path = record.modelPath else { return }
         let directory = settings.markerRoot + "/.aibrix/served"
-        let digest = SHA256.hash(data: Array(record.artifactURL.utf8)).map { String(format: "%02x", $0) }.joined()
+        let digest = FileDigest.hex(SHA256.hash(data: Array(record.artifactURL.utf8)))
         struct Marker: Codable {
             var model_name: String
             var artifact_url: String

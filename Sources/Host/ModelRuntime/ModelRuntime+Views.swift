@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One model as the list and the snapshot show it, copied out of the actor.
 public struct ModelView: Sendable {
