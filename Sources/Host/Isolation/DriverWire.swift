@@ -79,11 +79,12 @@ final class WireChannel: Sendable {
         message.write(to: &writer)
         let headerLength = writer.bytes.count - 8
         writer.bytes.append(contentsOf: body)
-        var frame = writer.bytes
-        frame.withUnsafeMutableBytes { raw in
+        // Patched in the writer's own array: a second reference to it would copy the frame.
+        writer.bytes.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: UInt32(headerLength).littleEndian, toByteOffset: 0, as: UInt32.self)
             raw.storeBytes(of: UInt32(body.count).littleEndian, toByteOffset: 4, as: UInt32.self)
         }
+        let frame = writer.bytes
         return sendLock.withLock { _ in
             frame.withUnsafeBytes { raw in
                 var offset = 0
@@ -131,14 +132,13 @@ final class WireChannel: Sendable {
     /// least a chunk, so a small frame usually arrives whole in one call; the surplus stays
     /// buffered for the next frame.
     private func read(_ count: Int, into buffer: inout ReceiveBuffer) -> [UInt8]? {
+        guard count > 0 else { return [] }
         var complete = true
         let result = [UInt8](unsafeUninitializedCapacity: count) { target, initialized in
+            let base = target.baseAddress!
             let buffered = min(count, buffer.bytes.count - buffer.start)
             if buffered > 0 {
-                buffer.bytes.withUnsafeBufferPointer { source in
-                    _ = UnsafeMutableRawBufferPointer(target).initializeMemory(
-                        as: UInt8.self, from: UnsafeBufferPointer(rebasing: source[buffer.start..<buffer.start + buffered]))
-                }
+                buffer.bytes.withUnsafeBufferPointer { base.initialize(from: $0.baseAddress! + buffer.start, count: buffered) }
                 buffer.start += buffered
                 initialized = buffered
             }
@@ -148,27 +148,23 @@ final class WireChannel: Sendable {
             }
             while initialized < count {
                 let needed = count - initialized
-                let got: Int
-                if needed >= buffer.chunk.count {
-                    // A large body is read in place: nothing past it is read, nothing copied.
-                    got = recv(descriptor, target.baseAddress! + initialized, needed, 0)
-                } else {
-                    got = buffer.chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-                }
+                // A large body is read in place: nothing past it is read, nothing copied.
+                let inPlace = needed >= buffer.chunk.count
+                let got =
+                    inPlace
+                    ? recv(descriptor, base + initialized, needed, 0)
+                    : buffer.chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
                 if got < 0, errno == EINTR { continue }
                 guard got > 0 else {
                     complete = false
                     return
                 }
-                if needed >= buffer.chunk.count {
-                    initialized += got
-                    continue
-                }
-                let used = min(got, needed)
-                buffer.chunk.withUnsafeBufferPointer { chunk in
-                    _ = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(target)[initialized..<initialized + used])
-                        .initializeMemory(as: UInt8.self, from: UnsafeBufferPointer(rebasing: chunk[0..<used]))
-                    if got > used { buffer.bytes.append(contentsOf: chunk[used..<got]) }
+                let used = inPlace ? got : min(got, needed)
+                if !inPlace {
+                    buffer.chunk.withUnsafeBufferPointer { chunk in
+                        (base + initialized).initialize(from: chunk.baseAddress!, count: used)
+                        buffer.bytes.append(contentsOf: chunk[used..<got])
+                    }
                 }
                 initialized += used
             }

@@ -22,7 +22,7 @@ struct WireFormatError: Error {
 struct WireWriter {
     var bytes: [UInt8]
 
-    init(into bytes: [UInt8] = []) { self.bytes = bytes }
+    init() { bytes = [] }
 
     mutating func u8(_ value: UInt8) { bytes.append(value) }
 
@@ -96,6 +96,18 @@ struct WireReader {
         case 1: return try read(&self)
         case let flag: throw WireFormatError(reason: "presence flag \(flag)")
         }
+    }
+
+    mutating func optionalString() throws(WireFormatError) -> String? {
+        try optional { (reader: inout WireReader) throws(WireFormatError) in try reader.string() }
+    }
+
+    mutating func optionalU64() throws(WireFormatError) -> UInt64? {
+        try optional { (reader: inout WireReader) throws(WireFormatError) in try reader.u64() }
+    }
+
+    mutating func optionalJSON<T: Decodable>(_ type: T.Type) throws(WireFormatError) -> T? {
+        try optional { (reader: inout WireReader) throws(WireFormatError) in try reader.json(type) }
     }
 
     mutating func strings() throws(WireFormatError) -> [String] {
@@ -176,7 +188,7 @@ extension HostToDriverHost: WireMessage {
         case 5:
             return .httpAnswer(
                 exchange: try reader.u64(), status: try reader.int(), contentType: try reader.string(),
-                error: try reader.optional { (reader: inout WireReader) throws(WireFormatError) in try reader.json(RuntimeError.self) })
+                error: try reader.optionalJSON(RuntimeError.self))
         case let tag:
             throw WireFormatError(reason: "unknown message \(tag) from the sidecar")
         }
@@ -225,13 +237,13 @@ extension DriverHostToHost: WireMessage {
         switch try reader.u8() {
         case 0:
             return .hello(
-                manifest: try reader.optional { (reader: inout WireReader) throws(WireFormatError) in try reader.json(DriverManifest.self) },
-                failure: try reader.optional { (reader: inout WireReader) throws(WireFormatError) in try reader.string() })
+                manifest: try reader.optionalJSON(DriverManifest.self),
+                failure: try reader.optionalString())
         case 1:
             return .answer(
                 call: try reader.u64(),
-                error: try reader.optional { (reader: inout WireReader) throws(WireFormatError) in try reader.json(RuntimeError.self) },
-                value: try reader.optional { (reader: inout WireReader) throws(WireFormatError) in try reader.json(JSONValue.self) })
+                error: try reader.optionalJSON(RuntimeError.self),
+                value: try reader.optionalJSON(JSONValue.self))
         case 2:
             let level = try reader.string()
             let message = try reader.string()
@@ -242,13 +254,13 @@ extension DriverHostToHost: WireMessage {
         case 3:
             return .http(
                 exchange: try reader.u64(),
-                call: try reader.optional { (reader: inout WireReader) throws(WireFormatError) in try reader.u64() },
+                call: try reader.optionalU64(),
                 method: try reader.string(), url: try reader.string(), headers: try reader.strings(),
                 timeoutMilliseconds: Int64(try reader.int()), idempotent: try reader.bool(), maxResponseBytes: try reader.int())
         case 4:
             return .progress(
                 call: try reader.u64(), done: try reader.u64(), total: try reader.u64(),
-                message: try reader.optional { (reader: inout WireReader) throws(WireFormatError) in try reader.string() })
+                message: try reader.optionalString())
         case let tag:
             throw WireFormatError(reason: "unknown message \(tag) from a driver host")
         }
