@@ -81,7 +81,7 @@ let package = Package(
         // The /metrics hot path alone, bytes in, bytes out: `swift run -c release metrics-bench`.
         .executableTarget(
             name: "metrics-bench",
-            dependencies: ["Host", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Host", .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio")],
             path: "Sources/MetricsBench", swiftSettings: swiftSettings),
         .executableTarget(
             name: "EngineSimulator",

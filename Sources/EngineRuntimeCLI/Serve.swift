@@ -42,6 +42,8 @@ struct Serve: AsyncParsableCommand {
               ENGINE_RUNTIME_METRICS_MODE      standard, original, both or aibrix (--metrics-mode; aibrix adds the
                                                AIBrix sidecar's names to both)
               ENGINE_RUNTIME_METRICS_CACHE_MS  how long one engine scrape serves /metrics (--metrics-cache-ms)
+              ENGINE_RUNTIME_METRICS_BUFFER_MS how long a scrape's buffers wait for the next one
+                                               (--metrics-buffer-ms); default 30000, 0 keeps none
               ENGINE_RUNTIME_LOG_LEVEL         log level (--log-level)
 
             Downloads (POST /v1/model/download, LoRA artifact_url; see docs/downloads.md):
@@ -169,6 +171,13 @@ struct Serve: AsyncParsableCommand {
     var metricsCacheMs: Int?
 
     @Option(
+        name: .customLong("metrics-buffer-ms"),
+        help: ArgumentHelp(
+            "A /metrics render writes over the last one's buffers (its body and each engine's text and parsed arrays, about three times the exposition) if it comes within this many milliseconds; fresh buffers cost more in page faults than the work. 0: every render allocates and frees at once. Env: ENGINE_RUNTIME_METRICS_BUFFER_MS. Default: 30000.",
+            valueName: "ms"))
+    var metricsBufferMs: Int?
+
+    @Option(
         name: .customLong("driver-threads"),
         help: ArgumentHelp("Worker threads for driver calls (never the network event loop). Default: 16.", valueName: "count"))
     var driverThreads: Int = 16
@@ -193,6 +202,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("metrics mode \"\(modeText)\" must be standard, original, both or aibrix")
         }
         let metricsCache = try Settings.integer(metricsCacheMs, env: "ENGINE_RUNTIME_METRICS_CACHE_MS", default: 1000, range: 0...60_000)
+        let metricsBuffers = try Settings.integer(
+            metricsBufferMs, env: "ENGINE_RUNTIME_METRICS_BUFFER_MS", default: 30_000, range: 0...3_600_000)
         let environment = Settings.environmentDictionary()
         let downloadSettings: DownloadSettings
         let roots: ArtifactRoots
@@ -241,7 +252,8 @@ struct Serve: AsyncParsableCommand {
                 settings: runtimeSettings, drivers: registry, pool: pool, httpClient: http, downloads: downloads,
                 deadlines: runtime.deadlines, environment: environment, logger: logger) : nil
         let metrics = MetricsService(
-            engines: engines, mode: mode, ttl: .milliseconds(Int64(metricsCache)), timeout: TimeAmount(runtime.deadlines.probe),
+            engines: engines, mode: mode, ttl: .milliseconds(Int64(metricsCache)), bufferLife: .milliseconds(Int64(metricsBuffers)),
+            timeout: TimeAmount(runtime.deadlines.probe),
             runtimeMetrics: RuntimeMetrics(drivers: registry, aibrixNames: mode == .aibrix), pool: pool, httpClient: http, logger: logger,
             launched: models?.board)
         let secrets = CredentialsSecrets(directory: Settings.string(nil, env: "ENGINE_RUNTIME_SECRETS_DIR", default: "/var/run/secrets/aibrix"))

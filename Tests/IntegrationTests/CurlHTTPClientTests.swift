@@ -95,6 +95,25 @@ import Testing
         }
     }
 
+    /// A scrape hands its text's array to the next one: the body lands in the same storage,
+    /// old contents gone, and a handed array is taken once.
+    @Test func aResponseIsWrittenOverAnEarlierBodysStorage() async throws {
+        try await withServer { (port: Int, _: RequestCounter) async throws in
+            let client = CurlHTTPClient()
+            var earlier = [UInt8](repeating: UInt8(ascii: "o"), count: 300_000)
+            earlier.removeAll(keepingCapacity: true)
+            earlier.append(contentsOf: Array("old".utf8))
+            let address = earlier.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            var request = HTTPClientRequest(method: "GET", url: "http://127.0.0.1:\(port)/big?bytes=200000")
+            request.responseStorage = Handoff(earlier)
+            earlier = []
+            let body = try await perform(client, request).get().body
+            #expect(body.count == 200_000 && body.allSatisfy { $0 == UInt8(ascii: "x") })
+            #expect(body.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == address)
+            #expect(request.responseStorage?.take() == nil, "the storage was taken by the first attempt")
+        }
+    }
+
     @Test func timeoutAndDeadline() async throws {
         try await withServer { (port: Int, _: RequestCounter) async throws in
             let client = CurlHTTPClient()

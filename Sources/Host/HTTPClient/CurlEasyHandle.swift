@@ -151,14 +151,18 @@ final class CurlEasyHandle: @unchecked Sendable {
 
     /// The state shared with libcurl's callbacks during one `perform`.
     private final class Transfer {
-        var body: [UInt8] = []
+        var body: [UInt8]
         var handle: UnsafeMutableRawPointer? = nil
         let limit: Int
         var overflowed = false
         let isCancelled: () -> Bool
         var cancelled = false
-        init(limit: Int, isCancelled: @escaping () -> Bool) {
+        init(limit: Int, storage: Handoff<[UInt8]>?, isCancelled: @escaping () -> Bool) {
             self.limit = limit
+            // Taken straight into the property: a local copy on the way would make the first
+            // append copy the old contents.
+            self.body = storage?.take() ?? []
+            self.body.removeAll(keepingCapacity: true)
             self.isCancelled = isCancelled
         }
     }
@@ -171,7 +175,7 @@ final class CurlEasyHandle: @unchecked Sendable {
         configure(
             url: request.url, headers: request.headers, followRedirects: request.followRedirects, signing: request.signing,
             connectTimeoutMilliseconds: min(timeoutMilliseconds, 10_000), allowedHosts: request.allowedHosts)
-        let transfer = Transfer(limit: request.maxResponseBytes, isCancelled: isCancelled)
+        let transfer = Transfer(limit: request.maxResponseBytes, storage: request.responseStorage, isCancelled: isCancelled)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         _ = ert_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMilliseconds)
         _ = ert_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in

@@ -24,6 +24,10 @@ public struct HTTPClientRequest: Sendable {
     public var signing: AWSSigning?
     /// Every connection, a redirect's included, must go to one of these hosts.
     public var allowedHosts: HostAllowList?
+    /// An earlier body's array for this response to be written over (its contents dropped,
+    /// its capacity kept): a metrics scrape reuses the last one's pages instead of faulting
+    /// in megabytes of fresh ones. The first attempt takes it.
+    public var responseStorage: Handoff<[UInt8]>?
 
     public init(
         method: String, url: String, headers: [String] = [], body: [UInt8] = [],

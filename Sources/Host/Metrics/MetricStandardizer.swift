@@ -91,15 +91,36 @@ struct MetricStandardizer: Sendable {
         // Raw pointers into the exposition: slices of the array itself would retain and
         // release it on every comparison.
         exposition.bytes.withUnsafeBufferPointer { bytes in
-            exposition.labels.withUnsafeBufferPointer { labels in standardize(exposition, bytes, labels) }
+            exposition.labels.withUnsafeBufferPointer { labels in
+                exposition.samples.withUnsafeBufferPointer { samples in standardize(exposition, bytes, labels, samples) }
+            }
         }
     }
 
     private typealias Bytes = UnsafeBufferPointer<UInt8>
 
+    /// Byte equality; short strings (label names and values) compared inline, since a call to
+    /// memcmp per label cost more than the comparison.
     private static func same(_ a: Bytes, _ b: Bytes) -> Bool {
-        a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+        guard a.count == b.count else { return false }
+        if a.count > 16 { return memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
+        for index in 0..<a.count where a[index] != b[index] { return false }
+        return true
     }
+
+    /// The index in `histogramSuffixes` of a histogram sample's name after the family name
+    /// (`_bucket`, `_sum`, `_count`), -1 for anything else.
+    private static func histogramSuffix(_ rest: Bytes) -> Int {
+        switch rest.count {
+        case 7: return same(rest, text("_bucket")) ? 0 : -1
+        case 4: return same(rest, text("_sum")) ? 1 : -1
+        case 6: return same(rest, text("_count")) ? 2 : -1
+        default: return -1
+        }
+    }
+
+    /// A literal's bytes, in the binary's constant data (no lazy global behind them).
+    private static func text(_ literal: StaticString) -> Bytes { Bytes(start: literal.utf8Start, count: literal.utf8CodeUnitCount) }
 
     /// What a rule does with one label name, decided once per scrape and name instead of once
     /// per sample (a scrape has tens of thousands of samples and a dozen label names).
@@ -143,14 +164,15 @@ struct MetricStandardizer: Sendable {
     }
 
     private func standardize(
-        _ exposition: PrometheusExposition, _ buffer: Bytes, _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>
+        _ exposition: PrometheusExposition, _ buffer: Bytes, _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>,
+        _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>
     ) -> [Family] {
         func bytes(_ range: Range<Int>) -> Bytes { Bytes(rebasing: buffer[range]) }
         let (labelNames, labelIDs) = Self.internNames(allLabels, buffer)
         // Sample indices per declared family; undeclared samples are checked by name.
         var byFamily = [[Int]](repeating: [], count: exposition.families.count)
         var undeclared: [Int] = []
-        for (index, sample) in exposition.samples.enumerated() {
+        for (index, sample) in samples.enumerated() {
             if sample.family >= 0 { byFamily[Int(sample.family)].append(index) } else { undeclared.append(index) }
         }
 
@@ -158,9 +180,12 @@ struct MetricStandardizer: Sendable {
         var output: [Family] = []
         // Per family, the labels made from values (`value_label`) by its rules so far.
         var joinLabels: [String: Set<String>] = [:]
+        // One list for every rule's samples: a fresh one per rule was a page-faulting copy.
+        var candidates: [Int] = []
+        candidates.reserveCapacity(samples.count)
         for compiled in rules {
             let rule = compiled.rule
-            var candidates: [Int] = []
+            candidates.removeAll(keepingCapacity: true)
             for (familyIndex, family) in exposition.families.enumerated() {
                 let name = bytes(family.name)
                 if name.elementsEqual(compiled.source) || (rule.sourceType == .counter && name.elementsEqual(compiled.sourceWithoutTotal)) {
@@ -184,17 +209,19 @@ struct MetricStandardizer: Sendable {
                 action.valueMap = compiled.values.firstIndex { $0.0.withUnsafeBufferPointer { Self.same(output, $0) } } ?? -1
                 return action
             }
-            var seriesIndex: [ByteKey: Int] = [:]
+            var seriesIndex = ByteKeyTable()
             var series: [(name: String, labels: [(String, String)], value: Double)] = []
             var key: [UInt8] = []
             var kept: [(Bytes, Bytes)] = []
-            // With duplicate labels: the values of the aggregated labels (the partition, e.g.
-            // dp_rank) of a sample, and the maximum per output series and partition.
-            var partition: [UInt8] = []
-            var perPartition: [ByteKey: (series: Int, value: Double)] = [:]
+            // With duplicate labels: the output series and the values of the aggregated labels
+            // (the partition, e.g. dp_rank) of a sample, and the maximum per output series and
+            // partition.
+            var partitionKey: [UInt8] = []
+            var partitionIndex = ByteKeyTable()
+            var perPartition: [(series: Int, value: Double)] = []
             let source = compiled.storage.source
             sampleLoop: for index in candidates {
-                let sample = exposition.samples[index]
+                let sample = samples[index]
                 let name = bytes(sample.name)
                 var suffix = -1  // index into histogramSuffixes, -1 for counters and gauges
                 switch rule.sourceType {
@@ -202,18 +229,16 @@ struct MetricStandardizer: Sendable {
                     guard Self.same(name, source) else { continue }
                 case .histogram:
                     guard name.count > source.count, Self.same(Bytes(rebasing: name.prefix(source.count)), source) else { continue }
-                    let rest = Bytes(rebasing: name.dropFirst(source.count))
-                    guard let found = Self.histogramSuffixes.firstIndex(where: { $0.bytes.withUnsafeBufferPointer { Self.same(rest, $0) } }) else { continue }
-                    suffix = found
+                    suffix = Self.histogramSuffix(Bytes(rebasing: name.dropFirst(source.count)))
+                    guard suffix >= 0 else { continue }
                 }
                 kept.removeAll(keepingCapacity: true)
-                partition.removeAll(keepingCapacity: true)
+                partitionKey.removeAll(keepingCapacity: true)
                 var matched = 0
                 let first = Int(sample.labelStart)
                 for labelIndex in first..<(first + Int(sample.labelCount)) {
                     let label = allLabels[labelIndex]
                     let action = actions[Int(labelIDs[labelIndex])]
-                    let labelName = bytes(label.name)
                     var labelValue = bytes(label.value)
                     if action.match >= 0 {
                         guard compiled.match[action.match].1.withUnsafeBufferPointer({ Self.same(labelValue, $0) }) else { continue sampleLoop }
@@ -222,10 +247,10 @@ struct MetricStandardizer: Sendable {
                     if action.duplicate { continue }
                     if action.dropped {
                         if !compiled.duplicates.isEmpty {
-                            partition.append(contentsOf: labelName)
-                            partition.append(0)
-                            partition.append(contentsOf: labelValue)
-                            partition.append(1)
+                            partitionKey.append(contentsOf: bytes(label.name))
+                            partitionKey.append(0)
+                            partitionKey.append(contentsOf: labelValue)
+                            partitionKey.append(1)
                         }
                         continue
                     }
@@ -237,7 +262,7 @@ struct MetricStandardizer: Sendable {
                     kept.append((action.output, labelValue))
                 }
                 guard matched == compiled.match.count else { continue }
-                if kept.count > 1 { kept.sort { $0.0.lexicographicallyPrecedes($1.0) } }
+                Self.sortByName(&kept)
                 let value = rule.sourceType == .histogram ? sample.value : sample.value * rule.scale
                 // NEWEST keeps one series per output name: the one with the largest value.
                 key.removeAll(keepingCapacity: true)
@@ -250,39 +275,34 @@ struct MetricStandardizer: Sendable {
                         key.append(1)
                     }
                 }
+                let (target, isNew) = key.withUnsafeBytes { seriesIndex.index(of: $0) }
+                if isNew {
+                    series.append(makeSeries(compiled, suffix, kept, value, exposition))
+                    if compiled.duplicates.isEmpty { continue }
+                }
                 if !compiled.duplicates.isEmpty {
                     // Maximum within a partition now; the aggregate across partitions below.
-                    let target: Int
-                    if let existing = seriesIndex[ByteKey(key)] {
-                        target = existing
+                    withUnsafeBytes(of: Int64(target)) { partitionKey.append(contentsOf: $0) }
+                    let (entry, isNewPartition) = partitionKey.withUnsafeBytes { partitionIndex.index(of: $0) }
+                    if isNewPartition {
+                        perPartition.append((target, value))
                     } else {
-                        target = series.count
-                        seriesIndex[ByteKey(key)] = target
-                        series.append(makeSeries(compiled, suffix, kept, value, exposition))
-                    }
-                    let partitionKey = ByteKey(key + partition)
-                    if let seen = perPartition[partitionKey] {
-                        perPartition[partitionKey] = (target, max(seen.value, value))
-                    } else {
-                        perPartition[partitionKey] = (target, value)
-                    }
-                } else if let existing = seriesIndex[ByteKey(key)] {
-                    switch rule.aggregate {
-                    case .sum: series[existing].value += value
-                    case .max: series[existing].value = max(series[existing].value, value)
-                    case .newest:
-                        if value > series[existing].value { series[existing] = makeSeries(compiled, suffix, kept, value, exposition) }
-                    case .none: series[existing].value = value  // the same series twice: the last wins
+                        perPartition[entry].value = max(perPartition[entry].value, value)
                     }
                 } else {
-                    seriesIndex[ByteKey(key)] = series.count
-                    series.append(makeSeries(compiled, suffix, kept, value, exposition))
+                    switch rule.aggregate {
+                    case .sum: series[target].value += value
+                    case .max: series[target].value = max(series[target].value, value)
+                    case .newest:
+                        if value > series[target].value { series[target] = makeSeries(compiled, suffix, kept, value, exposition) }
+                    case .none: series[target].value = value  // the same series twice: the last wins
+                    }
                 }
             }
             if series.isEmpty { continue }
             if !compiled.duplicates.isEmpty {
                 var totals = [Double?](repeating: nil, count: series.count)
-                for entry in perPartition.values {
+                for entry in perPartition {
                     if let total = totals[entry.series] {
                         totals[entry.series] = rule.aggregate == .sum ? total + entry.value : max(total, entry.value)
                     } else {
@@ -345,6 +365,25 @@ struct MetricStandardizer: Sendable {
         }
     }
 
+    /// Orders labels by name as the output writes them. Insertion sort: a sample has a handful of
+    /// labels, nearly always in order already.
+    private static func sortByName(_ labels: inout [(Bytes, Bytes)]) {
+        guard labels.count > 1 else { return }
+        for index in 1..<labels.count {
+            var position = index
+            while position > 0, precedes(labels[position].0, labels[position - 1].0) {
+                labels.swapAt(position, position - 1)
+                position -= 1
+            }
+        }
+    }
+
+    private static func precedes(_ a: Bytes, _ b: Bytes) -> Bool {
+        let common = min(a.count, b.count)
+        let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
+        return order < 0 || (order == 0 && a.count < b.count)
+    }
+
     /// A new output series: the only place strings are made.
     private func makeSeries(
         _ compiled: CompiledRule, _ suffix: Int, _ kept: [(Bytes, Bytes)], _ value: Double, _ exposition: PrometheusExposition
@@ -379,12 +418,4 @@ struct MetricStandardizer: Sendable {
             for sample in family.samples { writer.sample(name: sample.name, labels: sample.labels, value: sample.value) }
         }
     }
-}
-
-/// A byte string as a dictionary key, hashed as one block (hashing `[UInt8]` feeds the hasher
-/// one byte at a time, which dominated the standardizer's profile).
-struct ByteKey: Hashable {
-    let bytes: [UInt8]
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-    func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
 }

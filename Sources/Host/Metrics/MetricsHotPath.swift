@@ -17,10 +17,15 @@ public struct MetricsHotPath: Sendable {
         public var standardize: UInt64 = 0
         public var writeStandard: UInt64 = 0
         public var writeOriginals: UInt64 = 0
-        public var output: [UInt8] = []
+        public var output = ByteBuffer()
     }
 
-    public func run(_ exposition: [UInt8]) -> Timing {
+    /// One render. As `MetricsService` does, it writes over the last render's storage:
+    /// `previous` (its output, when the caller holds no other copy) and `arrays` (its parsed
+    /// arrays, left here for the next run).
+    public func run(
+        _ exposition: [UInt8], reusing previous: inout ByteBuffer?, arrays: inout PrometheusExposition.Storage
+    ) -> Timing {
         var timing = Timing()
         func now() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
         var mark = now()
@@ -29,16 +34,17 @@ public struct MetricsHotPath: Sendable {
             timing[keyPath: field] = next - mark
             mark = next
         }
-        let parsed = PrometheusExposition(bytes: exposition)
+        var parsed = PrometheusExposition(bytes: exposition, reusing: &arrays)
         lap(\.parse)
         let standard = standardizer.standardize(parsed)
         lap(\.standardize)
-        var writer = PrometheusWriter(capacity: exposition.count * 11 / 10)
+        var writer = PrometheusWriter(reusing: &previous, capacity: exposition.count * 11 / 10)
         MetricStandardizer.write([standard], into: &writer)
         lap(\.writeStandard)
         PrometheusExposition.writeOriginals([(parsed, [])], into: &writer)
         lap(\.writeOriginals)
-        timing.output = writer.bytes
+        timing.output = writer.buffer
+        arrays = parsed.takeStorage().storage
         return timing
     }
 }

@@ -43,6 +43,20 @@ public final class MetricsService: Sendable {
     /// The last rendered body and when it was made (nil once the TTL passed).
     private let body = Mutex<(at: NIODeadline, bytes: ByteBuffer)?>(nil)
     private let renders = SingleFlight<ByteBuffer>()
+    /// Storage the next render writes over instead of faulting in fresh pages (a fresh 2 MB
+    /// body, and the engine's text and parsed arrays, cost more in page faults than the work
+    /// that fills them): the last body, when no response is still sending it, and per engine
+    /// the last scrape's text and arrays. Dropped after `spareLife` without a render, so an
+    /// idle sidecar keeps none.
+    private struct Spare {
+        var at = NIODeadline.uptimeNanoseconds(0)
+        var body: ByteBuffer?
+        var texts: [String: [UInt8]] = [:]
+        var expositions: [String: PrometheusExposition.Storage] = [:]
+        var reaping = false
+    }
+    private let spare = Mutex(Spare())
+    let spareLife: TimeAmount
     /// One standardizer per configured engine, compiled once from its driver's rules.
     private let standardizers: [String: MetricStandardizer]
     /// Engines the model runtime launched, scraped beside the configured ones and labelled by
@@ -55,7 +69,8 @@ public final class MetricsService: Sendable {
     static let maximumScrapeBytes = 64 << 20
 
     public init(
-        engines: EngineRegistry, mode: MetricsMode, ttl: TimeAmount = .milliseconds(1000), timeout: TimeAmount = .seconds(2),
+        engines: EngineRegistry, mode: MetricsMode, ttl: TimeAmount = .milliseconds(1000), bufferLife: TimeAmount = .seconds(30),
+        timeout: TimeAmount = .seconds(2),
         runtimeMetrics: RuntimeMetrics, pool: WorkerPool, httpClient: CurlHTTPClient, logger: Logger,
         launched: ModelRuntimeBoard? = nil
     ) {
@@ -63,6 +78,7 @@ public final class MetricsService: Sendable {
         self.engines = engines
         self.mode = mode
         self.ttl = ttl
+        self.spareLife = bufferLife
         self.timeout = timeout
         self.runtimeMetrics = runtimeMetrics
         self.pool = pool
@@ -83,15 +99,69 @@ public final class MetricsService: Sendable {
     public func render() async -> ByteBuffer {
         if let cached = body.withLock({ $0 }), NIODeadline.now() - cached.at < ttl { return cached.bytes }
         let bytes = (try? await renders.run("metrics") {
-            let bytes = ByteBuffer(bytes: await self.renderText())
+            // The stale body is let go first, so that its storage can be the new one's.
+            self.body.withLock { $0 = nil }
+            var previous = self.spare.withLock { spare in
+                defer { spare.body = nil }
+                return spare.body
+            }
+            let bytes = await self.renderText(reusing: &previous)
+            let at = NIODeadline.now()
             if self.ttl > .zero {
-                let at = NIODeadline.now()
                 self.body.withLock { $0 = (at, bytes) }
                 self.forget(at: at)
             }
+            self.keepSpare(bytes, at: at)
             return bytes
         }) ?? ByteBuffer()
         return bytes
+    }
+
+    private func keepSpare(_ bytes: ByteBuffer, at: NIODeadline) {
+        guard spareLife > .zero else { return }
+        let startReaper = spare.withLock { spare in
+            spare.at = at
+            spare.body = bytes
+            defer { spare.reaping = true }
+            return !spare.reaping
+        }
+        guard startReaper else { return }
+        // One task for the whole life of the spare storage, not one per render.
+        let life = spareLife
+        Task { [weak self] in
+            var wait = life
+            while true {
+                try? await Task.sleep(for: .nanoseconds(wait.nanoseconds))
+                guard let self else { return }
+                // Asleep until `life` after the last render, which may have come meanwhile.
+                let left: TimeAmount = self.spare.withLock { spare in
+                    let left = life - (NIODeadline.now() - spare.at)
+                    if left <= .zero { spare = Spare() }
+                    return left
+                }
+                if left <= .zero { return }
+                wait = left
+            }
+        }
+    }
+
+    /// The scrapes' texts and arrays, kept for the next render (each engine's last ones only:
+    /// an engine no longer scraped leaves none behind).
+    private func keepSpare(_ scrapes: inout [Scrape], of engines: [ManagedEngine]) {
+        guard spareLife > .zero else { return }
+        var texts: [String: [UInt8]] = [:]
+        var expositions: [String: PrometheusExposition.Storage] = [:]
+        for (index, engine) in engines.enumerated() {
+            guard var exposition = scrapes[index].exposition else { continue }
+            scrapes[index].exposition = nil  // the exposition's last other copy
+            let (text, storage) = exposition.takeStorage()
+            texts[engine.name] = text
+            expositions[engine.name] = storage
+        }
+        spare.withLock { spare in
+            spare.texts = texts
+            spare.expositions = expositions
+        }
     }
 
     /// Drops the cached body once its TTL has passed, so a large exposition's memory goes back
@@ -146,11 +216,11 @@ public final class MetricsService: Sendable {
     }
 
     /// The whole `/metrics` text, freshly scraped.
-    func renderText() async -> [UInt8] {
+    func renderText(reusing previous: inout ByteBuffer?) async -> ByteBuffer {
         let launchedNow = launched?.launchedEngines.map(\.engine) ?? []
         launchedStandardizers.withLock { cache in cache.removeAll { entry in !launchedNow.contains { $0 === entry.engine } } }
         let all = engines.engines + launchedNow
-        let scrapes = await withTaskGroup(of: (Int, Scrape).self) { group in
+        var scrapes = await withTaskGroup(of: (Int, Scrape).self) { group in
             for (index, engine) in all.enumerated() {
                 group.addTask { (index, await self.scrape(engine)) }
             }
@@ -158,7 +228,8 @@ public final class MetricsService: Sendable {
             for await result in group { results.append(result) }
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        var writer = PrometheusWriter(capacity: scrapes.reduce(4096) { $0 + ($1.exposition?.bytes.count ?? 0) * 11 / 10 })
+        var writer = PrometheusWriter(
+            reusing: &previous, capacity: scrapes.reduce(4096) { $0 + ($1.exposition?.bytes.count ?? 0) * 11 / 10 })
         let several = all.count > 1
         if mode != .original {
             writer.header(name: "llm_engine_up", help: StandardMetrics.byName["llm_engine_up"]!.help, type: "gauge")
@@ -189,7 +260,8 @@ public final class MetricsService: Sendable {
         }
         runtimeMetrics.write(into: &writer)
         launched?.write(into: &writer, aibrixNames: mode == .aibrix)
-        return writer.bytes
+        keepSpare(&scrapes, of: all)
+        return writer.buffer
     }
 
     /// The labels every standard series of `engine` carries (decided once, in `init`).
@@ -209,10 +281,12 @@ public final class MetricsService: Sendable {
             // The engine's API key goes with the scrape: llama-server guards /metrics with it
             // (vLLM and SGLang leave /metrics open, and ignore the header there).
             let credentials = engine.configuration.apiKey.map { ["Authorization: Bearer \($0)"] } ?? []
-            let request = HTTPClientRequest(
+            var scrapeRequest = HTTPClientRequest(
                 method: "GET", url: engine.configuration.endpoint.trimmingTrailingSlashes() + path,
                 headers: ["Accept: text/plain;version=0.0.4"] + credentials, timeout: timeout, idempotent: false,
                 maxResponseBytes: Self.maximumScrapeBytes)
+            scrapeRequest.responseStorage = spare.withLock { $0.texts.removeValue(forKey: engine.name) }.map(Handoff.init)
+            let request = scrapeRequest
             let client = httpClient
             let deadline = NIODeadline.now() + timeout
             text = await pool.run {
@@ -242,9 +316,11 @@ public final class MetricsService: Sendable {
             result = Scrape(duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
         case .success(let bytes):
             // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
+            let arrays = Handoff(spare.withLock { $0.expositions.removeValue(forKey: engine.name) } ?? PrometheusExposition.Storage())
             let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family]), RuntimeError> =
                 await pool.run {
-                    let exposition = PrometheusExposition(bytes: bytes)
+                    var storage = arrays.take() ?? PrometheusExposition.Storage()
+                    let exposition = PrometheusExposition(bytes: bytes, reusing: &storage)
                     let standard = standardizer.standardize(exposition)
                     return .success((exposition, standard))
                 }

@@ -1,20 +1,44 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOCore
 
-/// Writes Prometheus text format 0.0.4.
+/// Writes Prometheus text format 0.0.4 into a `ByteBuffer`: the buffer a `/metrics` response
+/// sends, without a copy, and that the next render takes back when no response holds it any
+/// more (a fresh multi-megabyte buffer costs more in page faults than writing it).
 struct PrometheusWriter {
-    var bytes: [UInt8] = []
+    private(set) var buffer: ByteBuffer
 
-    init(capacity: Int = 0) { bytes.reserveCapacity(capacity) }
+    init(capacity: Int = 0) { buffer = ByteBufferAllocator().buffer(capacity: capacity) }
 
-    mutating func write(_ text: String) { bytes.append(contentsOf: text.utf8) }
-    mutating func write(_ slice: ArraySlice<UInt8>) { bytes.append(contentsOf: slice) }
+    /// Writes over `previous` (taken, left nil) when nothing else holds it, else into new storage.
+    init(reusing previous: inout ByteBuffer?, capacity: Int) {
+        guard var reused = previous else {
+            buffer = ByteBufferAllocator().buffer(capacity: capacity)
+            return
+        }
+        previous = nil  // the last other reference, so that `clear` finds the storage unique
+        reused.clear(minimumCapacity: capacity)
+        buffer = reused
+    }
+
+    /// What was written, as an array (tests, and callers that want one).
+    var bytes: [UInt8] { Array(buffer.readableBytesView) }
+
+    mutating func append(_ byte: UInt8) { buffer.writeInteger(byte) }
+    mutating func append(contentsOf bytes: [UInt8]) { buffer.writeBytes(bytes) }
+    mutating func append(contentsOf bytes: UnsafeBufferPointer<UInt8>) { buffer.writeBytes(UnsafeRawBufferPointer(bytes)) }
+
+    mutating func write(_ text: String) { buffer.writeString(text) }
+
+    mutating func write(_ source: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) {
+        append(contentsOf: UnsafeBufferPointer(rebasing: source[range]))
+    }
 
     /// `source[range]` and a newline: whole lines of an input copied in one go.
-    mutating func writeLines(_ source: [UInt8], _ range: Range<Int>) {
-        source.withUnsafeBufferPointer { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: $0[range])) }
-        bytes.append(0x0A)
+    mutating func writeLines(_ source: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) {
+        write(source, range)
+        append(0x0A)
     }
 
     /// `# HELP` (escaped as 0.0.4 wants: backslash and newline) and `# TYPE` lines.
@@ -24,7 +48,7 @@ struct PrometheusWriter {
             switch byte {
             case 0x5C: write("\\\\")
             case 0x0A: write("\\n")
-            default: bytes.append(byte)
+            default: append(byte)
             }
         }
         write("\n# TYPE \(name) \(type)\n")
@@ -34,9 +58,9 @@ struct PrometheusWriter {
     mutating func sample(name: String, labels: [(String, String)], value: Double) {
         write(name)
         if !labels.isEmpty {
-            bytes.append(0x7B)
+            append(0x7B)
             for (index, (key, labelValue)) in labels.enumerated() {
-                if index > 0 { bytes.append(0x2C) }
+                if index > 0 { append(0x2C) }
                 write(key)
                 write("=\"")
                 for byte in labelValue.utf8 {
@@ -44,16 +68,16 @@ struct PrometheusWriter {
                     case 0x5C: write("\\\\")
                     case 0x22: write("\\\"")
                     case 0x0A: write("\\n")
-                    default: bytes.append(byte)
+                    default: append(byte)
                     }
                 }
-                bytes.append(0x22)
+                append(0x22)
             }
-            bytes.append(0x7D)
+            append(0x7D)
         }
-        bytes.append(0x20)
+        append(0x20)
         write(Self.format(value))
-        bytes.append(0x0A)
+        append(0x0A)
     }
 
     static func format(_ value: Double) -> String {
@@ -70,9 +94,15 @@ extension PrometheusExposition {
     /// counter `foo` with sample `foo_total` becomes family `foo_total`; `_created` samples
     /// become gauges of their own; types 0.0.4 lacks become gauge or untyped.
     func wireFamily(of sample: Sample) -> (name: Range<Int>, type: String) {
+        bytes.withUnsafeBufferPointer { Self.wireFamily(of: sample, families, $0) }
+    }
+
+    private static func wireFamily(of sample: Sample, _ families: [Family], _ bytes: UnsafeBufferPointer<UInt8>) -> (name: Range<Int>, type: String) {
         guard sample.family >= 0 else { return (sample.name, "untyped") }
         let family = families[Int(sample.family)]
-        let isCreated = sample.name.count > 8 && bytes[(sample.name.upperBound - 8)..<sample.name.upperBound].elementsEqual(Self.createdSuffix)
+        let isCreated =
+            sample.nameEnd - sample.nameStart > 8
+            && createdSuffix.withUnsafeBufferPointer { memcmp(bytes.baseAddress! + Int(sample.nameEnd) - 8, $0.baseAddress!, 8) == 0 }
         switch family.type {
         case .counter: return (sample.name, isCreated ? "gauge" : "counter")
         case .histogram, .summary:
@@ -91,37 +121,44 @@ extension PrometheusExposition {
         struct Group {
             var type: String
             var help: (source: Int, range: Range<Int>)?
-            var samples: [(source: Int, index: Int)]
+            /// Consecutive samples of one source: a family's samples come in one run or a few.
+            var runs: [(source: Int, samples: Range<Int>)]
         }
         var order: [String] = []
         var groups: [Group] = []
         var groupIndex: [String: Int] = [:]
         for (sourceIndex, (exposition, _)) in sources.enumerated() {
-            let bytes = exposition.bytes
-            var previous: Range<Int>? = nil
-            var current = -1
-            for (index, sample) in exposition.samples.enumerated() {
-                let (name, type) = exposition.wireFamily(of: sample)
-                // Samples of a family come in runs: look the group up only when the name changes.
-                let sameAsPrevious = previous.map { previous in
-                    previous.count == name.count && bytes.withUnsafeBufferPointer { buffer in
-                        memcmp(buffer.baseAddress! + previous.lowerBound, buffer.baseAddress! + name.lowerBound, name.count) == 0
+            exposition.bytes.withUnsafeBufferPointer { bytes in
+                exposition.samples.withUnsafeBufferPointer { samples in
+                    let base = bytes.baseAddress!
+                    var previous: Range<Int>? = nil
+                    var current = -1
+                    var runStart = 0
+                    for index in samples.indices {
+                        let (name, type) = wireFamily(of: samples[index], exposition.families, bytes)
+                        // Look the group up only when the name changes.
+                        if let previous, previous.count == name.count,
+                            memcmp(base + previous.lowerBound, base + name.lowerBound, name.count) == 0
+                        {
+                            continue
+                        }
+                        if current >= 0 { groups[current].runs.append((sourceIndex, runStart..<index)) }
+                        previous = name
+                        runStart = index
+                        let key = exposition.text(name)
+                        if let known = groupIndex[key] {
+                            current = known
+                        } else {
+                            current = groups.count
+                            groupIndex[key] = current
+                            order.append(key)
+                            let family = samples[index].family
+                            let help = family >= 0 ? exposition.families[Int(family)].help.map { (sourceIndex, $0) } : nil
+                            groups.append(Group(type: type, help: help, runs: []))
+                        }
                     }
-                } ?? false
-                if !sameAsPrevious {
-                    let key = exposition.text(name)
-                    if let known = groupIndex[key] {
-                        current = known
-                    } else {
-                        current = groups.count
-                        groupIndex[key] = current
-                        order.append(key)
-                        let help = sample.family >= 0 ? exposition.families[Int(sample.family)].help.map { (sourceIndex, $0) } : nil
-                        groups.append(Group(type: type, help: help, samples: []))
-                    }
+                    if current >= 0 { groups[current].runs.append((sourceIndex, runStart..<samples.count)) }
                 }
-                previous = name
-                groups[current].samples.append((sourceIndex, index))
             }
         }
         let extras: [[UInt8]] = sources.map { _, labels in
@@ -132,50 +169,61 @@ extension PrometheusExposition {
             writer.write("# HELP \(key) ")
             if let help = group.help { sources[help.source].0.writeHelp(help.range, into: &writer) }
             writer.write("\n# TYPE \(key) \(group.type)\n")
-            // Canonical samples on consecutive input lines (nothing between one's value and the
-            // next one's name but the newline) are copied as one run.
-            var run: (source: Int, start: Int, end: Int)? = nil
-            for (source, index) in group.samples {
-                let exposition = sources[source].0
-                let bytes = exposition.bytes
-                let sample = exposition.samples[index]
-                let extra = extras[source]
-                if extra.isEmpty, sample.canonical {
-                    if let current = run, current.source == source, sample.name.lowerBound == current.end + 1 {
-                        run?.end = sample.valueText.upperBound
-                        continue
-                    }
-                    if let current = run { writer.writeLines(sources[current.source].0.bytes, current.start..<current.end) }
-                    run = (source, sample.name.lowerBound, sample.valueText.upperBound)
-                    continue
-                }
-                if let current = run {
-                    writer.writeLines(sources[current.source].0.bytes, current.start..<current.end)
-                    run = nil
-                }
-                writer.write(bytes[sample.name])
-                if sample.labelCount > 0 || !extra.isEmpty {
-                    writer.bytes.append(0x7B)
-                    var first = true
-                    for label in exposition.labels(of: sample) {
-                        if !first { writer.bytes.append(0x2C) }
-                        first = false
-                        writer.write(bytes[label.name])
-                        writer.write("=\"")
-                        writer.write(bytes[label.value])
-                        writer.bytes.append(0x22)
-                    }
-                    if !extra.isEmpty {
-                        if !first { writer.bytes.append(0x2C) }
-                        writer.bytes.append(contentsOf: extra)
-                    }
-                    writer.bytes.append(0x7D)
-                }
-                writer.bytes.append(0x20)
-                writer.write(bytes[sample.valueText])
-                writer.bytes.append(0x0A)
+            for run in group.runs {
+                let exposition = sources[run.source].0
+                exposition.write(samples: run.samples, extraLabels: extras[run.source], into: &writer)
             }
-            if let current = run { writer.writeLines(sources[current.source].0.bytes, current.start..<current.end) }
+        }
+    }
+
+    /// Writes consecutive samples as 0.0.4 lines. Canonical samples on consecutive input lines
+    /// (nothing between one's value and the next one's name but the newline) are copied as one
+    /// block.
+    private func write(samples range: Range<Int>, extraLabels extra: [UInt8], into writer: inout PrometheusWriter) {
+        bytes.withUnsafeBufferPointer { bytes in
+            samples.withUnsafeBufferPointer { samples in
+                labels.withUnsafeBufferPointer { labels in
+                    var block: (start: Int, end: Int)? = nil
+                    for index in range {
+                        let sample = samples[index]
+                        if extra.isEmpty, sample.canonical {
+                            if let current = block, Int(sample.nameStart) == current.end + 1 {
+                                block!.end = Int(sample.valueEnd)
+                                continue
+                            }
+                            if let current = block { writer.writeLines(bytes, current.start..<current.end) }
+                            block = (Int(sample.nameStart), Int(sample.valueEnd))
+                            continue
+                        }
+                        if let current = block {
+                            writer.writeLines(bytes, current.start..<current.end)
+                            block = nil
+                        }
+                        writer.write(bytes, sample.name)
+                        if sample.labelCount > 0 || !extra.isEmpty {
+                            writer.append(0x7B)
+                            var first = true
+                            for label in labels[Int(sample.labelStart)..<Int(sample.labelStart + sample.labelCount)] {
+                                if !first { writer.append(0x2C) }
+                                first = false
+                                writer.write(bytes, label.name)
+                                writer.write("=\"")
+                                writer.write(bytes, label.value)
+                                writer.append(0x22)
+                            }
+                            if !extra.isEmpty {
+                                if !first { writer.append(0x2C) }
+                                writer.append(contentsOf: extra)
+                            }
+                            writer.append(0x7D)
+                        }
+                        writer.append(0x20)
+                        writer.write(bytes, sample.valueText)
+                        writer.append(0x0A)
+                    }
+                    if let current = block { writer.writeLines(bytes, current.start..<current.end) }
+                }
+            }
         }
     }
 
@@ -184,10 +232,10 @@ extension PrometheusExposition {
         var index = range.lowerBound
         while index < range.upperBound {
             if bytes[index] == 0x5C, index + 1 < range.upperBound, bytes[index + 1] == 0x22 {
-                writer.bytes.append(0x22)
+                writer.append(0x22)
                 index += 2
             } else {
-                writer.bytes.append(bytes[index])
+                writer.append(bytes[index])
                 index += 1
             }
         }

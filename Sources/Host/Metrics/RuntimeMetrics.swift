@@ -64,6 +64,8 @@ public final class RuntimeMetrics: Sendable {
     }
 
     func write(into writer: inout PrometheusWriter) {
-        registry.emit(into: &writer.bytes)
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        writer.append(contentsOf: bytes)
     }
 }

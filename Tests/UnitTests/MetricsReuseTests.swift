@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import Host
+import NIOCore
+import Testing
+
+/// The storage a `/metrics` render takes over from the last one, and the byte-keyed table of
+/// the standardizer: reuse must never write over a body that something still holds.
+@Suite struct MetricsReuseTests {
+    private func address(_ buffer: ByteBuffer) -> UInt {
+        buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+
+    @Test func aWriterTakesOverABodyNothingElseHolds() {
+        var first = PrometheusWriter(capacity: 1 << 16)
+        first.write("# first render\n")
+        var previous: ByteBuffer? = first.buffer
+        let firstAddress = address(previous!)
+        first = PrometheusWriter()  // the writer's own copy goes
+
+        var second = PrometheusWriter(reusing: &previous, capacity: 1 << 16)
+        #expect(previous == nil)
+        second.write("second\n")
+        #expect(address(second.buffer) == firstAddress, "the last body's storage is written over")
+        #expect(String(buffer: second.buffer) == "second\n")
+    }
+
+    @Test func aBodyStillBeingSentIsNeverWrittenOver() {
+        var first = PrometheusWriter(capacity: 1 << 16)
+        first.write("# sent to a slow scraper\n")
+        let inFlight = first.buffer  // a response still writing it
+        var previous: ByteBuffer? = first.buffer
+        first = PrometheusWriter()
+
+        var second = PrometheusWriter(reusing: &previous, capacity: 1 << 16)
+        second.write("next render\n")
+        #expect(address(second.buffer) != address(inFlight))
+        #expect(String(buffer: inFlight) == "# sent to a slow scraper\n", "the body in flight is unchanged")
+    }
+
+    @Test func aParseWritesOverTheLastOnesArraysWithTheSameResult() {
+        let text = Array(
+            (0..<500).map { "vllm:num_requests_running{engine=\"\($0)\",model_name=\"m\"} \($0).0\n" }.joined().utf8)
+        var last = PrometheusExposition(bytes: text)
+        let fresh = PrometheusExposition(bytes: text)
+        let samplesAddress = last.samples.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+        var (bytes, storage) = last.takeStorage()
+        #expect(last.samples.isEmpty && last.bytes.isEmpty)
+        bytes.removeAll(keepingCapacity: true)
+        #expect(bytes.capacity >= text.count)
+
+        let reused = PrometheusExposition(bytes: text, reusing: &storage)
+        #expect(storage.samples.isEmpty && storage.labels.isEmpty, "the arrays were taken")
+        #expect(reused.samples.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == samplesAddress)
+        #expect(reused.samples.count == 500)
+        #expect(reused.samples.map(\.value) == fresh.samples.map(\.value))
+        #expect(reused.labels.map(\.value) == fresh.labels.map(\.value))
+        #expect(reused.families.count == fresh.families.count)
+    }
+
+    @Test func handoffGivesItsValueOnce() {
+        let handoff = Handoff([UInt8](repeating: 7, count: 100))
+        let taken = handoff.take()
+        #expect(taken?.count == 100)
+        #expect(handoff.take() == nil)
+    }
+
+    @Test func byteKeyTableNumbersKeysInFirstSeenOrder() {
+        var table = ByteKeyTable(capacity: 2)  // grows many times below
+        func index(_ text: String) -> (Int, Bool) {
+            Array(text.utf8).withUnsafeBytes { table.index(of: $0) }
+        }
+        #expect(index("") == (0, true))
+        let keys = (0..<5000).map { "le=\"\($0)\"\u{0}\u{1}model=\"m\($0 % 7)\"" }
+        for (number, key) in keys.enumerated() { #expect(index(key) == (number + 1, true)) }
+        for (number, key) in keys.enumerated().reversed() { #expect(index(key) == (number + 1, false)) }
+        #expect(index("") == (0, false))
+        // Prefixes and keys that differ past the first eight bytes are keys of their own.
+        #expect(index("le=\"1\"").1)
+        #expect(index("le=\"1\"\u{0}").1)
+        #expect(table.count == 5003)
+        // Equal hashes are confirmed by the bytes.
+        let a = Array("abcdefgh".utf8), b = Array("abcdefgi".utf8)
+        let seed: UInt64 = 42
+        #expect(a.withUnsafeBytes { ByteKeyTable.hash($0, seed: seed) } != b.withUnsafeBytes { ByteKeyTable.hash($0, seed: seed) })
+    }
+
+    @Test func plainDecimalsReadAsStrtodReadsThem() {
+        for text in ["0", "0.0", "-0.0", "12", "1.5", "0.25", "123456789012345", "3.14159", "99.999", "1.", "0.1", "-7.125"] {
+            let bytes = Array(text.utf8)
+            let fast = bytes.withUnsafeBufferPointer { PrometheusExposition.plainDecimal($0) }
+            #expect(fast != nil, "\(text)")
+            let slow = text.withCString { strtod($0, nil) }
+            #expect(fast.map { $0.bitPattern } == slow.bitPattern, "\(text)")
+        }
+        // Left to strtod: exponents, specials, too many digits, no digits, stray bytes.
+        for text in ["1e5", "NaN", "+Inf", "-Inf", "+1", "1234567890123456", ".", "-", "1.2.3", "1_000", ""] {
+            #expect(Array(text.utf8).withUnsafeBufferPointer { PrometheusExposition.plainDecimal($0) } == nil, "\(text)")
+        }
+    }
+}
