@@ -99,13 +99,8 @@ struct MetricStandardizer: Sendable {
 
     private typealias Bytes = UnsafeBufferPointer<UInt8>
 
-    /// Byte equality; short strings (label names and values) compared inline, since a call to
-    /// memcmp per label cost more than the comparison.
     private static func same(_ a: Bytes, _ b: Bytes) -> Bool {
-        guard a.count == b.count else { return false }
-        if a.count > 16 { return memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
-        for index in 0..<a.count where a[index] != b[index] { return false }
-        return true
+        a.count == b.count && (a.isEmpty || bytesEqual(a.baseAddress!, b.baseAddress!, a.count))
     }
 
     /// The index in `histogramSuffixes` of a histogram sample's name after the family name
@@ -136,39 +131,12 @@ struct MetricStandardizer: Sendable {
         var valueMap = -1
     }
 
-    /// Every label of the exposition numbered by its name: `ids[label]` indexes `names`.
-    private static func internNames(_ labels: UnsafeBufferPointer<PrometheusExposition.Label>, _ buffer: Bytes) -> (names: [Bytes], ids: [Int32]) {
-        var names: [Bytes] = []
-        var ids = [Int32](repeating: 0, count: labels.count)
-        // Samples repeat their label names in the same order: the name that followed the
-        // previous one last time is tried first.
-        var next: [Int32] = []
-        var previous: Int32 = -1
-        for (index, label) in labels.enumerated() {
-            let name = Bytes(rebasing: buffer[label.name])
-            var found: Int32 = -1
-            if previous >= 0, next[Int(previous)] >= 0, same(names[Int(next[Int(previous)])], name) {
-                found = next[Int(previous)]
-            } else if let known = names.firstIndex(where: { same($0, name) }) {
-                found = Int32(known)
-            } else {
-                found = Int32(names.count)
-                names.append(name)
-                next.append(-1)
-            }
-            if previous >= 0 { next[Int(previous)] = found }
-            ids[index] = found
-            previous = found
-        }
-        return (names, ids)
-    }
-
     private func standardize(
         _ exposition: PrometheusExposition, _ buffer: Bytes, _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>,
         _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>
     ) -> [Family] {
         func bytes(_ range: Range<Int>) -> Bytes { Bytes(rebasing: buffer[range]) }
-        let (labelNames, labelIDs) = Self.internNames(allLabels, buffer)
+        let labelNames = exposition.labelNames.map(bytes)
         // Sample indices per declared family; undeclared samples are checked by name.
         var byFamily = [[Int]](repeating: [], count: exposition.families.count)
         var undeclared: [Int] = []
@@ -210,11 +178,7 @@ struct MetricStandardizer: Sendable {
                 return action
             }
             var series = actions.withUnsafeBufferPointer { actions in
-                labelIDs.withUnsafeBufferPointer { labelIDs in
-                    candidates.withUnsafeBufferPointer { candidates in
-                        fold(compiled, candidates, actions, labelIDs, samples, allLabels, buffer)
-                    }
-                }
+                candidates.withUnsafeBufferPointer { candidates in fold(compiled, candidates, actions, samples, allLabels, buffer) }
             }
             if series.isEmpty { continue }
             if let valueLabel = rule.valueLabel {
@@ -278,7 +242,7 @@ struct MetricStandardizer: Sendable {
     /// third of its time).
     private func fold(
         _ compiled: CompiledRule, _ candidates: UnsafeBufferPointer<Int>, _ actions: UnsafeBufferPointer<LabelAction>,
-        _ labelIDs: UnsafeBufferPointer<Int32>, _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>,
+        _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>,
         _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>, _ buffer: Bytes
     ) -> [Series] {
         let rule = compiled.rule
@@ -319,7 +283,7 @@ struct MetricStandardizer: Sendable {
             let first = Int(sample.labelStart)
             for labelIndex in first..<(first + Int(sample.labelCount)) {
                 let label = allLabels[labelIndex]
-                let action = actions[Int(labelIDs[labelIndex])]
+                let action = actions[Int(label.nameID)]
                 var labelValue = Bytes(start: base + Int(label.valueStart), count: Int(label.valueEnd - label.valueStart))
                 if action.match >= 0 {
                     guard compiled.match[action.match].1.withUnsafeBufferPointer({ Self.same(labelValue, $0) }) else { continue sampleLoop }

@@ -57,6 +57,8 @@ public struct PrometheusExposition: Sendable {
         var nameEnd: Int32
         var valueStart: Int32
         var valueEnd: Int32
+        /// Index of the name in `labelNames`.
+        var nameID: Int32
 
         public var name: Range<Int> { Int(nameStart)..<Int(nameEnd) }
         public var value: Range<Int> { Int(valueStart)..<Int(valueEnd) }
@@ -66,6 +68,11 @@ public struct PrometheusExposition: Sendable {
     public private(set) var families: [Family] = []
     public private(set) var samples: [Sample] = []
     public private(set) var labels: [Label] = []
+    /// Every distinct label name, where it first appears: labels refer to it by `nameID`, so
+    /// the standardizer decides what to do per name, not per label.
+    public private(set) var labelNames: [Range<Int>] = []
+    /// Label names to their IDs when the previous sample does not predict them.
+    private var labelNameTable = ByteKeyTable(capacity: 32)
     /// Lines that were neither a sample, a known comment, nor blank.
     public private(set) var malformedLines = 0
 
@@ -80,6 +87,7 @@ public struct PrometheusExposition: Sendable {
         var families: [Family] = []
         var samples: [Sample] = []
         var labels: [Label] = []
+        var labelNames: [Range<Int>] = []
 
         public init() {}
     }
@@ -92,6 +100,8 @@ public struct PrometheusExposition: Sendable {
         swap(&taken.storage.families, &families)
         swap(&taken.storage.samples, &samples)
         swap(&taken.storage.labels, &labels)
+        swap(&taken.storage.labelNames, &labelNames)
+        labelNameTable = ByteKeyTable(capacity: 32)
         malformedLines = 0
         return taken
     }
@@ -109,6 +119,8 @@ public struct PrometheusExposition: Sendable {
         swap(&families, &storage.families)
         swap(&samples, &storage.samples)
         swap(&labels, &storage.labels)
+        swap(&labelNames, &storage.labelNames)
+        labelNames.removeAll(keepingCapacity: true)
         families.removeAll(keepingCapacity: true)
         samples.removeAll(keepingCapacity: true)
         labels.removeAll(keepingCapacity: true)
@@ -234,8 +246,24 @@ public struct PrometheusExposition: Sendable {
         }
     }
 
+    /// The previous sample predicts the next: the same name, and the same label names in the
+    /// same order, nearly always. A prediction is checked with one memcmp (and the byte after
+    /// it), which is cheaper than validating the name byte by byte; it also gives the label's
+    /// name ID and the sample's family without looking them up.
     private mutating func parseSample(_ index: inout Int, _ end: Int, currentFamily: Int32) -> Bool {
-        guard let sampleName = name(at: &index, end) else { return false }
+        let previous = samples.last
+        let sampleName: Range<Int>
+        var family: Int32 = -1
+        if let previous, matches(previous.nameStart, previous.nameEnd, at: index, end, followedBy: { $0 == 0x7B || Self.isSpace($0) })
+        {
+            sampleName = index..<(index + Int(previous.nameEnd - previous.nameStart))
+            index = sampleName.upperBound
+            family = previous.family == currentFamily ? previous.family : (belongs(sampleName, to: currentFamily) ? currentFamily : -1)
+        } else {
+            guard let name = name(at: &index, end) else { return false }
+            sampleName = name
+            family = belongs(sampleName, to: currentFamily) ? currentFamily : -1
+        }
         let labelStart = labels.count
         var canonical = true
         let afterName = index
@@ -243,7 +271,8 @@ public struct PrometheusExposition: Sendable {
         if index < end, input[index] == 0x7B {  // '{'
             if index != afterName { canonical = false }
             index += 1
-            guard parseLabels(&index, end, canonical: &canonical) else {
+            let predicted = previous.map { Int($0.labelStart)..<Int($0.labelStart + $0.labelCount) } ?? 0..<0
+            guard parseLabels(&index, end, canonical: &canonical, predicted: predicted) else {
                 labels.removeSubrange(labelStart...)
                 return false
             }
@@ -271,13 +300,24 @@ public struct PrometheusExposition: Sendable {
                 nameStart: Int32(truncatingIfNeeded: sampleName.lowerBound), nameEnd: Int32(truncatingIfNeeded: sampleName.upperBound),
                 labelStart: Int32(truncatingIfNeeded: labelStart), labelCount: Int32(truncatingIfNeeded: labels.count - labelStart),
                 value: value, valueStart: Int32(truncatingIfNeeded: valueText.lowerBound),
-                valueEnd: Int32(truncatingIfNeeded: valueText.upperBound),
-                family: belongs(sampleName, to: currentFamily) ? currentFamily : -1, canonical: canonical))
+                valueEnd: Int32(truncatingIfNeeded: valueText.upperBound), family: family, canonical: canonical))
         return true
     }
 
-    /// `name="value",...}`; index ends after the closing brace.
-    private mutating func parseLabels(_ index: inout Int, _ end: Int, canonical: inout Bool) -> Bool {
+    /// Whether the bytes at `index` repeat `start..<stop` and the byte after them (or the line
+    /// end) passes `after`.
+    private func matches(_ start: Int32, _ stop: Int32, at index: Int, _ end: Int, followedBy after: (UInt8) -> Bool) -> Bool {
+        let length = Int(stop - start)
+        guard length > 0, index + length <= end else { return false }
+        let base = input.baseAddress!
+        guard bytesEqual(base + index, base + Int(start), length) else { return false }
+        return index + length == end ? false : after(input[index + length])
+    }
+
+    /// `name="value",...}`; index ends after the closing brace. `predicted`: the previous
+    /// sample's labels, whose names the labels here likely repeat in order.
+    private mutating func parseLabels(_ index: inout Int, _ end: Int, canonical: inout Bool, predicted: Range<Int>) -> Bool {
+        var position = predicted.lowerBound
         while true {
             let before = index
             skipSpaces(&index, end)
@@ -287,7 +327,21 @@ public struct PrometheusExposition: Sendable {
                 index += 1
                 return true
             }
-            guard let labelName = name(at: &index, end, label: true) else { return false }
+            let labelName: Range<Int>
+            let nameID: Int32
+            if position < predicted.upperBound,
+                case let guess = labels[position],
+                matches(guess.nameStart, guess.nameEnd, at: index, end, followedBy: { $0 == 0x3D || Self.isSpace($0) })
+            {
+                labelName = index..<(index + Int(guess.nameEnd - guess.nameStart))
+                index = labelName.upperBound
+                nameID = guess.nameID
+            } else {
+                guard let name = name(at: &index, end, label: true) else { return false }
+                labelName = name
+                nameID = internLabelName(name)
+            }
+            position += 1
             let afterLabel = index
             skipSpaces(&index, end)
             guard index < end, input[index] == 0x3D else { return false }  // '='
@@ -298,8 +352,10 @@ public struct PrometheusExposition: Sendable {
             guard index < end, input[index] == 0x22 else { return false }  // '"'
             index += 1
             let valueStart = index
-            while index < end, input[index] != 0x22 {
-                if input[index] == 0x5C {  // backslash: \\, \", \n
+            while index < end {
+                let byte = input[index]
+                if byte == 0x22 { break }
+                if byte == 0x5C {  // backslash: \\, \", \n
                     guard index + 1 < end else { return false }
                     let escaped = input[index + 1]
                     guard escaped == 0x5C || escaped == 0x22 || escaped == 0x6E else { return false }
@@ -311,7 +367,7 @@ public struct PrometheusExposition: Sendable {
             labels.append(
                 Label(
                     nameStart: Int32(truncatingIfNeeded: labelName.lowerBound), nameEnd: Int32(truncatingIfNeeded: labelName.upperBound),
-                    valueStart: Int32(truncatingIfNeeded: valueStart), valueEnd: Int32(truncatingIfNeeded: index)))
+                    valueStart: Int32(truncatingIfNeeded: valueStart), valueEnd: Int32(truncatingIfNeeded: index), nameID: nameID))
             index += 1
             let afterValue = index
             skipSpaces(&index, end)
@@ -320,6 +376,13 @@ public struct PrometheusExposition: Sendable {
             if input[index] == 0x2C { index += 1 }  // ','
             else if input[index] != 0x7D { return false }
         }
+    }
+
+    /// The ID of a label name, numbered in first-seen order.
+    private mutating func internLabelName(_ name: Range<Int>) -> Int32 {
+        let (id, inserted) = labelNameTable.index(of: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[name]))
+        if inserted { labelNames.append(name) }
+        return Int32(truncatingIfNeeded: id)
     }
 
     /// A float (Go syntax: NaN, +Inf, -Inf, decimals, exponents); index ends after it.
