@@ -47,11 +47,24 @@ struct ByteKeyTable {
         return (entry, true)
     }
 
+    /// The number of `key`, nil when it was never given one.
+    func find(_ key: UnsafeRawBufferPointer) -> Int? {
+        let hash = Self.hash(key, seed: seed)
+        let mask = slots.count - 1
+        var slot = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let entry = Int(slots[slot]) - 1
+            if entry < 0 { return nil }
+            if hashes[entry] == hash, sameKey(entry, key) { return entry }
+            slot = (slot + 1) & mask
+        }
+    }
+
     private func sameKey(_ entry: Int, _ key: UnsafeRawBufferPointer) -> Bool {
         let start = offsets[entry]
         guard offsets[entry + 1] - start == key.count else { return false }
         if key.isEmpty { return true }
-        return arena.withUnsafeBytes { memcmp($0.baseAddress! + start, key.baseAddress!, key.count) == 0 }
+        return arena.withUnsafeBufferPointer { bytesEqual($0.baseAddress! + start, key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count) }
     }
 
     private mutating func grow() {

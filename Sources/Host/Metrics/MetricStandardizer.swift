@@ -58,6 +58,8 @@ struct MetricStandardizer: Sendable {
         var valueTargets: [[UnsafeBufferPointer<UInt8>]] { storage.values }
         var family: String
         var type: String
+        /// The sample names the rule reads.
+        var sampleNames: [[UInt8]]
 
         init(_ rule: MetricRule) {
             self.rule = rule
@@ -70,6 +72,8 @@ struct MetricStandardizer: Sendable {
             values = rule.labelValues.map { label, map in (Array(label.utf8), map.map { (Array($0.key.utf8), Array($0.value.utf8)) }) }
             match = rule.matchLabels.map { (Array($0.key.utf8), Array($0.value.utf8)) }
             storage = TargetStorage(source: source, renames: renames.map(\.1), values: values.map { $0.1.map(\.1) })
+            let sourceBytes = source
+            sampleNames = rule.sourceType == .histogram ? ["_bucket", "_sum", "_count"].map { sourceBytes + Array($0.utf8) } : [source]
             family = rule.sourceType == .counter ? rule.standardName + "_total" : rule.standardName
             type = rule.sourceType == .histogram ? "histogram" : rule.sourceType == .counter ? "counter" : "gauge"
         }
@@ -139,9 +143,20 @@ struct MetricStandardizer: Sendable {
         let labelNames = exposition.labelNames.map(bytes)
         // Sample indices per declared family; undeclared samples are checked by name.
         var byFamily = [[Int]](repeating: [], count: exposition.families.count)
-        var undeclared: [Int] = []
+        // Samples no family declared, by name: each rule looks up the names it reads instead of
+        // checking every such sample (a rule per undeclared sample was most of the loop's time
+        // on expositions without TYPE lines).
+        var undeclaredNames = ByteKeyTable()
+        var undeclared: [[Int]] = []
         for (index, sample) in samples.enumerated() {
-            if sample.family >= 0 { byFamily[Int(sample.family)].append(index) } else { undeclared.append(index) }
+            if sample.family >= 0 {
+                byFamily[Int(sample.family)].append(index)
+                continue
+            }
+            let name = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[sample.name])
+            let (id, inserted) = undeclaredNames.index(of: name)
+            if inserted { undeclared.append([]) }
+            undeclared[id].append(index)
         }
 
         var families: [String: Int] = [:]
@@ -160,7 +175,13 @@ struct MetricStandardizer: Sendable {
                     candidates += byFamily[familyIndex]
                 }
             }
-            candidates += undeclared
+            let declared = candidates.count
+            for name in compiled.sampleNames {
+                if let id = name.withUnsafeBytes({ undeclaredNames.find($0) }) { candidates += undeclared[id] }
+            }
+            // In exposition order, as when every undeclared sample was a candidate: the order
+            // series are first seen in is the order they are written in.
+            if candidates.count > declared { candidates[declared...].sort() }
             if candidates.isEmpty { continue }
 
             let actions: [LabelAction] = labelNames.map { name in

@@ -19,7 +19,12 @@ struct ByteScratch {
 
     mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
         reserve(bytes.count)
-        if !bytes.isEmpty { (base + count).update(from: bytes.baseAddress!, count: bytes.count) }
+        // Label names and values are short: a call to memmove per append cost more than this.
+        if bytes.count <= 32 {
+            for index in 0..<bytes.count { base[count + index] = bytes[index] }
+        } else {
+            (base + count).update(from: bytes.baseAddress!, count: bytes.count)
+        }
         count += bytes.count
     }
 
