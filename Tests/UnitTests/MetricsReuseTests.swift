@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 @testable import Host
 import NIOCore
 import Testing
@@ -84,6 +85,26 @@ import Testing
         let a = Array("abcdefgh".utf8), b = Array("abcdefgi".utf8)
         let seed: UInt64 = 42
         #expect(a.withUnsafeBytes { ByteKeyTable.hash($0, seed: seed) } != b.withUnsafeBytes { ByteKeyTable.hash($0, seed: seed) })
+    }
+
+    /// Label values are scanned eight bytes at a time: an escape or the closing quote at any
+    /// offset of a word, and values ending near the end of the text, still parse exactly.
+    @Test func escapesAtEveryOffsetOfALongValue() {
+        for position in 0..<24 {
+            var value = Array(repeating: "v", count: 24)
+            value[position] = "\\\""
+            let raw = value.joined()
+            for tail in ["", " 1", " 1\n"] {
+                let line = "m{a=\"\(raw)\",b=\"0123456789abcdef\"}" + (tail.isEmpty ? " 2" : tail)
+                let exposition = PrometheusExposition(bytes: Array(line.utf8))
+                #expect(exposition.malformedLines == 0, "\(line)")
+                let labels = Array(exposition.labels(of: exposition.samples[0]))
+                #expect(exposition.unescapedValue(labels[0]) == raw.replacingOccurrences(of: "\\\"", with: "\""))
+                #expect(exposition.unescapedValue(labels[1]) == "0123456789abcdef")
+            }
+        }
+        // A value whose closing quote is missing is malformed however long it is.
+        #expect(PrometheusExposition(bytes: Array("m{a=\"\(String(repeating: "x", count: 40)) 1\n".utf8)).malformedLines == 1)
     }
 
     @Test func plainDecimalsReadAsStrtodReadsThem() {

@@ -175,6 +175,24 @@ public struct PrometheusExposition: Sendable {
     private static func isLabelStart(_ byte: UInt8) -> Bool { isNameStart(byte) && byte != 0x3A }
     private static func isLabelByte(_ byte: UInt8) -> Bool { isNameByte(byte) && byte != 0x3A }
 
+    /// Advances `index` past bytes that are neither `"` nor a backslash, eight at a time (the
+    /// SWAR zero-byte test), stopping at the first word that holds one; the byte loop after it
+    /// finds which. Label values are scanned byte by byte otherwise.
+    @inline(__always)
+    private static func skipPlainBytes(_ base: UnsafePointer<UInt8>, _ index: inout Int, _ end: Int) {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= end {
+            let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+            let quotes = word ^ (ones &* 0x22)
+            let backslashes = word ^ (ones &* 0x5C)
+            // A zero byte in either: (x - 0x01..) & ~x & 0x80.. is nonzero.
+            let found = ((quotes &- ones) & ~quotes & highs) | ((backslashes &- ones) & ~backslashes & highs)
+            if found != 0 { return }
+            index += 8
+        }
+    }
+
     private func skipSpaces(_ index: inout Int, _ end: Int) {
         while index < end, Self.isSpace(input[index]) { index += 1 }
     }
@@ -352,6 +370,7 @@ public struct PrometheusExposition: Sendable {
             guard index < end, input[index] == 0x22 else { return false }  // '"'
             index += 1
             let valueStart = index
+            Self.skipPlainBytes(input.baseAddress!, &index, end)
             while index < end {
                 let byte = input[index]
                 if byte == 0x22 { break }
@@ -388,9 +407,12 @@ public struct PrometheusExposition: Sendable {
     /// A float (Go syntax: NaN, +Inf, -Inf, decimals, exponents); index ends after it.
     private func number(_ index: inout Int, _ end: Int) -> (Double, Range<Int>)? {
         let start = index
+        if let (value, stop) = Self.plainDecimal(input.baseAddress!, start, end) {
+            index = stop
+            return (value, start..<stop)
+        }
         while index < end, !Self.isSpace(input[index]) { index += 1 }
         guard index > start else { return nil }
-        if let value = Self.plainDecimal(UnsafeBufferPointer(rebasing: input[start..<index])) { return (value, start..<index) }
         for byte in input[start..<index] {
             let allowed =
                 (byte >= 0x30 && byte <= 0x39) || byte == 0x2B || byte == 0x2D || byte == 0x2E || byte == 0x65 || byte == 0x45
@@ -422,24 +444,32 @@ public struct PrometheusExposition: Sendable {
     private static let exactPowersOfTen: [Double] = (0...22).map { power in (0..<power).reduce(1.0) { value, _ in value * 10 } }
 
     /// `[-]digits[.digits]` with at most 15 significant digits, the values engines write
-    /// (`0.0`, `12`, `0.25`), without strtod: the digits are an exact integer and dividing it
-    /// by an exact power of ten rounds once, so the result is strtod's (Clinger's fast path).
-    /// Nil for anything else, which strtod reads.
+    /// (`0.0`, `12`, `0.25`), read while scanning and without strtod: the digits are an exact
+    /// integer and dividing it by an exact power of ten rounds once, so the result is
+    /// strtod's (Clinger's fast path). Nil for anything else, which strtod reads.
     static func plainDecimal(_ text: UnsafeBufferPointer<UInt8>) -> Double? {
-        var index = 0
-        let negative = text.first == 0x2D
-        if negative { index = 1 }
+        guard let base = text.baseAddress, let (value, stop) = plainDecimal(base, 0, text.count), stop == text.count else { return nil }
+        return value
+    }
+
+    /// The same at `start`, ending at a space, a tab or `end`: the value and where it stops.
+    static func plainDecimal(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> (Double, Int)? {
+        var index = start
+        let negative = index < end && base[index] == 0x2D
+        if negative { index += 1 }
         var mantissa: UInt64 = 0
         var digits = 0
         var fraction = -1  // digits after the point, -1 without a point
-        while index < text.count {
-            let byte = text[index]
+        while index < end {
+            let byte = base[index]
             if byte &- 0x30 < 10 {
                 mantissa = mantissa &* 10 &+ UInt64(byte &- 0x30)
                 digits += 1
                 if fraction >= 0 { fraction += 1 }
             } else if byte == 0x2E, fraction < 0 {
                 fraction = 0
+            } else if byte == 0x20 || byte == 0x09 {
+                break
             } else {
                 return nil
             }
@@ -448,7 +478,7 @@ public struct PrometheusExposition: Sendable {
         guard digits > 0, digits <= 15 else { return nil }
         var value = Double(mantissa)
         if fraction > 0 { value /= exactPowersOfTen[fraction] }
-        return negative ? -value : value
+        return (negative ? -value : value, index)
     }
 
     /// Whether a sample name is the family's own or one of its suffixed series.
