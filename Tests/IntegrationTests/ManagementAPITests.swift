@@ -1,5 +1,5 @@
 import Foundation
-import Host
+@testable import Host
 import TestSupport
 import Testing
 
@@ -193,6 +193,22 @@ import Testing
         let garbage = try await runtime.get("/v1/models")
         #expect(garbage.status == 502)
         #expect(garbage.envelope?.message.contains("not JSON") == true)
+    }
+
+    /// The Date header is made per response (no timer keeps it ready): present on every
+    /// answer, in RFC 9110's format, and the current second.
+    @Test func everyAnswerCarriesTheCurrentDate() async throws {
+        #expect(HTTPDateHeader.format(784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDateHeader.format(951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        let engine = try await ServerProcess.simulator("vllm")
+        let runtime = try await ServerProcess.runtime(for: engine, flavor: "vllm")
+        for path in ["/healthz", "/no-such-route", "/metrics"] {
+            let before = time(nil)
+            let answer = try await runtime.get(path)
+            let after = time(nil)
+            let date = try #require(answer.headers["date"], "\(path) has no Date header")
+            #expect((before...after).map { HTTPDateHeader.format($0) }.contains(date), "\(path): \(date)")
+        }
     }
 
     @Test func flatVLLMErrorBodiesAreReadToo() async throws {

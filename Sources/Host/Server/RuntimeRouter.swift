@@ -103,8 +103,8 @@ public enum RuntimeRouter {
     ) -> some Service {
         let limits = configuration.limits
         let connections = ConnectionRegistry(logger: logger)
-        let app = Application(
-            router: build(dependencies),
+        let app = HTTPService(
+            responder: build(dependencies).buildResponder(),
             server: GuardedHTTP1Channel.builder(limits: limits, registry: connections, logger: logger),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: nil,

@@ -8,7 +8,7 @@ import Synchronization
 /// `drainTimeout` to finish, then closes what is left and returns, saying in the log what was
 /// cut short. (Hummingbird alone waits for every connection, so a client sending its body
 /// slowly held shutdown forever.)
-struct ManagementServer<App: ApplicationProtocol>: Service {
+struct ManagementServer<App: Service>: Service {
     let app: App
     let connections: ConnectionRegistry
     let drainTimeout: Duration
