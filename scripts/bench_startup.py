@@ -51,21 +51,29 @@ def memory(pid):
 
 
 def activity(pid):
-    """CPU seconds, context switches (all threads) and the thread count of `pid`."""
+    """CPU seconds, context switches per thread id, and the thread count of `pid`."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    switches = 0
+    switches = {}
     tasks = os.listdir(f"/proc/{pid}/task")
     for task in tasks:
         try:
             with open(f"/proc/{pid}/task/{task}/status") as status:
                 for line in status:
                     if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        switches += int(line.split()[1])
+                        switches[task] = switches.get(task, 0) + int(line.split()[1])
         except FileNotFoundError:
             pass  # a thread that ended meanwhile
     return cpu, switches, len(tasks)
+
+
+def wakeups(before, after):
+    """Context switches between two `activity` readings: of the threads alive at the end, what
+    they did since the first reading (or since they started). A thread that ended in between
+    takes its count with it, so it is left out of both (a plain difference of sums went
+    negative when an idle pool thread exited)."""
+    return sum(count - before.get(task, 0) for task, count in after.items())
 
 
 def start_once(binary, idle_seconds=None):
@@ -91,7 +99,7 @@ def start_once(binary, idle_seconds=None):
             time.sleep(idle_seconds)
             cpu1, switches1, threads = activity(process.pid)
             idle.update(cpu_ms_per_s=(cpu1 - cpu0) * 1000 / idle_seconds,
-                        wakeups_per_s=(switches1 - switches0) / idle_seconds, threads=threads)
+                        wakeups_per_s=wakeups(switches0, switches1) / idle_seconds, threads=threads)
         return elapsed, idle
     finally:
         process.terminate()

@@ -13,11 +13,18 @@ public enum RuntimeServices {
         pool: WorkerPool, engines: EngineRegistry, downloads: DownloadManager, stagingMaxAge: Duration? = nil,
         server: some Service, modelRuntime: ModelRuntime? = nil, supervisorInterval: Duration = .seconds(1), logger: Logger
     ) -> ServiceGroup {
+        // Named here: without a name the group prints each service with `"\(service)"`, which
+        // walked the services' whole state by reflection (a fifth of the start-up's CPU).
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: pool), .init(service: EnginesService(engines: engines)),
-            .init(service: DownloadsService(downloads: downloads, stagingMaxAge: stagingMaxAge)), .init(service: server),
+            .init(service: pool, serviceName: "driver-worker-pool"),
+            .init(service: EnginesService(engines: engines), serviceName: "engines"),
+            .init(service: DownloadsService(downloads: downloads, stagingMaxAge: stagingMaxAge), serviceName: "downloads"),
+            .init(service: server, serviceName: "http-server"),
         ]
-        if let modelRuntime { services.append(.init(service: ModelRuntimeService(runtime: modelRuntime, interval: supervisorInterval))) }
+        if let modelRuntime {
+            services.append(
+                .init(service: ModelRuntimeService(runtime: modelRuntime, interval: supervisorInterval), serviceName: "model-runtime"))
+        }
         return ServiceGroup(
             configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     }
