@@ -114,6 +114,9 @@ import Testing
         let badLevel = try await runtime(["serve", "--log-level", "loud"])
         #expect(badLevel.status != 0)
         #expect(badLevel.stderr.contains("unknown log level \"loud\""))
+        let badBuffers = try await runtime(["serve", "--driver-dir", "/tmp"], environment: ["ENGINE_RUNTIME_METRICS_BUFFER_MS": "-5"])
+        #expect(badBuffers.status != 0)
+        #expect(badBuffers.stderr.contains("ENGINE_RUNTIME_METRICS_BUFFER_MS=\"-5\" must be a whole number in 0...3600000"), "\(badBuffers.stderr)")
     }
 
     @Test func driversListShowsDriversAndFailures() async throws {
