@@ -120,15 +120,15 @@ struct ArtifactDownloader {
         let settings = job.settings
         let plan = prepared.plan
         job.update { $0.state = .downloading }
-        try transfer(files, access: plan.access, settings: settings)
-        let damaged = try verify(files).map(\.file)
+        var hashed = try transfer(files, access: plan.access, settings: settings)
+        let damaged = try verify(files, hashed: hashed).map(\.file)
         if !damaged.isEmpty {
             logger.warning(
                 "re-fetching files that failed verification",
                 metadata: ["id": "\(job.id)", "files": "\(damaged.map(\.remote.relativePath).joined(separator: ","))"])
             for file in damaged { try file.discard() }
-            try transfer(damaged, access: plan.access, settings: settings)
-            if let still = try verify(damaged).first {
+            hashed = try transfer(damaged, access: plan.access, settings: settings)
+            if let still = try verify(damaged, hashed: hashed).first {
                 throw RuntimeError(.integrity, "\(still.problem) (after fetching it twice)")
             }
         }
@@ -144,7 +144,9 @@ struct ArtifactDownloader {
         try ArtifactStore.publish(job.target, files: files, manifest: manifest, sync: settings.syncBeforePublish)
     }
 
-    private func transfer(_ files: [StagedFile], access: TransferAccess, settings: DownloadSettings) throws(RuntimeError) {
+    /// Fetches what is missing of `files` while a `DigestWorker` hashes what is written; returns
+    /// its digests, one per file.
+    private func transfer(_ files: [StagedFile], access: TransferAccess, settings: DownloadSettings) throws(RuntimeError) -> [RunningDigest?] {
         var lastTick = ContinuousClock.now - .seconds(1)
         let engine = TransferEngine(
             access: access, settings: settings, isCancelled: { [job] in job.isCancelled },
@@ -155,24 +157,33 @@ struct ArtifactDownloader {
                 job.advanced(bytes: files.reduce(0) { $0 + $1.doneBytes }, files: files.count { $0.isTransferred })
             },
             log: { [logger, job] message in logger.warning("\(message)", metadata: ["id": "\(job.id)"]) })
-        defer { job.advanced(bytes: files.reduce(0) { $0 + $1.doneBytes }, files: files.count { $0.isTransferred }) }
+        let hashing = DigestWorker(files)
+        hashing.start()
+        defer {
+            _ = hashing.finish()
+            job.advanced(bytes: files.reduce(0) { $0 + $1.doneBytes }, files: files.count { $0.isTransferred })
+        }
         try engine.run(files)
+        return hashing.finish()
     }
 
     /// The files whose size or digest is wrong, with what is wrong. Good ones are marked so a
-    /// second round skips them.
-    private func verify(_ files: [StagedFile]) throws(RuntimeError) -> [(file: StagedFile, problem: String)] {
+    /// second round skips them. `hashed` is what the `DigestWorker` hashed of each file during
+    /// the transfer; only the rest is read.
+    private func verify(_ files: [StagedFile], hashed: [RunningDigest?]) throws(RuntimeError) -> [(file: StagedFile, problem: String)] {
         job.update { $0.state = .verifying }
+        let checks = zip(files, hashed).filter { !$0.0.verified }.map {
+            ($0.0.dataPath, $0.0.remote.size, $0.0.remote.digest, $0.0.remote.relativePath, $0.1)
+        }
         let pending = files.filter { !$0.verified }
-        let checks = pending.map { ($0.dataPath, $0.remote.size, $0.remote.digest, $0.remote.relativePath) }
         // Digests are CPU work: the files are checked side by side, as many at once as cores.
         let results = Mutex([Result<String?, RuntimeError>?](repeating: nil, count: pending.count))
         DispatchQueue.concurrentPerform(iterations: checks.count) { [job] index in
-            let (path, size, digest, name) = checks[index]
+            let (path, size, digest, name, running) = checks[index]
             let result: Result<String?, RuntimeError> =
                 job.isCancelled
                 ? .failure(RuntimeError(.cancelled, "the download was cancelled"))
-                : Result { () throws(RuntimeError) in try FileDigest.mismatch(path: path, size: size, expected: digest, name: name) }
+                : Result { () throws(RuntimeError) in try FileDigest.mismatch(path: path, size: size, expected: digest, name: name, running: running) }
             results.withLock { $0[index] = result }
         }
         var damaged: [(file: StagedFile, problem: String)] = []

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -41,6 +42,11 @@ final class StagedFile {
     private let startsWriteback: Bool
     private var writebackFrom: [Int64] = []
     static let writebackStride: Int64 = 8 << 20
+    /// How far the file is written without a gap from byte 0, for the `DigestWorker` that
+    /// hashes it on another thread while the rest arrives.
+    let frontier = WrittenFrontier()
+    /// The part holding the frontier (every part before it is complete).
+    private var frontierPart = 0
 
     /// Opens (creating or resuming) the staged copy of `remote` under `stagingRoot`.
     init(remote: RemoteFile, stagingRoot: String, settings: DownloadSettings) throws(RuntimeError) {
@@ -67,6 +73,7 @@ final class StagedFile {
         guard descriptor >= 0 else { throw StagingDirectory.error(errno, "open", dataPath) }
         if !resumed { dirty = true }
         writebackFrom = parts.map { $0.start + $0.done }
+        advanceFrontier()
     }
 
     deinit { closeDescriptor() }
@@ -98,6 +105,7 @@ final class StagedFile {
             remaining = UnsafeRawBufferPointer(rebasing: remaining[written...])
         }
         dirty = true
+        if index == frontierPart { advanceFrontier() }
         if startsWriteback, offset - writebackFrom[index] >= Self.writebackStride {
             // Starts writeback without waiting for it (SYNC_FILE_RANGE_WRITE); the fsync at
             // publish still makes it durable.
@@ -107,16 +115,30 @@ final class StagedFile {
         return nil
     }
 
+    /// Moves the frontier over the parts now complete; one step per part over the whole download.
+    private func advanceFrontier() {
+        while frontierPart < parts.count - 1, parts[frontierPart].isComplete { frontierPart += 1 }
+        frontier.advance(to: parts[frontierPart].start + parts[frontierPart].done)
+    }
+
     /// Forgets a part's progress (a server that cannot resume it).
     func restart(part index: Int) {
         parts[index].done = 0
         writebackFrom[index] = parts[index].start
+        if index <= frontierPart { rewindFrontier() }
         dirty = true
+    }
+
+    private func rewindFrontier() {
+        frontierPart = 0
+        frontier.rewind()
+        advanceFrontier()
     }
 
     /// Throws the file's bytes away and starts over (a digest that did not match).
     func discard() throws(RuntimeError) {
         for index in parts.indices { parts[index].done = 0 }
+        rewindFrontier()
         verified = false
         finishedUnknownSize = false
         guard ftruncate(descriptor, 0) == 0 else { throw StagingDirectory.error(errno, "truncate", dataPath) }
