@@ -83,9 +83,10 @@ def start_moto(executable):
     sys.exit("moto_server did not start")
 
 
-def fill_bucket(base, files, mib, work):
-    """Bucket `bench` with weights/shard-N.bin, put with boto3 from the venv (multipart, as real
-    uploads are, so the ETags are multipart ones)."""
+def fill_bucket(base, files, mib, work, multipart):
+    """Bucket `bench` with weights/shard-N.bin, put with boto3 from the venv. One PUT each by
+    default: the ETag is then the content's MD5 and the runtime verifies every byte (the issue's
+    "verification on"); `multipart` uploads as large real uploads are, whose ETags check nothing."""
     python = os.path.join(ROOT, ".build/tools/venv/bin/python")
     script = f"""
 import boto3, os
@@ -96,7 +97,11 @@ for index in range({files}):
     with open(path, "wb") as f:
         for _ in range({mib}):
             f.write(os.urandom(1 << 20))
-    s3.upload_file(path, "bench", f"weights/shard-{{index}}.bin")
+    if {multipart}:
+        s3.upload_file(path, "bench", f"weights/shard-{{index}}.bin")
+    else:
+        with open(path, "rb") as f:
+            s3.put_object(Bucket="bench", Key=f"weights/shard-{{index}}.bin", Body=f, ACL="public-read")
 os.remove("{work}/shard.bin")
 """
     subprocess.run([python, "-c", script], check=True)
@@ -124,6 +129,10 @@ def main():
     parser.add_argument("--s3-files", type=int, default=3)
     parser.add_argument("--s3-mib", type=int, default=96)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--s3-multipart", action="store_true",
+                        help="upload the S3 objects in parts (multipart ETags: nothing to verify against)")
+    parser.add_argument("--baseline", help="a second build directory whose S3 download is timed in the same rounds "
+                        "(an earlier commit, to compare two builds side by side)")
     args = parser.parse_args()
     binary = os.path.join(args.build, "engine-runtime")
     if not os.access(binary, os.X_OK):
@@ -165,7 +174,7 @@ def main():
         s3_bytes = s3_files * (args.s3_mib << 20)
         if s3_files:
             moto, s3_base = start_moto(moto_server)
-            fill_bucket(s3_base, s3_files, args.s3_mib, work)
+            fill_bucket(s3_base, s3_files, args.s3_mib, work, args.s3_multipart)
             s3_urls = f"{work}/s3-urls.txt"
             with open(s3_urls, "w") as f:
                 for index in range(s3_files):
@@ -176,6 +185,8 @@ def main():
         results = {"big_curl": [], "big_ours": [], "small_curl": [], "small_ours": [], "durable": []}
         if s3_files:
             results.update({"s3_curl": [], "s3_ours": []})
+            if args.baseline:
+                results["s3_baseline"] = []
         peak = {"big": 0.0, "small": 0.0}
         big_bytes = args.big_mib << 20
         small_bytes = args.small * (args.small_kib << 10)
@@ -198,10 +209,20 @@ def main():
             if s3_files:
                 seconds, _ = run(["curl", "-fsS", "--parallel", "--parallel-max", "32", "--config", s3_urls])
                 results["s3_curl"].append(s3_bytes / seconds / 1e6)
-                seconds, rss = run([binary, "download", "--model-uri", "s3://bench/weights/", "--local-dir", f"{work}/ours",
-                                    "--model-name", "s3", "--log-level", "error"], s3_env)
-                results["s3_ours"].append(s3_bytes / seconds / 1e6)
-                peak["s3"] = max(peak.get("s3", 0.0), rss)
+                # With a baseline, the two builds take turns going first (the page cache and
+                # writeback left by one run slow the next).
+                builds = [("s3_ours", binary)]
+                if args.baseline:
+                    builds.append(("s3_baseline", os.path.join(args.baseline, "engine-runtime")))
+                    if round_number % 2:
+                        builds.reverse()
+                for key, program in builds:
+                    shutil.rmtree(f"{work}/ours/s3", ignore_errors=True)
+                    seconds, rss = run([program, "download", "--model-uri", "s3://bench/weights/", "--local-dir",
+                                        f"{work}/ours", "--model-name", "s3", "--log-level", "error"], s3_env)
+                    results[key].append(s3_bytes / seconds / 1e6)
+                    if key == "s3_ours":
+                        peak["s3"] = max(peak.get("s3", 0.0), rss)
             seconds, _ = run(["dd", "if=/dev/zero", f"of={work}/dd/big.bin", "bs=1M", f"count={args.big_mib}", "conv=fsync",
                               "status=none"])
             results["durable"].append(big_bytes / seconds / 1e6)
@@ -224,6 +245,10 @@ def main():
             print(f"S3, {s3_files} objects of {args.s3_mib} MiB (moto): curl --parallel {median['s3_curl']:.0f} MB/s, "
                   f"engine-runtime {median['s3_ours']:.0f} MB/s (median per-round ratio {ratio['s3']:.2f}x curl), "
                   f"peak RSS {peak['s3']:.1f} MiB")
+            if args.baseline:
+                versus = statistics.median(o / b for o, b in zip(results["s3_ours"], results["s3_baseline"]))
+                print(f"S3 baseline build {args.baseline}: {median['s3_baseline']:.0f} MB/s; this build at {versus:.2f}x it "
+                      f"(median per-round ratio)")
         print(f"durable write limit (dd conv=fsync, {args.big_mib} MiB): {median['durable']:.0f} MB/s; the big file "
               f"downloaded with fsync at {durable:.2f}x it")
     finally:
