@@ -234,12 +234,9 @@ struct WireLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String, function: String,
-        line: UInt
-    ) {
+    func log(event: LogEvent) {
         var fields: [String: String] = [:]
-        for (key, value) in metadata.merging(extra ?? [:], uniquingKeysWith: { $1 }) { fields[key] = "\(value)" }
-        channel.send(DriverHostToHost.log(level: level.rawValue, message: "\(message)", metadata: fields))
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[key] = "\(value)" }
+        channel.send(DriverHostToHost.log(level: event.level.rawValue, message: "\(event.message)", metadata: fields))
     }
 }

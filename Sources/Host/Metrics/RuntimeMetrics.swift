@@ -36,6 +36,12 @@ public final class RuntimeMetrics: Sendable {
     static var requests: MetricNameDescriptor { name("requests", "total", "HTTP requests answered, by route template, method and status.") }
     static var requestDuration: MetricNameDescriptor { name("request_duration", "seconds", "HTTP request latency by route template.") }
     static var scrapeDuration: MetricNameDescriptor { name("scrape_duration", "seconds", "Duration of engine metric scrapes.") }
+    static var aibrixRequests: MetricNameDescriptor {
+        MetricNameDescriptor(metricName: "aibrix:api_request", unitName: "total", helpText: "Total number of API requests (AIBrix name).")
+    }
+    static var aibrixRequestLatency: MetricNameDescriptor {
+        MetricNameDescriptor(metricName: "aibrix:api_request", unitName: "latency", helpText: "API request latency (AIBrix name).")
+    }
     static var scrapeErrors: MetricNameDescriptor { name("scrape_errors", "total", "Engine metric scrapes that failed.") }
 
     /// One answered HTTP request; `route` is the route template, never the raw path.
@@ -49,10 +55,9 @@ public final class RuntimeMetrics: Sendable {
         // AIBrix labelled by the raw path (unbounded: every 404 path became a series); the route
         // template keeps the label set bounded.
         let labels = [("method", method), ("endpoint", route), ("status", String(status))]
-        registry.makeCounter(name: "aibrix:api_request_total", labels: labels, help: "Total number of API requests (AIBrix name).").increment()
-        registry.makeDurationHistogram(
-            name: "aibrix:api_request_latency", labels: labels, buckets: Self.aibrixLatencyBuckets, help: "API request latency (AIBrix name)."
-        ).record(duration)
+        registry.makeCounter(descriptor: Self.aibrixRequests, labels: labels).increment()
+        registry.makeDurationHistogram(descriptor: Self.aibrixRequestLatency, labels: labels, buckets: Self.aibrixLatencyBuckets)
+            .record(duration)
     }
 
     /// One scrape of an engine's metrics.
