@@ -172,10 +172,11 @@ struct ArtifactDownloader {
     /// the transfer; only the rest is read.
     private func verify(_ files: [StagedFile], hashed: [RunningDigest?]) throws(RuntimeError) -> [(file: StagedFile, problem: String)] {
         job.update { $0.state = .verifying }
-        let checks = zip(files, hashed).filter { !$0.0.verified }.map {
-            ($0.0.dataPath, $0.0.remote.size, $0.0.remote.digest, $0.0.remote.relativePath, $0.1)
+        let unverified = zip(files, hashed).filter { !$0.0.verified }
+        let pending = unverified.map(\.0)
+        let checks = unverified.map { file, running in
+            (file.dataPath, file.remote.size, file.remote.digest, file.remote.relativePath, running)
         }
-        let pending = files.filter { !$0.verified }
         // Digests are CPU work: the files are checked side by side, as many at once as cores.
         let results = Mutex([Result<String?, RuntimeError>?](repeating: nil, count: pending.count))
         DispatchQueue.concurrentPerform(iterations: checks.count) { [job] index in

@@ -1,3 +1,4 @@
+import DriverABI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,7 +31,7 @@ struct AcceleratorProbe: Sendable {
             var name = [CChar](repeating: 0, count: 96)
             var numbers = [UInt64](repeating: 0, count: 3)
             guard uuid(device, &name, 96) == 0, memory(device, &numbers) == 0 else { continue }
-            result.append(.init(id: String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), hbm_total_bytes: Int64(numbers[0]), hbm_free_bytes: Int64(numbers[1])))
+            result.append(.init(id: name.withUnsafeBytes { CString.read($0) }, hbm_total_bytes: Int64(numbers[0]), hbm_free_bytes: Int64(numbers[1])))
         }
         return result
     }
