@@ -93,14 +93,15 @@ final class DigestWorker: @unchecked Sendable {
                 let end = entry.frontier.end
                 if end > entry.digest.bytes {
                     var digest = entry.digest
-                    // A failed read leaves the digest where it was: verification reads the rest.
-                    if (try? digest.read(entry.path, upTo: min(end, digest.bytes + Self.slice))) != nil,
-                        entry.frontier.epoch == epoch
-                    {
-                        entry.digest = digest
-                        progress.withLock { $0[index] = digest.bytes }
+                    // A failed read leaves the digest where it was (verification reads the rest)
+                    // and is no work done: the loop waits before trying again instead of spinning.
+                    if (try? digest.read(entry.path, upTo: min(end, digest.bytes + Self.slice))) != nil {
+                        worked = true
+                        if entry.frontier.epoch == epoch {
+                            entry.digest = digest
+                            progress.withLock { $0[index] = digest.bytes }
+                        }
                     }
-                    worked = true
                 }
                 entries[index] = entry
             }
