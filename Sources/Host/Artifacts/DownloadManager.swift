@@ -240,10 +240,14 @@ public final class DownloadManager: Sendable {
     /// Deletes a downloaded artifact (one with a manifest, so nothing the runtime did not
     /// write), unless a download for it is running. Returns whether something was removed.
     @discardableResult
-    public func remove(_ target: ArtifactTarget) -> Bool {
-        guard status(of: target) == .downloaded else { return false }
-        StagingDirectory.remove(target.path)
-        logger.info("artifact removed", metadata: ["path": "\(target.path)"])
-        return true
+    public func remove(_ target: ArtifactTarget) async -> Bool {
+        // Most unloads have no downloaded copy, and one access() tells, on the caller's thread.
+        guard StagingDirectory.exists(target.path) else { return false }
+        return await offEventLoop {
+            guard status(of: target) == .downloaded else { return false }
+            StagingDirectory.remove(target.path)
+            logger.info("artifact removed", metadata: ["path": "\(target.path)"])
+            return true
+        }
     }
 }

@@ -105,7 +105,8 @@ public final class MetricsService: Sendable {
                 defer { spare.body = nil }
                 return spare.body
             }
-            let bytes = await self.renderText(reusing: &previous)
+            // Writing megabytes of text is CPU work: off the event loop the request came in on.
+            let bytes = await offEventLoop { await self.renderText(reusing: &previous) }
             let at = NIODeadline.now()
             if self.ttl > .zero {
                 self.body.withLock { $0 = (at, bytes) }

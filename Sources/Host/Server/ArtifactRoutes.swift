@@ -9,7 +9,9 @@ struct ArtifactRoutes {
     let downloads: DownloadManager
     let body: RequestBody
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on parent: Router<BasicRequestContext>) {
+        // Planning, listing and removing wait on the disk: not on the event loop.
+        let router = parent.group().add(middleware: OffEventLoopMiddleware())
         router.post("/v1/model/download") { request, _ in try await download(request) }
         router.get("/v1/model/list") { request, _ in try await list(request) }
         router.get("/v1/downloads") { _, _ in

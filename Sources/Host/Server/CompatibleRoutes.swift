@@ -50,7 +50,8 @@ struct CompatibleRoutes {
             throw RuntimeError.invalid("give either lora_path (direct mode) or artifact_url (artifact mode), not both")
         }
         if object["artifact_url"] != nil {
-            return try await loadArtifact(bytes, context)
+            // A remote artifact is planned and downloaded first, on the disk: off the event loop.
+            return try await offEventLoop { try await loadArtifact(bytes, context) }
         }
         if let extra = object.keys.sorted().first(where: { !Self.directLoadFields.contains($0) }) {
             throw RuntimeError.invalid("field \"\(extra)\" belongs to the artifact mode, which needs artifact_url")

@@ -17,7 +17,9 @@ struct ModelRuntimeRoutes {
         "/v1/runtime/models/wake",
     ]
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on parent: Router<BasicRequestContext>) {
+        // Activation writes files and starts processes: not on the event loop.
+        let router = parent.group().add(middleware: OffEventLoopMiddleware())
         guard let runtime, let snapshots else {
             let off = RuntimeError(
                 .notFound, "the model runtime is off: start engine-runtime with --model-runtime or ENGINE_RUNTIME_MODEL_RUNTIME=1")

@@ -108,7 +108,7 @@ public struct AdapterService: Sendable {
         logger.info("LoRA adapter unloaded", metadata: ["engine": "\(engine.name)", "adapter": "\(name)"])
         var removed = false
         if cleanupLocal ?? (loraIntID == nil), let target = try? ArtifactTarget(localDir: downloads.roots.adapters, modelName: name),
-            downloads.remove(target)
+            await downloads.remove(target)
         {
             logger.info("local adapter copy removed", metadata: ["path": "\(target.path)"])
             removed = true

@@ -28,8 +28,12 @@ struct GuardedHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         return inner.setup(channel: channel, logger: logger)
     }
 
+    /// The connection's requests run on its event loop (`EventLoopTaskExecutor`), and so do
+    /// the child tasks and `Task {}`s they start, unless a route moves off it (`offEventLoop`).
     func handle(value: Value, logger: Logger) async {
-        await handleHTTP(asyncChannel: value, logger: logger)
+        await withTaskExecutorPreference(EventLoopTaskExecutor(value.channel.eventLoop)) {
+            await handleHTTP(asyncChannel: value, logger: logger)
+        }
     }
 
     /// The server builder for `Application(server:)`.
