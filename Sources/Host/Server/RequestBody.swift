@@ -86,7 +86,9 @@ struct RequestBody {
 
     /// `application/json`, any `+json` type, with or without parameters.
     static func isJSON(_ contentType: String) -> Bool {
-        let type = String(contentType.split(separator: ";", maxSplits: 1).first ?? "").trimmingWhitespace().lowercased()
+        // Bytes, not Characters: this runs on every request with a body.
+        let end = contentType.utf8.firstIndex(of: UInt8(ascii: ";")) ?? contentType.endIndex
+        let type = contentType[..<end].trimmingWhitespace().lowercased()
         return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
     }
 
