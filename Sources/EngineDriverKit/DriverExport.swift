@@ -172,7 +172,7 @@ enum OperationThunks {
         do {
             // Every request is a JSON object; checking here spares each driver the check.
             let request = DriverRequest(bytes: bytes)
-            _ = try request.decode([String: JSONValue].self)
+            _ = try request.decode(JSONObjectShape.self)
             let answer = try box.instance.perform(operation, request: request, call: CallScope(host: host))
             guard response.write(answer) else {
                 error?.write(.internalError("the host refused the answer (too large)"))

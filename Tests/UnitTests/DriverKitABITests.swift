@@ -114,4 +114,16 @@ import Testing
         #expect(record.status == ERT_STATUS_UPSTREAM)
         #expect(record.upstream_http_status == 502)
     }
+
+    /// The kit's request check: an object at the top, the structure scanned, no values built.
+    /// (swift-foundation's scan accepts a trailing comma, as JSONDecoder always has.)
+    @Test func aRequestIsCheckedToBeAnObjectWithoutBuildingItsValues() {
+        for object in [#"{"a":{"b":[1,2.5e3,null]},"c":"\u00e9"}"#, "{}", #" {"a":1} "#] {
+            #expect((try? JSONCoding.decode(JSONObjectShape.self, from: Array(object.utf8))) != nil, "\(object)")
+        }
+        for notAnObject in ["[1]", #""a""#, "3", "null", #"{"a":"#, "{} x", #"{"a" 1}"#, "", "{"] {
+            #expect((try? JSONCoding.decode(JSONObjectShape.self, from: Array(notAnObject.utf8))) == nil, "\(notAnObject)")
+        }
+        #expect(!JSONCoding.isValidJSON(Array(#""\q""#.utf8)), "full validation still reads every string")
+    }
 }
