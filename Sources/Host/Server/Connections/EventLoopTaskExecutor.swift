@@ -7,8 +7,8 @@ import NIOCore
 /// worker, the worker resumed a pool thread again, and that thread woke the event loop to write
 /// the response. On the connection's own loop, a request read resumes the task without a
 /// wake-up, a driver call's answer wakes the loop once, and the response is written in place
-/// (NIO's writer writes directly when called on the loop): a LoRA load went from 8.4 context
-/// switches to 5.6, `/healthz` from 3.4 to 1.0 (docs/architecture.md, Lifecycle).
+/// (NIO's writer writes directly when called on the loop): a LoRA load went from 8.9 context
+/// switches to 7.0, `/healthz` from 3.4 to 1.0 (docs/architecture.md, Lifecycle).
 ///
 /// The catch is NIO's rule: code on the loop must not block or run long. Routes do little
 /// but decode, validate and await; work that takes milliseconds of CPU or blocks on the disk
