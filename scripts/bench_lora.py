@@ -31,6 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_download import free_port  # noqa: E402
+from bench_startup import activity, wakeups  # noqa: E402
 
 
 def start(command, marker, env=None):
@@ -48,24 +49,6 @@ def start(command, marker, env=None):
         time.sleep(0.02)
     process.kill()
     sys.exit(f"{command[0]} did not start")
-
-
-def process_counters(pid):
-    """CPU milliseconds and context switches (voluntary and not) over all of pid's threads:
-    figures the machine's noise moves much less than latency."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu_ms = (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-    switches = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/status") as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        switches += int(line.split()[1])
-        except FileNotFoundError:
-            pass  # a thread that ended meanwhile
-    return cpu_ms, switches
 
 
 def start_proxy(directory, port, engine_port):
@@ -149,7 +132,7 @@ def main():
     try:
         for round in range(args.rounds + 20):
             if round == 20:  # warm-up rounds are not counted
-                counters = {label: process_counters(process.pid) for label, (process, _) in runtimes.items()}
+                counters = {label: activity(process.pid) for label, (process, _) in runtimes.items()}
             name = f"bench-{round}"
             timings = {"direct load": timed_post(direct, load_path, {"lora_name": name, "lora_path": adapter}),
                        "direct unload": timed_post(direct, unload_path, {"lora_name": name})}
@@ -166,8 +149,9 @@ def main():
                 for key, value in timings.items():
                     results[key].append(value)
         for label, (process, _) in runtimes.items():
-            cpu_ms, switches = process_counters(process.pid)
-            counters[label] = ((cpu_ms - counters[label][0]) / (2 * args.rounds), (switches - counters[label][1]) / (2 * args.rounds))
+            (cpu_before, switches_before, _), (cpu, switches, _) = counters[label], activity(process.pid)
+            requests = 2 * args.rounds
+            counters[label] = ((cpu - cpu_before) * 1000 / requests, wakeups(switches_before, switches) / requests)
     finally:
         for process, _ in runtimes.values():
             process.terminate()

@@ -26,15 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_lora import start  # noqa: E402
-from bench_metrics import cpu_seconds, peak_rss_mib  # noqa: E402
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0
+from bench_startup import activity, memory  # noqa: E402
 
 
 def open_fds(pid):
@@ -171,7 +163,7 @@ def main():
                    threading.Thread(target=pressure.slow, args=(args.slow,)),
                    threading.Thread(target=probe, args=(port, stop, latencies, failures))]
         threads += [threading.Thread(target=pressure.scrape, args=(scrapes,)) for _ in range(args.scrapers)]
-        cpu_before = cpu_seconds(runtime.pid)
+        cpu_before = activity(runtime.pid)[0]
         started = time.time()
         for thread in threads:
             thread.start()
@@ -183,9 +175,9 @@ def main():
         for thread in threads:
             thread.join(timeout=70)
         elapsed = time.time() - started
-        cpu = (cpu_seconds(runtime.pid) - cpu_before) / elapsed * 100 if runtime.poll() is None else float("nan")
+        cpu = (activity(runtime.pid)[0] - cpu_before) / elapsed * 100 if runtime.poll() is None else float("nan")
         time.sleep(3)
-        final = rss_mib(runtime.pid) if runtime.poll() is None else float("nan")
+        final = memory(runtime.pid)["VmRSS"] if runtime.poll() is None else float("nan")
         ordered = sorted(latencies)
         p99 = ordered[int(len(ordered) * 0.99) - 1] if ordered else float("nan")
         print(f"build {args.build}: {args.seconds} s, {args.idle} idle + {args.slow} slow connections, "
@@ -195,7 +187,7 @@ def main():
         if ordered:
             print(f"  probe latency: median {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms")
         print(f"  scrapes: {sum(1 for s in scrapes if s == 200)} ok, {sum(1 for s in scrapes if s != 200)} failed")
-        print(f"  runtime: peak RSS {peak_rss_mib(runtime.pid):.0f} MiB, RSS 3 s after {final:.0f} MiB, "
+        print(f"  runtime: peak RSS {memory(runtime.pid)['VmHWM']:.0f} MiB, RSS 3 s after {final:.0f} MiB, "
               f"most open fds {most_fds}, CPU {cpu:.0f}%")
         print(f"  connections the runtime closed (reopened by the script): {pressure.reopened}; connects refused: {pressure.refused}")
         if runtime.poll() is not None:
