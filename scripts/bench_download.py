@@ -52,6 +52,11 @@ http {{
     location / {{ rewrite ^/([^/]+)/([^/]+)/resolve/[^/]+/(.*)$ /repos/$1/$2/$3 break; }}
   }}
 }}"""
+    return run_nginx(directory, port, conf)
+
+
+def run_nginx(directory, port, conf):
+    """Runs nginx with `conf` (written to directory/nginx.conf) until it accepts on port."""
     with open(f"{directory}/nginx.conf", "w") as f:
         f.write(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"

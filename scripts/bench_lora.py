@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_download import free_port  # noqa: E402
+from bench_download import free_port, run_nginx  # noqa: E402
 from bench_startup import activity, wakeups  # noqa: E402
 
 
@@ -68,19 +67,7 @@ http {{
     location / {{ proxy_pass http://engine; proxy_http_version 1.1; proxy_set_header Connection ""; }}
   }}
 }}"""
-    with open(f"{directory}/nginx.conf", "w") as f:
-        f.write(conf)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    process = subprocess.Popen([nginx, "-c", f"{directory}/nginx.conf", "-p", directory, "-e", f"{directory}/error.log"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    sys.exit("nginx did not start")
+    return run_nginx(directory, port, conf)
 
 
 def timed_post(connection, path, body):
@@ -175,7 +162,8 @@ def main():
         print(f"  added by nginx as a proxy (the limit) to {op}: {hop:.3f} ms at the median")
         for label in [label for label in runtimes if label != "isolated"]:
             added = statistics.median(results[f"{label} {op}"]) - direct_ms
-            print(f"  added by the {label} to {op}: {added:.3f} ms at the median ({added / hop:.2f}x the proxy's)")
+            ratio = f"{added / hop:.2f}x the proxy's" if hop > 0 else "the proxy added nothing measurable: rerun with more rounds"
+            print(f"  added by the {label} to {op}: {added:.3f} ms at the median ({ratio})")
         if "isolated" in runtimes:
             isolation = statistics.median(results[f"isolated {op}"]) - statistics.median(results[f"runtime {op}"])
             print(f"  added by isolation to {op}: {isolation:.3f} ms at the median (isolated over in-process)")
