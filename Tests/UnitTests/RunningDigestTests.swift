@@ -7,6 +7,7 @@ import Testing
 /// Staged files are hashed on the `DigestWorker`'s thread as they are written, in whatever order
 /// the parts arrive; verification reads back only what that did not cover.
 @Suite struct RunningDigestTests {
+    let hashers = ElasticThreadPool(maximum: 2, name: "test-digest")
     static let partSize = 100 << 10
     static let content: [UInt8] = (0..<(3 * partSize)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
 
@@ -65,7 +66,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let file = try staged(directory, digest: .md5(FileDigest.hex(Insecure.MD5.hash(data: Self.content))))
-        let worker = DigestWorker([file])
+        let worker = DigestWorker([file], threads: hashers)
         worker.start()
         write(file, part: 1)
         write(file, part: 0)
@@ -83,7 +84,7 @@ import Testing
         var other = Self.content
         other[150_000] ^= 1
         let file = try staged(directory, digest: .sha256(FileDigest.hex(SHA256.hash(data: other))))
-        let worker = DigestWorker([file])
+        let worker = DigestWorker([file], threads: hashers)
         worker.start()
         for index in [2, 0, 1] { write(file, part: index) }
         try await waitUntil(worker, hashed: Self.content.count)
@@ -97,7 +98,7 @@ import Testing
         let blob = Array("blob \(Self.content.count)\u{0}".utf8) + Self.content
         let file = try staged(directory, digest: .gitBlobSHA1(FileDigest.hex(Insecure.SHA1.hash(data: blob))), parts: false)
         #expect(file.parts.count == 1)
-        let worker = DigestWorker([file])
+        let worker = DigestWorker([file], threads: hashers)
         worker.start()
         write(file, part: 0, upTo: 50_000)
         try await waitUntil(worker, hashed: 50_000)
@@ -123,7 +124,7 @@ import Testing
         let resumed = try staged(directory, digest: expected)
         #expect(resumed.parts[0].isComplete)
         #expect(resumed.frontier.end == Int64(Self.partSize))
-        let worker = DigestWorker([resumed])
+        let worker = DigestWorker([resumed], threads: hashers)
         worker.start()
         write(resumed, part: 1)
         write(resumed, part: 2)
@@ -137,7 +138,7 @@ import Testing
         let file = try staged(directory, digest: .sha256(FileDigest.hex(SHA256.hash(data: Self.content))))
         for index in 0..<3 { write(file, part: index) }
         // Never started: nothing hashed, so everything is read back.
-        let hashed = DigestWorker([file]).finish()
+        let hashed = DigestWorker([file], threads: hashers).finish()
         #expect(hashed.first??.bytes == 0)
         #expect(try verify(file, hashed[0]) == nil)
         #expect(try verify(file, nil) == nil)

@@ -9,6 +9,8 @@ struct ArtifactDownloader {
     let job: DownloadJob
     let http: CurlHTTPClient
     let credentials: CredentialSources
+    /// Where each transfer's `DigestWorker` runs.
+    let hashers: ElasticThreadPool
     let logger: Logger
 
     /// What planning hands to the transfer: the lock (held until the job ends, across
@@ -157,7 +159,7 @@ struct ArtifactDownloader {
                 job.advanced(bytes: files.reduce(0) { $0 + $1.doneBytes }, files: files.count { $0.isTransferred })
             },
             log: { [logger, job] message in logger.warning("\(message)", metadata: ["id": "\(job.id)"]) })
-        let hashing = DigestWorker(files)
+        let hashing = DigestWorker(files, threads: hashers)
         hashing.start()
         defer {
             _ = hashing.finish()

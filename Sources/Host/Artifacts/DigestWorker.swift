@@ -1,4 +1,5 @@
 import Dispatch
+import NIOPosix
 import Synchronization
 
 /// How far a staged file is written without a gap from byte 0. The transfer thread moves it
@@ -27,7 +28,8 @@ final class WrittenFrontier: Sendable {
 /// time), and hashing inside libcurl's callbacks slowed the transfer by as much.
 ///
 /// `start`, then `finish` once the transfer is over; `finish` hands back, per file, what was
-/// hashed (for `FileDigest.mismatch` to complete). The thread only reads the files.
+/// hashed (for `FileDigest.mismatch` to complete). The thread, one of `threads`, only reads
+/// the files.
 final class DigestWorker: @unchecked Sendable {
     private struct Entry {
         let path: String
@@ -48,7 +50,10 @@ final class DigestWorker: @unchecked Sendable {
     /// Bytes read back per file per turn, so one file does not hold up the others.
     static let slice: Int64 = 8 << 20
 
-    init(_ files: [StagedFile]) {
+    private let threads: ElasticThreadPool
+
+    init(_ files: [StagedFile], threads: ElasticThreadPool) {
+        self.threads = threads
         entries = files.map { file in
             RunningDigest(for: file.remote.digest, size: file.remote.size).map {
                 Entry(path: file.dataPath, frontier: file.frontier, fresh: $0, digest: $0, epoch: file.frontier.epoch)
@@ -63,8 +68,10 @@ final class DigestWorker: @unchecked Sendable {
     func start() {
         guard entries.contains(where: { $0 != nil }) else { return }
         started = true
-        DispatchQueue.global(qos: .utility).async { [self] in
-            run()
+        // It holds its thread for the whole transfer: a thread of the runtime's own pool, not
+        // one of the shared dispatch queues'.
+        threads.submit { [self] state in
+            if state == .active { run() }
             done.signal()
         }
     }

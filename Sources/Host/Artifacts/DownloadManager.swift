@@ -16,6 +16,7 @@ public final class DownloadManager: Sendable {
     let logger: Logger
     private let planners: ElasticThreadPool
     private let pool: ElasticThreadPool
+    private let hashers: ElasticThreadPool
     private let jobs = Mutex<[DownloadJob]>([])
     /// Held while a job checks free space against what planned jobs still need, so two jobs
     /// cannot both pass a check that only one of them fits.
@@ -35,6 +36,8 @@ public final class DownloadManager: Sendable {
         // Threads only while downloads run: most sidecars download a model once, at start.
         planners = ElasticThreadPool(maximum: maximumConcurrentJobs, name: "ert-planner")
         pool = ElasticThreadPool(maximum: maximumConcurrentJobs, name: "ert-download")
+        // One per running transfer (a transfer runs on a `pool` thread), so none waits for one.
+        hashers = ElasticThreadPool(maximum: maximumConcurrentJobs, name: "ert-digest")
     }
 
     /// Stops every download that has not finished, keeping the bytes already on disk for a
@@ -53,9 +56,10 @@ public final class DownloadManager: Sendable {
                     "bytes_done": "\(snapshot.bytes_done)", "bytes_total": "\(snapshot.bytes_total)",
                 ])
         }
-        let ended = await withTimeout(wait) { [planners, pool] in
+        let ended = await withTimeout(wait) { [planners, pool, hashers] in
             await planners.shutdownGracefully()
             await pool.shutdownGracefully()
+            await hashers.shutdownGracefully()
         }
         if !ended {
             logger.warning("shutdown: a download thread did not stop in time; exiting without it")
@@ -120,7 +124,7 @@ public final class DownloadManager: Sendable {
             logger.info("download queued", metadata: ["id": "\(job.id)", "source": "\(job.displayURI)", "path": "\(target.path)"])
             planners.submit { [self] state in
                 guard state == .active else { return job.finish(.failure(Self.shuttingDown)) }
-                let downloader = ArtifactDownloader(job: job, http: http, credentials: credentials, logger: logger)
+                let downloader = ArtifactDownloader(job: job, http: http, credentials: credentials, hashers: hashers, logger: logger)
                 let prepared = downloader.prepare { (needed, files, bytes, alreadyDone) throws(RuntimeError) in
                     try admit(job, needed: needed) { job.planned(files: files, bytes: bytes, alreadyDone: alreadyDone) }
                 }
