@@ -5,8 +5,11 @@
 //
 // EXPOSITION defaults to a 2 MB vLLM exposition built from Tests/Fixtures/metrics/vllm-0.33.prom
 // (its rank series repeated with new rank labels); the driver to .build/release/libEngineVLLM.so.
-// Prints the median time of each step per iteration, the MB/s over the input, and a digest of
-// the output (it must not change when the code is only made faster).
+// Renders three scrapes in turn, the exposition and two with new values (the same series),
+// twice: each parsed and standardized in full, then each read as the last with new values
+// (after checking that this gives what the full parse gives). Prints the median time of each
+// step per render, the MB/s over the input, and a digest of the exposition's output (it must
+// not change when the code is only made faster).
 import Crypto
 import FoundationEssentials
 import Host
@@ -65,27 +68,71 @@ case .failure(let failure):
     exit(2)
 }
 let hotPath = MetricsHotPath(rules: rules)
-var samples: [MetricsHotPath.Timing] = []
-var previous: ByteBuffer? = nil
-var arrays = PrometheusExposition.Storage()
-var output: [UInt8] = []
-for iteration in 0...iterations {  // the first is a warm-up
-    var timing = hotPath.run(exposition, reusing: &previous, arrays: &arrays)
-    if output.isEmpty { output = Array(timing.output.readableBytesView) }
-    previous = timing.output
-    timing.output = ByteBuffer()
-    if iteration > 0 { samples.append(timing) }
+
+/// The exposition with every sample's value replaced (`value * factor + 1`, so lengths change
+/// and every later offset moves): what the next scrape of a running engine looks like.
+func withNewValues(_ text: [UInt8], factor: Double) -> [UInt8] {
+    let parsed = PrometheusExposition(bytes: text)
+    var out: [UInt8] = []
+    out.reserveCapacity(text.count + text.count / 10)
+    var position = 0
+    for sample in parsed.samples {
+        out += text[position..<sample.valueText.lowerBound]
+        let value = sample.value.isFinite ? sample.value * factor + 1 : sample.value
+        out += Array((value == value.rounded() && abs(value) < 1e15 ? "\(Int64(value))" : "\(value)").utf8)
+        position = sample.valueText.upperBound
+    }
+    out += text[position...]
+    return out
+}
+// A running engine's scrapes: the same series, new values each time.
+let scrapes = [exposition, withNewValues(exposition, factor: 3), withNewValues(exposition, factor: 0.5)]
+
+/// `iterations` renders over the scrapes in turn (the first a warm-up); `fresh`: each parsed and
+/// standardized in full, as when the engine's series changed since the last scrape.
+func measure(fresh: Bool) -> [MetricsHotPath.Timing] {
+    var timings: [MetricsHotPath.Timing] = []
+    var previous: ByteBuffer? = nil
+    var memory = MetricsHotPath.Memory()
+    for iteration in 0...iterations {
+        if fresh { memory.forgetShape() }
+        var timing = hotPath.run(scrapes[iteration % scrapes.count], reusing: &previous, memory: &memory)
+        if iteration > 0 && timing.reparsed == fresh { fail("run \(iteration) was \(fresh ? "reparsed" : "parsed in full")") }
+        previous = timing.output
+        timing.output = ByteBuffer()
+        if iteration > 0 { timings.append(timing) }
+    }
+    return timings
+}
+
+/// The output of each scrape read as the next of the others must be what a full parse gives.
+func render(_ text: [UInt8], after earlier: [UInt8]?) -> [UInt8] {
+    var previous: ByteBuffer? = nil
+    var memory = MetricsHotPath.Memory()
+    if let earlier { _ = hotPath.run(earlier, reusing: &previous, memory: &memory) }
+    previous = nil
+    return Array(hotPath.run(text, reusing: &previous, memory: &memory).output.readableBytesView)
+}
+let output = render(exposition, after: nil)
+for (index, scrape) in scrapes.enumerated() {
+    let full = render(scrape, after: nil)
+    let reparsed = render(scrape, after: scrapes[(index + 1) % scrapes.count])
+    if full != reparsed { fail("scrape \(index) read after another of the same shape differs from its full parse") }
 }
 
 func median(_ values: [UInt64]) -> Double { Double(values.sorted()[values.count / 2]) / 1e6 }
-let parse = median(samples.map(\.parse))
-let standardize = median(samples.map(\.standardize))
-let writeStandard = median(samples.map(\.writeStandard))
-let writeOriginals = median(samples.map(\.writeOriginals))
-let total = median(samples.map { $0.parse + $0.standardize + $0.writeStandard + $0.writeOriginals })
-let digest = SHA256.hash(data: output).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined().prefix(16)
 func ms(_ value: Double) -> String { String(Double(Int((value * 100).rounded())) / 100) }
+let digest = SHA256.hash(data: output).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined().prefix(16)
 print("input \(exposition.count) bytes, \(rules.count) rules; output \(output.count) bytes, sha256 \(digest)")
-print(
-    "median of \(iterations): parse \(ms(parse)) ms, standardize \(ms(standardize)) ms, write standard \(ms(writeStandard)) ms, "
-        + "write originals \(ms(writeOriginals)) ms; total \(ms(total)) ms (\(Int(Double(exposition.count) / 1e6 / (total / 1000))) MB/s)")
+for (label, fresh) in [("new shape (full parse)", true), ("same shape, new values", false)] {
+    let samples = measure(fresh: fresh)
+    let parse = median(samples.map(\.parse))
+    let standardize = median(samples.map(\.standardize))
+    let writeStandard = median(samples.map(\.writeStandard))
+    let writeOriginals = median(samples.map(\.writeOriginals))
+    let total = median(samples.map { $0.parse + $0.standardize + $0.writeStandard + $0.writeOriginals })
+    print(
+        "\(label), median of \(iterations): parse \(ms(parse)) ms, standardize \(ms(standardize)) ms, "
+            + "write standard \(ms(writeStandard)) ms, write originals \(ms(writeOriginals)) ms; "
+            + "total \(ms(total)) ms (\(Int(Double(exposition.count) / 1e6 / (total / 1000))) MB/s)")
+}

@@ -41,23 +41,32 @@ import Testing
     }
 
     @Test func aParseWritesOverTheLastOnesArraysWithTheSameResult() {
-        let text = Array(
-            (0..<500).map { "vllm:num_requests_running{engine=\"\($0)\",model_name=\"m\"} \($0).0\n" }.joined().utf8)
-        var last = PrometheusExposition(bytes: text)
-        let fresh = PrometheusExposition(bytes: text)
+        func text(_ value: Int, label: String = "model_name") -> [UInt8] {
+            Array((0..<500).map { "vllm:num_requests_running{engine=\"\($0)\",\(label)=\"m\"} \($0 * value).0\n" }.joined().utf8)
+        }
+        func address(_ array: [UInt8]) -> UInt { array.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } }
+        let first = text(1), second = text(13), third = text(2, label: "model")
+        var last = PrometheusExposition(bytes: first)
         let samplesAddress = last.samples.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
-        var (bytes, storage) = last.takeStorage()
+        var (spare, storage) = last.takeStorage()
         #expect(last.samples.isEmpty && last.bytes.isEmpty)
-        bytes.removeAll(keepingCapacity: true)
-        #expect(bytes.capacity >= text.count)
+        #expect(spare.isEmpty, "no text came before the first")
+        #expect(address(storage.text) == address(first), "the arrays keep the text they describe")
 
-        let reused = PrometheusExposition(bytes: text, reusing: &storage)
-        #expect(storage.samples.isEmpty && storage.labels.isEmpty, "the arrays were taken")
+        // New values: read into the same arrays, as a full parse reads them.
+        var reused = PrometheusExposition(bytes: second, reusing: &storage)
+        #expect(storage.samples.isEmpty && storage.labels.isEmpty && storage.text.isEmpty, "the arrays and text were taken")
         #expect(reused.samples.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == samplesAddress)
-        #expect(reused.samples.count == 500)
-        #expect(reused.samples.map(\.value) == fresh.samples.map(\.value))
-        #expect(reused.labels.map(\.value) == fresh.labels.map(\.value))
-        #expect(reused.families.count == fresh.families.count)
+        let fresh = PrometheusExposition(bytes: second)
+        #expect(reused.samples == fresh.samples && reused.labels == fresh.labels && reused.families == fresh.families)
+        (spare, storage) = reused.takeStorage()
+        #expect(address(spare) == address(first), "the text before is handed back for a next scrape to fill")
+
+        // Another shape: parsed in full, into the same arrays again.
+        let other = PrometheusExposition(bytes: third, reusing: &storage)
+        #expect(other.samples.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == samplesAddress)
+        let freshOther = PrometheusExposition(bytes: third)
+        #expect(other.samples == freshOther.samples && other.labels == freshOther.labels && other.labelNames == freshOther.labelNames)
     }
 
     @Test func handoffGivesItsValueOnce() {

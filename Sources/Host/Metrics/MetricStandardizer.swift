@@ -83,6 +83,8 @@ struct MetricStandardizer: Sendable {
     /// Labels every standard series carries: `engine` (the engine kind), and `engine_name`
     /// when the sidecar manages several engines.
     let constantLabels: [(String, String)]
+    /// Tells a plan made by this standardizer (these rules and labels) from another's.
+    let id = UInt64.random(in: 1...UInt64.max)
 
     init(rules: [MetricRule], constantLabels: [(String, String)]) {
         self.rules = rules.map(CompiledRule.init)
@@ -92,11 +94,18 @@ struct MetricStandardizer: Sendable {
     private static let histogramSuffixes: [(bytes: [UInt8], text: String)] = ["_bucket", "_sum", "_count"].map { (Array($0.utf8), $0) }
 
     func standardize(_ exposition: PrometheusExposition) -> [Family] {
+        var plan: StandardizerPlan? = nil
+        return standardize(exposition, plan: &plan)
+    }
+
+    /// Standardizes with `plan` when it was made from an exposition of the same shape (only
+    /// the values are folded), else makes a new one.
+    func standardize(_ exposition: PrometheusExposition, plan: inout StandardizerPlan?) -> [Family] {
         // Raw pointers into the exposition: slices of the array itself would retain and
         // release it on every comparison.
         exposition.bytes.withUnsafeBufferPointer { bytes in
             exposition.labels.withUnsafeBufferPointer { labels in
-                exposition.samples.withUnsafeBufferPointer { samples in standardize(exposition, bytes, labels, samples) }
+                exposition.samples.withUnsafeBufferPointer { samples in standardize(exposition, bytes, labels, samples, &plan) }
             }
         }
     }
@@ -137,26 +146,31 @@ struct MetricStandardizer: Sendable {
 
     private func standardize(
         _ exposition: PrometheusExposition, _ buffer: Bytes, _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>,
-        _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>
+        _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>, _ plan: inout StandardizerPlan?
     ) -> [Family] {
         func bytes(_ range: Range<Int>) -> Bytes { Bytes(rebasing: buffer[range]) }
         let labelNames = exposition.labelNames.map(bytes)
+        let reusing = plan?.fits(exposition, self) ?? false
+        var made = reusing ? plan! : StandardizerPlan(shape: exposition.shape, standardizer: id)
         // Sample indices per declared family; undeclared samples are checked by name.
-        var byFamily = [[Int]](repeating: [], count: exposition.families.count)
+        var byFamily: [[Int]] = []
         // Samples no family declared, by name: each rule looks up the names it reads instead of
         // checking every such sample (a rule per undeclared sample was most of the loop's time
         // on expositions without TYPE lines).
         var undeclaredNames = ByteKeyTable()
         var undeclared: [[Int]] = []
-        for (index, sample) in samples.enumerated() {
-            if sample.family >= 0 {
-                byFamily[Int(sample.family)].append(index)
-                continue
+        if !reusing {
+            byFamily = [[Int]](repeating: [], count: exposition.families.count)
+            for (index, sample) in samples.enumerated() {
+                if sample.family >= 0 {
+                    byFamily[Int(sample.family)].append(index)
+                    continue
+                }
+                let name = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[sample.name])
+                let (id, inserted) = undeclaredNames.index(of: name)
+                if inserted { undeclared.append([]) }
+                undeclared[id].append(index)
             }
-            let name = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[sample.name])
-            let (id, inserted) = undeclaredNames.index(of: name)
-            if inserted { undeclared.append([]) }
-            undeclared[id].append(index)
         }
 
         var families: [String: Int] = [:]
@@ -165,41 +179,50 @@ struct MetricStandardizer: Sendable {
         var joinLabels: [String: Set<String>] = [:]
         // One list for every rule's samples: a fresh one per rule was a page-faulting copy.
         var candidates: [Int] = []
-        candidates.reserveCapacity(samples.count)
-        for compiled in rules {
+        if !reusing { candidates.reserveCapacity(samples.count) }
+        for (ruleIndex, compiled) in rules.enumerated() {
             let rule = compiled.rule
-            candidates.removeAll(keepingCapacity: true)
-            for (familyIndex, family) in exposition.families.enumerated() {
-                let name = bytes(family.name)
-                if name.elementsEqual(compiled.source) || (rule.sourceType == .counter && name.elementsEqual(compiled.sourceWithoutTotal)) {
-                    candidates += byFamily[familyIndex]
+            var series: [Series]
+            if reusing {
+                guard let planned = made.rules[ruleIndex] else { continue }
+                if let candidates = planned.candidates {
+                    series = candidates.withUnsafeBufferPointer { candidates in
+                        actions(compiled, labelNames).withUnsafeBufferPointer { actions in
+                            var unused = StandardizerPlan.Rule()
+                            return fold(compiled, candidates, actions, samples, allLabels, buffer, recording: false, into: &unused)
+                        }
+                    }
+                } else {
+                    series = refold(compiled, planned, samples)
                 }
-            }
-            let declared = candidates.count
-            for name in compiled.sampleNames {
-                if let id = name.withUnsafeBytes({ undeclaredNames.find($0) }) { candidates += undeclared[id] }
-            }
-            // In exposition order, as when every undeclared sample was a candidate: the order
-            // series are first seen in is the order they are written in.
-            if candidates.count > declared { candidates[declared...].sort() }
-            if candidates.isEmpty { continue }
-
-            let actions: [LabelAction] = labelNames.map { name in
-                var action = LabelAction(output: name)
-                action.match = compiled.match.firstIndex { $0.0.withUnsafeBufferPointer { Self.same(name, $0) } } ?? -1
-                action.duplicate = compiled.duplicates.contains { $0.withUnsafeBufferPointer { Self.same(name, $0) } }
-                if let renamed = compiled.renames.firstIndex(where: { $0.0.withUnsafeBufferPointer { Self.same(name, $0) } }) {
-                    action.output = compiled.renameTargets[renamed]
+            } else {
+                candidates.removeAll(keepingCapacity: true)
+                for (familyIndex, family) in exposition.families.enumerated() {
+                    let name = bytes(family.name)
+                    if name.elementsEqual(compiled.source) || (rule.sourceType == .counter && name.elementsEqual(compiled.sourceWithoutTotal)) {
+                        candidates += byFamily[familyIndex]
+                    }
                 }
-                let output = action.output
-                action.dropped =
-                    compiled.aggregated.contains { $0.withUnsafeBufferPointer { Self.same(name, $0) } }
-                    || (!compiled.keep.isEmpty && !compiled.keep.contains { $0.withUnsafeBufferPointer { Self.same(output, $0) } })
-                action.valueMap = compiled.values.firstIndex { $0.0.withUnsafeBufferPointer { Self.same(output, $0) } } ?? -1
-                return action
-            }
-            var series = actions.withUnsafeBufferPointer { actions in
-                candidates.withUnsafeBufferPointer { candidates in fold(compiled, candidates, actions, samples, allLabels, buffer) }
+                let declared = candidates.count
+                for name in compiled.sampleNames {
+                    if let id = name.withUnsafeBytes({ undeclaredNames.find($0) }) { candidates += undeclared[id] }
+                }
+                // In exposition order, as when every undeclared sample was a candidate: the order
+                // series are first seen in is the order they are written in.
+                if candidates.count > declared { candidates[declared...].sort() }
+                if candidates.isEmpty {
+                    made.rules.append(nil)
+                    continue
+                }
+                var planned = StandardizerPlan.Rule()
+                let newest = rule.aggregate == .newest
+                series = actions(compiled, labelNames).withUnsafeBufferPointer { actions in
+                    candidates.withUnsafeBufferPointer { candidates in
+                        fold(compiled, candidates, actions, samples, allLabels, buffer, recording: !newest, into: &planned)
+                    }
+                }
+                if newest { planned.candidates = candidates } else { planned.series = series }
+                made.rules.append(planned)
             }
             if series.isEmpty { continue }
             if let valueLabel = rule.valueLabel {
@@ -222,11 +245,30 @@ struct MetricStandardizer: Sendable {
                 output.append(Family(name: compiled.family, type: compiled.type, samples: series))
             }
         }
+        plan = made
         func rank(_ family: Family) -> Int {
             let base = family.name.hasSuffix("_total") ? String(family.name.dropLast(6)) : family.name
             return StandardMetrics.order[base] ?? Int.max
         }
         return output.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+    }
+
+    /// What `compiled` does with each label name of the exposition.
+    private func actions(_ compiled: CompiledRule, _ labelNames: [Bytes]) -> [LabelAction] {
+        labelNames.map { name in
+            var action = LabelAction(output: name)
+            action.match = compiled.match.firstIndex { $0.0.withUnsafeBufferPointer { Self.same(name, $0) } } ?? -1
+            action.duplicate = compiled.duplicates.contains { $0.withUnsafeBufferPointer { Self.same(name, $0) } }
+            if let renamed = compiled.renames.firstIndex(where: { $0.0.withUnsafeBufferPointer { Self.same(name, $0) } }) {
+                action.output = compiled.renameTargets[renamed]
+            }
+            let output = action.output
+            action.dropped =
+                compiled.aggregated.contains { $0.withUnsafeBufferPointer { Self.same(name, $0) } }
+                || (!compiled.keep.isEmpty && !compiled.keep.contains { $0.withUnsafeBufferPointer { Self.same(output, $0) } })
+            action.valueMap = compiled.values.firstIndex { $0.0.withUnsafeBufferPointer { Self.same(output, $0) } } ?? -1
+            return action
+        }
     }
 
     /// A value as label text: integers without a decimal point (block counts, page sizes).
@@ -261,10 +303,12 @@ struct MetricStandardizer: Sendable {
     /// Folds a rule's candidate samples into its output series: the loop that runs once per
     /// engine sample, on raw buffers (array appends and uniqueness checks per label were a
     /// third of its time).
+    /// `recording`: each sample that feeds a series, and where, is added to `plan`.
     private func fold(
         _ compiled: CompiledRule, _ candidates: UnsafeBufferPointer<Int>, _ actions: UnsafeBufferPointer<LabelAction>,
         _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>,
-        _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>, _ buffer: Bytes
+        _ allLabels: UnsafeBufferPointer<PrometheusExposition.Label>, _ buffer: Bytes,
+        recording: Bool, into plan: inout StandardizerPlan.Rule
     ) -> [Series] {
         let rule = compiled.rule
         let base = buffer.baseAddress!
@@ -344,6 +388,7 @@ struct MetricStandardizer: Sendable {
             let (target, isNew) = seriesIndex.index(of: key.bytes)
             if isNew {
                 series.append(makeSeries(compiled, suffix, kept.labels, value))
+                if recording, !partitioned { plan.contributions.append(.init(sample: Int32(truncatingIfNeeded: index), slot: Int32(truncatingIfNeeded: target), first: true)) }
                 if !partitioned { continue }
             }
             if partitioned {
@@ -355,27 +400,75 @@ struct MetricStandardizer: Sendable {
                 } else {
                     perPartition[entry].value = max(perPartition[entry].value, value)
                 }
+                if recording {
+                    plan.contributions.append(.init(sample: Int32(truncatingIfNeeded: index), slot: Int32(truncatingIfNeeded: entry), first: isNewPartition))
+                }
+            } else if rule.aggregate == .newest {
+                if value > series[target].value { series[target] = makeSeries(compiled, suffix, kept.labels, value) }
             } else {
-                switch rule.aggregate {
-                case .sum: series[target].value += value
-                case .max: series[target].value = max(series[target].value, value)
-                case .newest:
-                    if value > series[target].value { series[target] = makeSeries(compiled, suffix, kept.labels, value) }
-                case .none: series[target].value = value  // the same series twice: the last wins
-                }
+                series[target].value = Self.aggregate(rule.aggregate, series[target].value, value)
+                if recording { plan.contributions.append(.init(sample: Int32(truncatingIfNeeded: index), slot: Int32(truncatingIfNeeded: target), first: false)) }
             }
         }
-        if partitioned, !series.isEmpty {
-            var totals = [Double?](repeating: nil, count: series.count)
-            for entry in perPartition {
-                if let total = totals[entry.series] {
-                    totals[entry.series] = rule.aggregate == .sum ? total + entry.value : max(total, entry.value)
-                } else {
-                    totals[entry.series] = entry.value
+        if partitioned {
+            if recording { plan.partitionSeries = perPartition.map { Int32(truncatingIfNeeded: $0.series) } }
+            Self.total(perPartition, rule.aggregate, into: &series)
+        }
+        return series
+    }
+
+    /// A series' value after one more sample, for every aggregate but `newest`.
+    @inline(__always)
+    private static func aggregate(_ aggregate: MetricRule.Aggregate, _ current: Double, _ value: Double) -> Double {
+        switch aggregate {
+        case .sum: return current + value
+        case .max, .newest: return max(current, value)
+        case .none: return value  // the same series twice: the last wins
+        }
+    }
+
+    /// Series values from the maximum of each partition: their sum or their maximum.
+    private static func total(
+        _ perPartition: [(series: Int, value: Double)], _ aggregate: MetricRule.Aggregate, into series: inout [Series]
+    ) {
+        guard !series.isEmpty else { return }
+        var totals = [Double?](repeating: nil, count: series.count)
+        for entry in perPartition {
+            if let total = totals[entry.series] {
+                totals[entry.series] = aggregate == .sum ? total + entry.value : max(total, entry.value)
+            } else {
+                totals[entry.series] = entry.value
+            }
+        }
+        for index in series.indices { series[index].value = totals[index] ?? 0 }
+    }
+
+    /// A rule's series for an exposition shaped like the one `planned` was made from: the
+    /// same samples feed the same series in the same order, so only values are folded.
+    private func refold(_ compiled: CompiledRule, _ planned: StandardizerPlan.Rule, _ samples: UnsafeBufferPointer<PrometheusExposition.Sample>) -> [Series] {
+        let rule = compiled.rule
+        let isHistogram = rule.sourceType == .histogram
+        let scale = rule.scale
+        var series = planned.series
+        if planned.partitionSeries.isEmpty {
+            series.withUnsafeMutableBufferPointer { series in
+                for contribution in planned.contributions {
+                    let sample = samples[Int(contribution.sample)]
+                    let value = isHistogram ? sample.value : sample.value * scale
+                    let slot = Int(contribution.slot)
+                    series[slot].value = contribution.first ? value : Self.aggregate(rule.aggregate, series[slot].value, value)
                 }
             }
-            for index in series.indices { series[index].value = totals[index] ?? 0 }
+            return series
         }
+        var perPartition = planned.partitionSeries.map { (series: Int($0), value: 0.0) }
+        for contribution in planned.contributions {
+            let sample = samples[Int(contribution.sample)]
+            let value = isHistogram ? sample.value : sample.value * scale
+            let slot = Int(contribution.slot)
+            perPartition[slot].value = contribution.first ? value : max(perPartition[slot].value, value)
+        }
+        Self.total(perPartition, rule.aggregate, into: &series)
         return series
     }
 

@@ -18,14 +18,28 @@ public struct MetricsHotPath: Sendable {
         public var writeStandard: UInt64 = 0
         public var writeOriginals: UInt64 = 0
         public var output = ByteBuffer()
+        /// Whether the text was read as the last one with new values (same shape).
+        public var reparsed = false
+    }
+
+    /// What one render leaves for the next, as `MetricsService` keeps it per engine: the
+    /// parsed arrays with their text, and the standardizer's plan.
+    public struct Memory: Sendable {
+        var arrays = PrometheusExposition.Storage()
+        var plan: StandardizerPlan?
+
+        public init() {}
+
+        /// Makes the next run parse and standardize in full, as for a text of a new shape.
+        public mutating func forgetShape() {
+            arrays.shape = 0
+            plan = nil
+        }
     }
 
     /// One render. As `MetricsService` does, it writes over the last render's storage:
-    /// `previous` (its output, when the caller holds no other copy) and `arrays` (its parsed
-    /// arrays, left here for the next run).
-    public func run(
-        _ exposition: [UInt8], reusing previous: inout ByteBuffer?, arrays: inout PrometheusExposition.Storage
-    ) -> Timing {
+    /// `previous` (its output, when the caller holds no other copy) and `memory`.
+    public func run(_ exposition: [UInt8], reusing previous: inout ByteBuffer?, memory: inout Memory) -> Timing {
         var timing = Timing()
         func now() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
         var mark = now()
@@ -34,9 +48,11 @@ public struct MetricsHotPath: Sendable {
             timing[keyPath: field] = next - mark
             mark = next
         }
-        var parsed = PrometheusExposition(bytes: exposition, reusing: &arrays)
+        let template = memory.arrays.shape
+        var parsed = PrometheusExposition(bytes: exposition, reusing: &memory.arrays)
+        timing.reparsed = template != 0 && parsed.shape == template
         lap(\.parse)
-        let standard = standardizer.standardize(parsed)
+        let standard = standardizer.standardize(parsed, plan: &memory.plan)
         lap(\.standardize)
         var writer = PrometheusWriter(reusing: &previous, capacity: exposition.count * 11 / 10)
         MetricStandardizer.write([standard], into: &writer)
@@ -44,7 +60,7 @@ public struct MetricsHotPath: Sendable {
         PrometheusExposition.writeOriginals([(parsed, [])], into: &writer)
         lap(\.writeOriginals)
         timing.output = writer.buffer
-        arrays = parsed.takeStorage().storage
+        memory.arrays = parsed.takeStorage().storage
         return timing
     }
 }

@@ -27,6 +27,10 @@ public final class MetricsService: Sendable {
         var duration: Duration
         var exposition: PrometheusExposition?
         var standard: [MetricStandardizer.Family]
+        /// The standardizer's plan for the exposition's shape, kept for the next scrape.
+        var plan: StandardizerPlan? = nil
+        /// The text differed from the last scrape's only in values (only they were read).
+        var reparsed = false
         var error: String?
         /// False when the engine's driver offers no metrics at all: no series, no warning.
         var supported = true
@@ -46,13 +50,16 @@ public final class MetricsService: Sendable {
     /// Storage the next render writes over instead of faulting in fresh pages (a fresh 2 MB
     /// body, and the engine's text and parsed arrays, cost more in page faults than the work
     /// that fills them): the last body, when no response is still sending it, and per engine
-    /// the last scrape's text and arrays. Dropped after `spareLife` without a render, so an
-    /// idle sidecar keeps none.
+    /// the last scrape's arrays with its text, the text before it (for libcurl to fill), and
+    /// the standardizer's plan: a next scrape of the same shape reads only its values and
+    /// folds them by the plan. Dropped after `spareLife` without a render, so an idle sidecar
+    /// keeps none.
     private struct Spare {
         var at = NIODeadline.uptimeNanoseconds(0)
         var body: ByteBuffer?
         var texts: [String: [UInt8]] = [:]
         var expositions: [String: PrometheusExposition.Storage] = [:]
+        var plans: [String: StandardizerPlan] = [:]
         var reaping = false
     }
     private let spare = Mutex(Spare())
@@ -152,16 +159,34 @@ public final class MetricsService: Sendable {
         guard spareLife > .zero else { return }
         var texts: [String: [UInt8]] = [:]
         var expositions: [String: PrometheusExposition.Storage] = [:]
+        var plans: [String: StandardizerPlan] = [:]
         for (index, engine) in engines.enumerated() {
             guard var exposition = scrapes[index].exposition else { continue }
             scrapes[index].exposition = nil  // the exposition's last other copy
             let (text, storage) = exposition.takeStorage()
             texts[engine.name] = text
             expositions[engine.name] = storage
+            plans[engine.name] = scrapes[index].plan
         }
         spare.withLock { spare in
             spare.texts = texts
             spare.expositions = expositions
+            spare.plans = plans
+        }
+    }
+
+    /// Puts back what one scrape between renders took (`activity`), unless a render has
+    /// meanwhile left its own or the spare storage is no longer kept.
+    private func keepSpare(_ scrape: inout Scrape, of engine: ManagedEngine) {
+        guard spareLife > .zero, var exposition = scrape.exposition else { return }
+        scrape.exposition = nil
+        let (text, storage) = exposition.takeStorage()
+        let plan = scrape.plan
+        spare.withLock { spare in
+            guard spare.reaping, spare.expositions[engine.name] == nil else { return }
+            spare.texts[engine.name] = text
+            spare.expositions[engine.name] = storage
+            spare.plans[engine.name] = plan
         }
     }
 
@@ -200,7 +225,8 @@ public final class MetricsService: Sendable {
     }
 
     public func activity(of engine: ManagedEngine) async -> Activity? {
-        let scrape = await scrape(engine, countingAdapters: false)
+        var scrape = await scrape(engine, countingAdapters: false)
+        defer { keepSpare(&scrape, of: engine) }
         guard scrape.exposition != nil else { return nil }
         func total(_ name: String) -> Double? {
             let samples = scrape.standard.filter { $0.name == name }.flatMap(\.samples)
@@ -317,16 +343,20 @@ public final class MetricsService: Sendable {
             result = Scrape(duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
         case .success(let bytes):
             // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
-            let arrays = Handoff(spare.withLock { $0.expositions.removeValue(forKey: engine.name) } ?? PrometheusExposition.Storage())
-            let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family]), RuntimeError> =
+            let kept = Handoff(
+                spare.withLock { spare in
+                    (spare.expositions.removeValue(forKey: engine.name) ?? PrometheusExposition.Storage(), spare.plans.removeValue(forKey: engine.name))
+                })
+            let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family], StandardizerPlan?, Bool), RuntimeError> =
                 await pool.run {
-                    var storage = arrays.take() ?? PrometheusExposition.Storage()
+                    var (storage, plan) = kept.take() ?? (PrometheusExposition.Storage(), nil)
+                    let template = storage.shape
                     let exposition = PrometheusExposition(bytes: bytes, reusing: &storage)
-                    let standard = standardizer.standardize(exposition)
-                    return .success((exposition, standard))
+                    let standard = standardizer.standardize(exposition, plan: &plan)
+                    return .success((exposition, standard, plan, template != 0 && exposition.shape == template))
                 }
             switch parsed {
-            case .success(let (exposition, ruled)):
+            case .success(let (exposition, ruled, plan, reparsed)):
                 var standard = ruled
                 let labels = standardizer.constantLabels
                 let has = { (name: String) in standard.contains { $0.name == name } }
@@ -345,7 +375,7 @@ public final class MetricsService: Sendable {
                                 ("llm_engine_sleep_state", (labels + [("state", "sleeping")]).sorted { $0.0 < $1.0 }, sleepState ? 1 : 0),
                             ]))
                 }
-                result = Scrape(duration: ContinuousClock.now - started, exposition: exposition, standard: standard, error: nil)
+                result = Scrape(duration: ContinuousClock.now - started, exposition: exposition, standard: standard, plan: plan, reparsed: reparsed, error: nil)
                 if exposition.malformedLines > 0 {
                     logger.debug("engine metrics had malformed lines", metadata: ["engine": "\(engine.name)", "lines": "\(exposition.malformedLines)"])
                 }
@@ -356,7 +386,7 @@ public final class MetricsService: Sendable {
         if let error = result.error {
             logger.warning("engine metrics scrape failed", metadata: ["engine": "\(engine.name)", "error": "\(error)"])
         }
-        runtimeMetrics.recordScrape(engine: engine.name, duration: result.duration, failed: result.error != nil)
+        runtimeMetrics.recordScrape(engine: engine.name, duration: result.duration, failed: result.error != nil, reparsed: result.reparsed)
         return result
     }
 }

@@ -22,7 +22,7 @@ public enum MetricType: String, Sendable, Equatable {
 /// A malformed line is skipped and counted, never fatal.
 public struct PrometheusExposition: Sendable {
     /// One `# TYPE` / `# HELP` family.
-    public struct Family: Sendable {
+    public struct Family: Sendable, Equatable {
         public var name: Range<Int>
         public var type: MetricType
         public var help: Range<Int>?
@@ -31,7 +31,7 @@ public struct PrometheusExposition: Sendable {
     /// One sample line. Offsets are 32-bit (a scrape is at most 64 MiB): a 2 MB exposition has
     /// ~30,000 samples and ~90,000 labels, and halving their size halves the fresh pages each
     /// scrape touches.
-    public struct Sample: Sendable {
+    public struct Sample: Sendable, Equatable {
         var nameStart: Int32
         var nameEnd: Int32
         /// Index of the first label in `labels`, and how many.
@@ -52,7 +52,7 @@ public struct PrometheusExposition: Sendable {
     }
 
     /// A label; `value` is the escaped text between the quotes.
-    public struct Label: Sendable {
+    public struct Label: Sendable, Equatable {
         var nameStart: Int32
         var nameEnd: Int32
         var valueStart: Int32
@@ -64,45 +64,67 @@ public struct PrometheusExposition: Sendable {
         public var value: Range<Int> { Int(valueStart)..<Int(valueEnd) }
     }
 
-    public private(set) var bytes: [UInt8]
-    public private(set) var families: [Family] = []
-    public private(set) var samples: [Sample] = []
-    public private(set) var labels: [Label] = []
+    // Set here and by the reparse of a text shaped like the last (PrometheusReparse.swift).
+    public internal(set) var bytes: [UInt8]
+    public internal(set) var families: [Family] = []
+    public internal(set) var samples: [Sample] = []
+    public internal(set) var labels: [Label] = []
     /// Every distinct label name, where it first appears: labels refer to it by `nameID`, so
     /// the standardizer decides what to do per name, not per label.
-    public private(set) var labelNames: [Range<Int>] = []
+    public internal(set) var labelNames: [Range<Int>] = []
     /// Label names to their IDs when the previous sample does not predict them.
     private var labelNameTable = ByteKeyTable(capacity: 32)
     /// Lines that were neither a sample, a known comment, nor blank.
-    public private(set) var malformedLines = 0
+    public internal(set) var malformedLines = 0
+    /// Names the text's shape, everything in it but the sample values: two expositions with
+    /// the same shape have the same families, samples and labels in the same order, so what
+    /// was derived from one's names and labels holds for the other (the standardizer's plan).
+    /// A new one per full parse; a reparse keeps its template's.
+    public internal(set) var shape: UInt64 = 0
+    /// The text the last exposition was parsed from, no longer needed once this one has been
+    /// compared with it: handed back by `takeStorage` for the next scrape to fill.
+    private var retiredText: [UInt8] = []
 
     /// The bytes being parsed, as a raw buffer: set only while `init` parses (array
     /// subscripts in the per-byte loops cost bounds and uniqueness checks).
-    nonisolated(unsafe) private var input = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    nonisolated(unsafe) var input = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
 
     /// The arrays of a parsed exposition, for a later parse to write over: a 2 MB scrape's
     /// ~30,000 samples and ~90,000 labels fill 3 MB, and faulting in fresh pages for them cost
     /// about as much as the parsing.
+    ///
+    /// With them, the text they describe: a next text of the same shape (an engine's series
+    /// rarely change between scrapes, their values do) is compared with it and only its values
+    /// are read, as Prometheus's own scrape cache skips the labels of series it saw in the
+    /// last scrape.
     public struct Storage: Sendable {
         var families: [Family] = []
         var samples: [Sample] = []
         var labels: [Label] = []
         var labelNames: [Range<Int>] = []
+        var text: [UInt8] = []
+        var shape: UInt64 = 0
+        var malformedLines = 0
 
         public init() {}
     }
 
-    /// Empties the exposition and hands over its text and arrays, uniquely referenced if this
-    /// was the last copy.
-    public mutating func takeStorage() -> (bytes: [UInt8], storage: Storage) {
-        var taken: (bytes: [UInt8], storage: Storage) = ([], Storage())
-        swap(&taken.bytes, &bytes)
+    /// Empties the exposition and hands over its arrays with its text (uniquely referenced if
+    /// this was the last copy), and the text before it, which nothing refers to any more, for
+    /// a next scrape to write over.
+    public mutating func takeStorage() -> (spareText: [UInt8], storage: Storage) {
+        var taken: (spareText: [UInt8], storage: Storage) = ([], Storage())
+        swap(&taken.spareText, &retiredText)
+        swap(&taken.storage.text, &bytes)
         swap(&taken.storage.families, &families)
         swap(&taken.storage.samples, &samples)
         swap(&taken.storage.labels, &labels)
         swap(&taken.storage.labelNames, &labelNames)
+        taken.storage.shape = shape
+        taken.storage.malformedLines = malformedLines
         labelNameTable = ByteKeyTable(capacity: 32)
         malformedLines = 0
+        shape = 0
         return taken
     }
 
@@ -113,13 +135,32 @@ public struct PrometheusExposition: Sendable {
         self.init(bytes: source, reusing: &none)
     }
 
-    /// Parses `source` into the arrays of `storage` (taken, left empty).
+    /// Parses `source` into the arrays of `storage` (taken, left empty). When `source` differs
+    /// from the text the arrays describe only in sample values, only the values are read.
     public init(bytes source: [UInt8], reusing storage: inout Storage) {
         bytes = source
         swap(&families, &storage.families)
         swap(&samples, &storage.samples)
         swap(&labels, &storage.labels)
         swap(&labelNames, &storage.labelNames)
+        swap(&retiredText, &storage.text)
+        let template = (shape: storage.shape, malformedLines: storage.malformedLines)
+        storage.shape = 0
+        storage.malformedLines = 0
+        let reparsed =
+            template.shape != 0 && !retiredText.isEmpty && source.count < Int(Int32.max)
+            && source.withUnsafeBufferPointer { [old = retiredText] buffer in
+                old.withUnsafeBufferPointer { old in
+                    input = buffer
+                    defer { input = UnsafeBufferPointer(start: nil, count: 0) }
+                    return reparseValues(comparedWith: old)
+                }
+            }
+        if reparsed {
+            shape = template.shape
+            malformedLines = template.malformedLines
+            return
+        }
         labelNames.removeAll(keepingCapacity: true)
         families.removeAll(keepingCapacity: true)
         samples.removeAll(keepingCapacity: true)
@@ -129,6 +170,7 @@ public struct PrometheusExposition: Sendable {
             parse(count: Self.parsedLength(buffer))
         }
         input = UnsafeBufferPointer(start: nil, count: 0)
+        shape = UInt64.random(in: 1...UInt64.max)
     }
 
     public func text(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
@@ -405,7 +447,9 @@ public struct PrometheusExposition: Sendable {
     }
 
     /// A float (Go syntax: NaN, +Inf, -Inf, decimals, exponents); index ends after it.
-    private func number(_ index: inout Int, _ end: Int) -> (Double, Range<Int>)? {
+    private func number(_ index: inout Int, _ end: Int) -> (Double, Range<Int>)? { Self.number(input, &index, end) }
+
+    static func number(_ input: UnsafeBufferPointer<UInt8>, _ index: inout Int, _ end: Int) -> (Double, Range<Int>)? {
         let start = index
         if let (value, stop) = Self.plainDecimal(input.baseAddress!, start, end) {
             index = stop

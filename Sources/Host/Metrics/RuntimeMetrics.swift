@@ -43,6 +43,9 @@ public final class RuntimeMetrics: Sendable {
         MetricNameDescriptor(metricName: "aibrix:api_request", unitName: "latency", helpText: "API request latency (AIBrix name).")
     }
     static var scrapeErrors: MetricNameDescriptor { name("scrape_errors", "total", "Engine metric scrapes that failed.") }
+    static var scrapesReparsed: MetricNameDescriptor {
+        name("scrapes_reparsed", "total", "Engine metric scrapes with the last scrape's series, of which only the values were read.")
+    }
 
     /// One answered HTTP request; `route` is the route template, never the raw path.
     func recordRequest(route: String, method: String, status: Int, duration: Duration) {
@@ -60,12 +63,15 @@ public final class RuntimeMetrics: Sendable {
             .record(duration)
     }
 
-    /// One scrape of an engine's metrics.
-    func recordScrape(engine: String, duration: Duration, failed: Bool) {
+    /// One scrape of an engine's metrics; `reparsed`: its text differed from the last one's
+    /// only in values.
+    func recordScrape(engine: String, duration: Duration, failed: Bool, reparsed: Bool = false) {
         registry.makeDurationHistogram(descriptor: Self.scrapeDuration, labels: [("engine_name", engine)], buckets: Self.latencyBuckets)
             .record(duration)
         let errors = registry.makeCounter(descriptor: Self.scrapeErrors, labels: [("engine_name", engine)])
         if failed { errors.increment() }
+        let reparses = registry.makeCounter(descriptor: Self.scrapesReparsed, labels: [("engine_name", engine)])
+        if reparsed { reparses.increment() }
     }
 
     func write(into writer: inout PrometheusWriter) {
