@@ -11,13 +11,17 @@ served by nginx as a static file: the limit of the cached path. Rounds alternate
 (nginx, engine, then each build) and the figures are medians over the rounds:
 - cached /metrics latency, median of --requests sequential requests, and its ratio to nginx
   serving the same bytes;
-- uncached latency, and the runtime's CPU time per uncached scrape (user + system, /proc);
+- uncached latency, and the runtime's CPU time per uncached scrape (user + system, /proc):
+  of the simulator's text as it is (an idle engine: the same values each time), and with new
+  values before each scrape (the simulator's knobs changed, as an engine under load changes
+  them; the runtime then reads the scrape as the last with new values, see docs/metrics.md);
 - throughput with 16 concurrent scrapers for 5 s, cached and uncached;
 - RSS after the sequential uncached scrapes (VmRSS and anonymous), and peak RSS (VmHWM).
 With --baseline, the same figures for another build, side by side, in the same rounds.
 """
 import argparse
 import http.client
+import json
 import os
 import statistics
 import sys
@@ -50,6 +54,30 @@ def sequential(port, path, count):
     return statistics.median(times)
 
 
+def post_knobs(port, knobs):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("POST", "/_sim/config", body=json.dumps(knobs), headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    if response.status != 200:
+        sys.exit(f"the simulator refused its knobs: HTTP {response.status}")
+
+
+def changing_cpu(pid, port, engine_port, count):
+    """The runtime's CPU per uncached scrape when the engine's values change before each one."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    spent = 0.0
+    for index in range(count):
+        post_knobs(engine_port, {"running_requests": index % 17, "waiting_requests": (index * 7) % 1000,
+                                 "prompt_tokens_total": 1000 + index * 37, "generation_tokens_total": 99 + index * 3})
+        before = activity(pid)[0]
+        get(connection, "/metrics")
+        spent += activity(pid)[0] - before
+    post_knobs(engine_port, {"running_requests": 0, "waiting_requests": 0, "prompt_tokens_total": 0, "generation_tokens_total": 0})
+    return spent / count * 1000
+
+
 def concurrent(port, seconds=5, workers=16):
     done = [0] * workers
     stop = time.time() + seconds
@@ -71,8 +99,9 @@ def concurrent(port, seconds=5, workers=16):
 class Build:
     """The two runtimes of one build, in front of the same engine."""
 
-    def __init__(self, build, env):
+    def __init__(self, build, env, engine_port):
         self.name = build
+        self.engine_port = engine_port
         self.uncached, self.uncached_port = start(
             [f"{build}/engine-runtime", "serve", "--host", "127.0.0.1", "--port", "0", "--metrics-cache-ms", "0",
              "--driver-dir", build, "--log-level", "info"], "engine-runtime listening", env=env)
@@ -90,6 +119,7 @@ class Build:
         before = activity(self.uncached.pid)[0]
         self.record("uncached_ms", sequential(self.uncached_port, "/metrics", requests))
         self.record("cpu_ms", (activity(self.uncached.pid)[0] - before) / requests * 1000)
+        self.record("cpu_changing_ms", changing_cpu(self.uncached.pid, self.uncached_port, self.engine_port, requests))
         after = memory(self.uncached.pid)
         self.record("rss_after", after["VmRSS"])
         self.record("anon_after", after.get("RssAnon", 0))
@@ -121,7 +151,7 @@ def main():
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
     builds, nginx = [], None
     try:
-        builds = [Build(args.build, env)] + ([Build(args.baseline, env)] if args.baseline else [])
+        builds = [Build(args.build, env, engine_port)] + ([Build(args.baseline, env, engine_port)] if args.baseline else [])
         # The static file: what the runtime answers, byte for byte.
         body = get(http.client.HTTPConnection("127.0.0.1", builds[0].cached_port, timeout=30), "/metrics")
         os.makedirs(f"{work}/www", exist_ok=True)
@@ -145,7 +175,8 @@ def main():
             f = {key: statistics.median(values) for key, values in build.figures.items()}
             print(f"{build.name}: cached /metrics {f['cached_ms']:.2f} ms ({f['cached_ms'] / static_ms:.2f}x nginx); "
                   f"uncached {f['uncached_ms']:.2f} ms ({f['uncached_ms'] / direct_ms:.2f}x the engine direct)")
-            print(f"{build.name}: CPU per uncached scrape {f['cpu_ms']:.2f} ms; 16 scrapers {f['cached_rps']:.0f} req/s cached, "
+            print(f"{build.name}: CPU per uncached scrape {f['cpu_ms']:.2f} ms, {f['cpu_changing_ms']:.2f} ms with new values "
+                  f"each time; 16 scrapers {f['cached_rps']:.0f} req/s cached, "
                   f"{f['uncached_rps']:.0f} req/s uncached")
             print(f"{build.name}: RSS after {args.requests} uncached scrapes {f['rss_after']:.1f} MiB "
                   f"({f['anon_after']:.1f} MiB anonymous); peak {f['peak_uncached']:.1f} MiB uncached, "

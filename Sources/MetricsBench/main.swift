@@ -5,9 +5,10 @@
 //
 // EXPOSITION defaults to a 2 MB vLLM exposition built from Tests/Fixtures/metrics/vllm-0.33.prom
 // (its rank series repeated with new rank labels); the driver to .build/release/libEngineVLLM.so.
-// Renders three scrapes in turn, the exposition and two with new values (the same series),
-// twice: each parsed and standardized in full, then each read as the last with new values
-// (after checking that this gives what the full parse gives). Prints the median time of each
+// Renders three scrapes in turn, the exposition and two with every value new (the same series):
+// each parsed and standardized in full, then each read as the last with new values (after
+// checking that this gives what the full parse gives); then the same text again and again, as
+// an idle engine's scrapes are. Prints the median time of each
 // step per render, the MB/s over the input, and a digest of the exposition's output (it must
 // not change when the code is only made faster).
 import Crypto
@@ -88,9 +89,9 @@ func withNewValues(_ text: [UInt8], factor: Double) -> [UInt8] {
 // A running engine's scrapes: the same series, new values each time.
 let scrapes = [exposition, withNewValues(exposition, factor: 3), withNewValues(exposition, factor: 0.5)]
 
-/// `iterations` renders over the scrapes in turn (the first a warm-up); `fresh`: each parsed and
+/// `iterations` renders over `scrapes` in turn (the first a warm-up); `fresh`: each parsed and
 /// standardized in full, as when the engine's series changed since the last scrape.
-func measure(fresh: Bool) -> [MetricsHotPath.Timing] {
+func measure(_ scrapes: [[UInt8]], fresh: Bool) -> [MetricsHotPath.Timing] {
     var timings: [MetricsHotPath.Timing] = []
     var previous: ByteBuffer? = nil
     var memory = MetricsHotPath.Memory()
@@ -124,8 +125,12 @@ func median(_ values: [UInt64]) -> Double { Double(values.sorted()[values.count 
 func ms(_ value: Double) -> String { String(Double(Int((value * 100).rounded())) / 100) }
 let digest = SHA256.hash(data: output).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined().prefix(16)
 print("input \(exposition.count) bytes, \(rules.count) rules; output \(output.count) bytes, sha256 \(digest)")
-for (label, fresh) in [("new shape (full parse)", true), ("same shape, new values", false)] {
-    let samples = measure(fresh: fresh)
+// An idle engine's scrapes: the same bytes (in two buffers, as two scrapes are).
+let idle = [exposition, Array(exposition)]
+for (label, texts, fresh) in [
+    ("new shape (full parse)", scrapes, true), ("same shape, every value new", scrapes, false), ("same shape, same values", idle, false),
+] {
+    let samples = measure(texts, fresh: fresh)
     let parse = median(samples.map(\.parse))
     let standardize = median(samples.map(\.standardize))
     let writeStandard = median(samples.map(\.writeStandard))

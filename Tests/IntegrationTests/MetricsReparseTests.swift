@@ -188,6 +188,21 @@ import Testing
         #expect(reparsed >= 30 && full >= 60, "both paths taken: \(reparsed) reparsed, \(full) in full")
     }
 
+    @Test func theFirstDifferenceIsFoundAtEveryOffset() {
+        let a = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        for count in [0, 1, 7, 8, 9, 31, 32, 33, 64, 100] {
+            #expect(a.withUnsafeBufferPointer { PrometheusExposition.firstDifference($0.baseAddress!, $0.baseAddress!, count) } == count)
+            for position in 0..<count {
+                var b = a
+                b[position] ^= 0x40
+                let found = a.withUnsafeBufferPointer { a in
+                    b.withUnsafeBufferPointer { PrometheusExposition.firstDifference(a.baseAddress!, $0.baseAddress!, count) }
+                }
+                #expect(found == position, "count \(count), difference at \(position)")
+            }
+        }
+    }
+
     @Test func aPlanIsUsedOnlyForItsShapeAndItsStandardizer() throws {
         let text = try fixture("vllm-0.33")
         let vllm = MetricStandardizer(rules: try rules("vllm-0.33"), constantLabels: [("engine", "x")])

@@ -34,20 +34,51 @@ extension PrometheusExposition {
             }
         }
 
-        var oldPosition = 0  // after the last value compared, in each text
+        var oldPosition = 0  // where the texts are known to be equal up to, in each
         var newPosition = 0
+        let oldCount = old.count
         let matched = samples.withUnsafeMutableBufferPointer { samples in
             labels.withUnsafeMutableBufferPointer { labels in
-                for index in samples.indices {
+                // Moves a sample whose bytes are unchanged by how much the values before it grew.
+                func move(_ index: Int, by shift: Int) {
+                    let delta = Int32(truncatingIfNeeded: shift)
+                    samples[index].nameStart += delta
+                    samples[index].nameEnd += delta
+                    samples[index].valueStart += delta
+                    samples[index].valueEnd += delta
+                    let first = Int(samples[index].labelStart)
+                    for label in first..<(first + Int(samples[index].labelCount)) {
+                        labels[label].nameStart += delta
+                        labels[label].nameEnd += delta
+                        labels[label].valueStart += delta
+                        labels[label].valueEnd += delta
+                    }
+                }
+                var index = 0
+                while index < samples.count {
+                    // Up to the first difference the texts are the same: the samples that end
+                    // (value and the byte after it) before it keep their values, and only move.
+                    let difference =
+                        oldPosition
+                        + Self.firstDifference(oldBase + oldPosition, new + newPosition, min(oldCount - oldPosition, newCount - newPosition))
+                    let shift = newPosition - oldPosition
+                    while index < samples.count, Int(samples[index].valueEnd) < difference {
+                        if shift != 0 { move(index, by: shift) }
+                        index += 1
+                    }
+                    guard index < samples.count else {
+                        (oldPosition, newPosition) = (difference, difference + shift)  // the tail starts there
+                        break
+                    }
+                    // The difference lies in this sample's value or right after it, or
+                    // elsewhere (another shape).
                     let oldValueStart = Int(samples[index].valueStart)
-                    let stretch = oldValueStart - oldPosition
-                    guard stretch >= 0, newPosition + stretch <= newCount,
-                        bytesEqual(new + newPosition, oldBase + oldPosition, stretch)
-                    else { return false }
-                    let valueStart = newPosition + stretch
+                    guard difference >= oldValueStart else { return false }
+                    settle(before: oldValueStart, shift: shift)
+                    let valueStart = oldValueStart + shift
                     // The value's end as the full parse finds it: a space, a tab or the line's
                     // end (a CR ending the line is not part of it); the bytes after it are
-                    // compared with the next stretch.
+                    // compared next.
                     var valueEnd = valueStart
                     while valueEnd < newCount {
                         let byte = new[valueEnd]
@@ -56,30 +87,18 @@ extension PrometheusExposition {
                     }
                     var end = valueStart
                     guard valueEnd > valueStart, let (value, _) = Self.number(input, &end, valueEnd), end == valueEnd else { return false }
-                    let shift = valueStart - oldValueStart
                     oldPosition = Int(samples[index].valueEnd)
                     newPosition = valueEnd
-                    settle(before: oldValueStart, shift: shift)
-                    if shift != 0 {
-                        let delta = Int32(truncatingIfNeeded: shift)
-                        samples[index].nameStart += delta
-                        samples[index].nameEnd += delta
-                        let first = Int(samples[index].labelStart)
-                        for label in first..<(first + Int(samples[index].labelCount)) {
-                            labels[label].nameStart += delta
-                            labels[label].nameEnd += delta
-                            labels[label].valueStart += delta
-                            labels[label].valueEnd += delta
-                        }
-                    }
+                    if shift != 0 { move(index, by: shift) }
                     samples[index].value = value
-                    samples[index].valueStart = Int32(truncatingIfNeeded: valueStart)
                     samples[index].valueEnd = Int32(truncatingIfNeeded: valueEnd)
+                    index += 1
                 }
                 return true
             }
         }
-        guard matched, old.count - oldPosition == newCount - newPosition,
+        // The moving ranges after the last value read lie in bytes compared only below.
+        guard matched, oldCount - oldPosition == newCount - newPosition,
             bytesEqual(new + newPosition, oldBase + oldPosition, newCount - newPosition)
         else { return false }
         settle(before: Int.max, shift: newPosition - oldPosition)
@@ -92,5 +111,27 @@ extension PrometheusExposition {
             }
         }
         return true
+    }
+
+    /// How many bytes `a` and `b` have in common from the start, up to `count`: eight at a
+    /// step (a memcmp per stretch between two values cost more in calls than in comparing).
+    static func firstDifference(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ count: Int) -> Int {
+        let a = UnsafeRawPointer(a), b = UnsafeRawPointer(b)
+        var offset = 0
+        while offset + 32 <= count {
+            let x0 = a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            let x1 = a.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)
+            let x2 = a.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self)
+            let x3 = a.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self)
+            if x0 | x1 | x2 | x3 != 0 { break }
+            offset += 32
+        }
+        while offset + 8 <= count {
+            let x = a.loadUnaligned(fromByteOffset: offset, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            if x != 0 { return offset + x.littleEndian.trailingZeroBitCount / 8 }
+            offset += 8
+        }
+        while offset < count, a.load(fromByteOffset: offset, as: UInt8.self) == b.load(fromByteOffset: offset, as: UInt8.self) { offset += 1 }
+        return offset
     }
 }
