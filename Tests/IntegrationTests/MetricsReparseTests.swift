@@ -68,12 +68,20 @@ import Testing
         return out + text[position...]
     }
 
-    /// The standard set and the originals, as `/metrics` writes them.
-    private func written(_ exposition: PrometheusExposition, _ families: [MetricStandardizer.Family]) -> [UInt8] {
+    /// The standard set and the originals, as `/metrics` writes them (with the last render's
+    /// layout of the originals, when given one).
+    private func written(
+        _ exposition: PrometheusExposition, _ families: [MetricStandardizer.Family], layout: inout PrometheusExposition.OriginalsLayout?
+    ) -> [UInt8] {
         var writer = PrometheusWriter()
         MetricStandardizer.write([families], into: &writer)
-        PrometheusExposition.writeOriginals([(exposition, [("engine_name", "a")]), (exposition, [])], into: &writer)
+        PrometheusExposition.writeOriginals([(exposition, [("engine_name", "a")]), (exposition, [])], into: &writer, layout: &layout)
         return writer.bytes
+    }
+
+    private func written(_ exposition: PrometheusExposition, _ families: [MetricStandardizer.Family]) -> [UInt8] {
+        var fresh: PrometheusExposition.OriginalsLayout? = nil
+        return written(exposition, families, layout: &fresh)
     }
 
     @Test(arguments: fixtures)
@@ -86,6 +94,7 @@ import Testing
         var shape: UInt64 = 0
         var text = try fixture(name)
         var outputs: [[UInt8]] = []
+        var layout: PrometheusExposition.OriginalsLayout? = nil
         for round in 0..<12 {
             var exposition = PrometheusExposition(bytes: text, reusing: &storage)
             let standard = standardizer.standardize(exposition, plan: &plan)
@@ -101,7 +110,8 @@ import Testing
             MetricStandardizer.write([standard], into: &standardOnly)
             outputs.append(standardOnly.bytes)
             let expected = written(full, standardizer.standardize(full))
-            let got = written(exposition, standard)
+            let got = written(exposition, standard, layout: &layout)
+            #expect(layout?.fits([(exposition, []), (exposition, [])]) == true)
             #expect(got == expected, "round \(round): the output differs from a full parse's")
             if got != expected { break }
             storage = exposition.takeStorage().storage
@@ -222,6 +232,13 @@ import Testing
         let standard = other.standardize(grown, plan: &plan)
         #expect(written(grown, standard) == written(grown, other.standardize(grown)))
         #expect(plan?.fits(grown, other) == true)
+        // So is the layout of the originals.
+        var layout: PrometheusExposition.OriginalsLayout? = nil
+        let first = written(exposition, theirs, layout: &layout)
+        #expect(first == written(exposition, theirs))
+        #expect(layout?.fits([(exposition, []), (exposition, [])]) == true && layout?.fits([(grown, []), (grown, [])]) == false)
+        #expect(written(grown, standard, layout: &layout) == written(grown, standard))
+        #expect(layout?.fits([(grown, []), (grown, [])]) == true)
     }
 
     /// The real binary scraping nginx: new values are read as the last scrape with new values

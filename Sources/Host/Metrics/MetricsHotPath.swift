@@ -22,11 +22,12 @@ public struct MetricsHotPath: Sendable {
         public var reparsed = false
     }
 
-    /// What one render leaves for the next, as `MetricsService` keeps it per engine: the
-    /// parsed arrays with their text, and the standardizer's plan.
+    /// What one render leaves for the next, as `MetricsService` keeps it: the parsed arrays
+    /// with their text, the standardizer's plan, and how the originals were grouped.
     public struct Memory: Sendable {
         var arrays = PrometheusExposition.Storage()
         var plan: StandardizerPlan?
+        var layout: PrometheusExposition.OriginalsLayout?
 
         public init() {}
 
@@ -34,6 +35,7 @@ public struct MetricsHotPath: Sendable {
         public mutating func forgetShape() {
             arrays.shape = 0
             plan = nil
+            layout = nil
         }
     }
 
@@ -57,7 +59,7 @@ public struct MetricsHotPath: Sendable {
         var writer = PrometheusWriter(reusing: &previous, capacity: exposition.count * 11 / 10)
         MetricStandardizer.write([standard], into: &writer)
         lap(\.writeStandard)
-        PrometheusExposition.writeOriginals([(parsed, [])], into: &writer)
+        PrometheusExposition.writeOriginals([(parsed, [])], into: &writer, layout: &memory.layout)
         lap(\.writeOriginals)
         timing.output = writer.buffer
         memory.arrays = parsed.takeStorage().storage

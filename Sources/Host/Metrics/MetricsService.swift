@@ -60,6 +60,8 @@ public final class MetricsService: Sendable {
         var texts: [String: [UInt8]] = [:]
         var expositions: [String: PrometheusExposition.Storage] = [:]
         var plans: [String: StandardizerPlan] = [:]
+        /// How the originals of the last render's expositions were grouped.
+        var layout: PrometheusExposition.OriginalsLayout?
         var reaping = false
     }
     private let spare = Mutex(Spare())
@@ -276,7 +278,10 @@ public final class MetricsService: Sendable {
             let originals = zip(all, scrapes).compactMap { engine, scrape in
                 scrape.exposition.map { ($0, several ? [("engine_name", engine.name)] : []) }
             }
-            PrometheusExposition.writeOriginals(originals, into: &writer)
+            // Renders are single flight: no other render reads or writes the layout meanwhile.
+            var layout = spare.withLock { $0.layout }
+            PrometheusExposition.writeOriginals(originals, into: &writer, layout: &layout)
+            if spareLife > .zero { spare.withLock { $0.layout = layout } }
         }
         if mode == .aibrix {
             var families = zip(all, scrapes).compactMap { engine, scrape in

@@ -114,18 +114,56 @@ extension PrometheusExposition {
 
     private static let createdSuffix = Array("_created".utf8)
 
+    /// Which families the originals of some expositions are written under, in what order,
+    /// and which runs of samples each has: it depends only on the expositions' shapes, so a
+    /// render of expositions shaped as the last render's reuses it.
+    struct OriginalsLayout: Sendable {
+        struct Group: Sendable {
+            var name: String
+            var type: String
+            /// The source and family whose HELP text the group takes.
+            var help: (source: Int, family: Int)?
+            /// Consecutive samples of one source: a family's samples come in one run or a few.
+            var runs: [(source: Int, samples: Range<Int>)]
+        }
+        var shapes: [UInt64]
+        var groups: [Group]
+
+        func fits(_ sources: [(PrometheusExposition, [(String, String)])]) -> Bool {
+            shapes.count == sources.count && !shapes.contains(0) && zip(shapes, sources).allSatisfy { $0 == $1.0.shape }
+        }
+    }
+
     /// Writes every sample of one or more expositions as valid 0.0.4 text: one HELP and TYPE
     /// per family (samples of a family split across the input, or across engines, are
     /// gathered), timestamps and exemplars dropped, `extraLabels` added to each sample.
     static func writeOriginals(_ sources: [(PrometheusExposition, [(String, String)])], into writer: inout PrometheusWriter) {
-        struct Group {
-            var type: String
-            var help: (source: Int, range: Range<Int>)?
-            /// Consecutive samples of one source: a family's samples come in one run or a few.
-            var runs: [(source: Int, samples: Range<Int>)]
+        var layout: OriginalsLayout? = nil
+        writeOriginals(sources, into: &writer, layout: &layout)
+    }
+
+    /// The same with `layout` when it was made for expositions of these shapes, else making it.
+    static func writeOriginals(
+        _ sources: [(PrometheusExposition, [(String, String)])], into writer: inout PrometheusWriter, layout: inout OriginalsLayout?
+    ) {
+        if layout?.fits(sources) != true { layout = Self.layout(of: sources) }
+        let extras: [[UInt8]] = sources.map { _, labels in
+            Array(labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",").utf8)
         }
-        var order: [String] = []
-        var groups: [Group] = []
+        for group in layout!.groups {
+            writer.write("# HELP \(group.name) ")
+            if let (source, family) = group.help, let help = sources[source].0.families[family].help {
+                sources[source].0.writeHelp(help, into: &writer)
+            }
+            writer.write("\n# TYPE \(group.name) \(group.type)\n")
+            for run in group.runs {
+                sources[run.source].0.write(samples: run.samples, extraLabels: extras[run.source], into: &writer)
+            }
+        }
+    }
+
+    private static func layout(of sources: [(PrometheusExposition, [(String, String)])]) -> OriginalsLayout {
+        var groups: [OriginalsLayout.Group] = []
         var groupIndex: [String: Int] = [:]
         for (sourceIndex, (exposition, _)) in sources.enumerated() {
             exposition.bytes.withUnsafeBufferPointer { bytes in
@@ -151,29 +189,16 @@ extension PrometheusExposition {
                         } else {
                             current = groups.count
                             groupIndex[key] = current
-                            order.append(key)
-                            let family = samples[index].family
-                            let help = family >= 0 ? exposition.families[Int(family)].help.map { (sourceIndex, $0) } : nil
-                            groups.append(Group(type: type, help: help, runs: []))
+                            let family = Int(samples[index].family)
+                            let help = family >= 0 && exposition.families[family].help != nil ? (sourceIndex, family) : nil
+                            groups.append(.init(name: key, type: type, help: help, runs: []))
                         }
                     }
                     if current >= 0 { groups[current].runs.append((sourceIndex, runStart..<samples.count)) }
                 }
             }
         }
-        let extras: [[UInt8]] = sources.map { _, labels in
-            Array(labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",").utf8)
-        }
-        for (position, key) in order.enumerated() {
-            let group = groups[position]
-            writer.write("# HELP \(key) ")
-            if let help = group.help { sources[help.source].0.writeHelp(help.range, into: &writer) }
-            writer.write("\n# TYPE \(key) \(group.type)\n")
-            for run in group.runs {
-                let exposition = sources[run.source].0
-                exposition.write(samples: run.samples, extraLabels: extras[run.source], into: &writer)
-            }
-        }
+        return OriginalsLayout(shapes: sources.map(\.0.shape), groups: groups)
     }
 
     /// Writes consecutive samples as 0.0.4 lines. Canonical samples on consecutive input lines
