@@ -173,7 +173,7 @@ struct Serve: AsyncParsableCommand {
     @Option(
         name: .customLong("metrics-buffer-ms"),
         help: ArgumentHelp(
-            "A /metrics render writes over the last one's buffers (its body and each engine's text and parsed arrays, about three times the exposition) if it comes within this many milliseconds; fresh buffers cost more in page faults than the work. 0: every render allocates and frees at once. Env: ENGINE_RUNTIME_METRICS_BUFFER_MS. Default: 30000.",
+            "A /metrics render writes over the last one's buffers (its body and each engine's parsed arrays, last two texts and standardization plan, about four times the exposition) if it comes within this many milliseconds, and reads a scrape that differs from the last only in values without parsing it again; fresh buffers cost more in page faults than the work. 0: every render allocates and frees at once, and parses in full. Env: ENGINE_RUNTIME_METRICS_BUFFER_MS. Default: 30000.",
             valueName: "ms"))
     var metricsBufferMs: Int?
 
