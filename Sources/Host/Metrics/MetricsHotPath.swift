@@ -50,9 +50,8 @@ public struct MetricsHotPath: Sendable {
             timing[keyPath: field] = next - mark
             mark = next
         }
-        let template = memory.arrays.shape
         var parsed = PrometheusExposition(bytes: exposition, reusing: &memory.arrays)
-        timing.reparsed = template != 0 && parsed.shape == template
+        timing.reparsed = parsed.reparsed
         lap(\.parse)
         let standard = standardizer.standardize(parsed, plan: &memory.plan)
         lap(\.standardize)

@@ -355,10 +355,9 @@ public final class MetricsService: Sendable {
             let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family], StandardizerPlan?, Bool), RuntimeError> =
                 await pool.run {
                     var (storage, plan) = kept.take() ?? (PrometheusExposition.Storage(), nil)
-                    let template = storage.shape
                     let exposition = PrometheusExposition(bytes: bytes, reusing: &storage)
                     let standard = standardizer.standardize(exposition, plan: &plan)
-                    return .success((exposition, standard, plan, template != 0 && exposition.shape == template))
+                    return .success((exposition, standard, plan, exposition.reparsed))
                 }
             switch parsed {
             case .success(let (exposition, ruled, plan, reparsed)):

@@ -81,6 +81,8 @@ public struct PrometheusExposition: Sendable {
     /// was derived from one's names and labels holds for the other (the standardizer's plan).
     /// A new one per full parse; a reparse keeps its template's.
     public internal(set) var shape: UInt64 = 0
+    /// Whether this text was read as the last one with new values (it kept the last shape).
+    public private(set) var reparsed = false
     /// The text the last exposition was parsed from, no longer needed once this one has been
     /// compared with it: handed back by `takeStorage` for the next scrape to fill.
     private var retiredText: [UInt8] = []
@@ -125,6 +127,7 @@ public struct PrometheusExposition: Sendable {
         labelNameTable = ByteKeyTable(capacity: 32)
         malformedLines = 0
         shape = 0
+        reparsed = false
         return taken
     }
 
@@ -147,7 +150,7 @@ public struct PrometheusExposition: Sendable {
         let template = (shape: storage.shape, malformedLines: storage.malformedLines)
         storage.shape = 0
         storage.malformedLines = 0
-        let reparsed =
+        let matched =
             template.shape != 0 && !retiredText.isEmpty && source.count < Int(Int32.max)
             && source.withUnsafeBufferPointer { [old = retiredText] buffer in
                 old.withUnsafeBufferPointer { old in
@@ -156,7 +159,8 @@ public struct PrometheusExposition: Sendable {
                     return reparseValues(comparedWith: old)
                 }
             }
-        if reparsed {
+        reparsed = matched
+        if matched {
             shape = template.shape
             malformedLines = template.malformedLines
             return

@@ -7,8 +7,8 @@ extension PrometheusExposition {
     /// every byte between one sample's value and the next must be the same in both, each new
     /// value must be a number, and then the arrays are what a full parse would make, so they
     /// are updated in place (values read, offsets moved by how much the values before them
-    /// grew or shrank). False at the first difference, with the arrays half updated: the
-    /// caller parses in full. A 2 MB scrape costs about a memcmp of its text this way, instead
+    /// grew or shrank). False at a difference outside the values, with the arrays half
+    /// updated: the caller parses in full. A 2 MB scrape costs about a memcmp of its text this way, instead
     /// of a byte-by-byte parse of every name and label.
     mutating func reparseValues(comparedWith old: UnsafeBufferPointer<UInt8>) -> Bool {
         let input = input
