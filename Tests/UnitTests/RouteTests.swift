@@ -75,6 +75,17 @@ import Testing
                 ("/v1/reload_weights", #"{"weight_version":"v 2"}"#, "weight_version must be"),
                 ("/v1/lora_adapter/unload", #"{"lora_name":"a/b"}"#, "invalid lora_name"),
                 ("/v1/lora_adapter/load", "{not json", "not valid JSON"),
+                // Each check says what it found, in order: valid JSON (a string's escapes
+                // included), an object, no key twice, no unknown field, then the fields' types.
+                ("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":"/a\q"}"#, "not valid JSON"),
+                ("/v1/lora_adapter/unload", #"{"lora_name":"\q"}"#, "not valid JSON"),
+                ("/v1/lora_adapter/load", #"["a"]"#, "must be a JSON object, not array"),
+                ("/v1/lora_adapter/load", #"{"lora_name":5,"lora_path":"/a"}"#, "field \"lora_name\" must be a string"),
+                ("/v1/lora_adapter/load", #"{"lora_name":"a"}"#, "missing field \"lora_path\""),
+                ("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":"/a","credentials":{"k":1}}"#, "belongs to the artifact mode"),
+                ("/v1/lora_adapter/load", #"{"lora_name":"a","lora_path":"/a","extra":1}"#, "unknown field \"extra\""),
+                ("/v1/lora_adapter/unload", #"{"lora_name":"a","lora_int_id":"7"}"#, "field \"lora_int_id\" must be an integer"),
+                ("/v1/lora_adapter/unload", #"{"lora_name":"a","lora_name":"b"}"#, "appears twice"),
             ]
             for (uri, body, message) in cases {
                 let response = try await client.execute(uri: uri, method: .post, headers: jsonType, body: json(body))
