@@ -50,9 +50,10 @@ def start(command, marker, env=None):
     sys.exit(f"{command[0]} did not start")
 
 
-def start_proxy(directory, port, engine_port):
+def start_proxy(directory, port, engine_port, directives=""):
     """nginx as a reverse proxy in front of the engine, with kept-alive upstream connections:
-    the cost of one more HTTP hop, done by a server built for it."""
+    the cost of one more HTTP hop, done by a server built for it. `directives` go in its
+    location."""
     os.makedirs(f"{directory}/tmp", exist_ok=True)
     conf = f"""
 daemon off; worker_processes 1; error_log {directory}/error.log; pid {directory}/nginx.pid;
@@ -64,7 +65,7 @@ http {{
   upstream engine {{ server 127.0.0.1:{engine_port}; keepalive 4; }}
   server {{
     listen 127.0.0.1:{port};
-    location / {{ proxy_pass http://engine; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location / {{ proxy_pass http://engine; proxy_http_version 1.1; proxy_set_header Connection ""; {directives} }}
   }}
 }}"""
     return run_nginx(directory, port, conf)

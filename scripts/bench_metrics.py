@@ -17,13 +17,20 @@ served by nginx as a static file: the limit of the cached path. Rounds alternate
   them; the runtime then reads the scrape as the last with new values, see docs/metrics.md);
 - throughput with 16 concurrent scrapers for 5 s, cached and uncached;
 - RSS after the sequential uncached scrapes (VmRSS and anonymous), and peak RSS (VmHWM).
+The uncached CPU is compared with its floor, measured in the same rounds: the CPU nginx spends
+passing the engine's text through as a reverse proxy (the HTTP read and write), plus
+`metrics-bench`'s floor over the same text (every line found, every value read, the text
+copied once).
 With --baseline, the same figures for another build, side by side, in the same rounds.
 """
 import argparse
 import http.client
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +38,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_download import free_port, start_nginx  # noqa: E402
-from bench_lora import start  # noqa: E402
+from bench_lora import start, start_proxy  # noqa: E402
 from bench_startup import activity, memory  # noqa: E402
 
 
@@ -76,6 +83,32 @@ def changing_cpu(pid, port, engine_port, count):
         spent += activity(pid)[0] - before
     post_knobs(engine_port, {"running_requests": 0, "waiting_requests": 0, "prompt_tokens_total": 0, "generation_tokens_total": 0})
     return spent / count * 1000
+
+
+def cpu_nanoseconds(pid):
+    """Time on a CPU of a single-threaded process, in ns (/proc's stat counts 10 ms ticks)."""
+    with open(f"/proc/{pid}/schedstat") as schedstat:
+        return int(schedstat.read().split()[0])
+
+
+def proxy_cpu(proxy, port, count):
+    """CPU of the nginx worker per request through it, in ms."""
+    with open(f"/proc/{proxy.pid}/task/{proxy.pid}/children") as children:
+        worker = int(children.read().split()[0])
+    sequential(port, "/metrics", 5)
+    before = cpu_nanoseconds(worker)
+    sequential(port, "/metrics", count)
+    return (cpu_nanoseconds(worker) - before) / count / 1e6
+
+
+def parse_floor(build, text_path):
+    """metrics-bench's floor over the engine's text, in ms."""
+    output = subprocess.run([f"{build}/metrics-bench", text_path, "--driver", f"{build}/libEngineVLLM.so"],
+                            capture_output=True, text=True, check=True).stdout
+    match = re.search(r"^floor.*: ([0-9.]+) ms", output, re.MULTILINE)
+    if not match:
+        sys.exit(f"metrics-bench printed no floor:\n{output}")
+    return float(match.group(1))
 
 
 def concurrent(port, seconds=5, workers=16):
@@ -149,7 +182,7 @@ def main():
     env = dict(os.environ, INFERENCE_ENGINE="vllm", INFERENCE_ENGINE_ENDPOINT=f"http://127.0.0.1:{engine_port}")
     work = tempfile.mkdtemp(prefix="bench-metrics-")
     os.chmod(work, 0o755)  # nginx workers run as an unprivileged user
-    builds, nginx = [], None
+    builds, nginx, proxy = [], None, None
     try:
         builds = [Build(args.build, env, engine_port)] + ([Build(args.baseline, env, engine_port)] if args.baseline else [])
         # The static file: what the runtime answers, byte for byte.
@@ -161,22 +194,38 @@ def main():
         os.chmod(f"{work}/www/metrics", 0o644)
         nginx_port = free_port()
         nginx = start_nginx(work, nginx_port)
-        static, direct = [], []
+        # The floor of an uncached scrape: the engine's text read and written by nginx as a
+        # proxy (buffers for the whole text: no temporary file), and read by metrics-bench.
+        with open(f"{work}/engine.prom", "wb") as f:
+            f.write(get(http.client.HTTPConnection("127.0.0.1", engine_port, timeout=30), "/metrics"))
+        proxy_port = free_port()
+        os.makedirs(f"{work}/proxy", exist_ok=True)
+        proxy = start_proxy(f"{work}/proxy", proxy_port, engine_port,
+                            "proxy_buffer_size 256k; proxy_buffers 16 256k; proxy_busy_buffers_size 512k; "
+                            "proxy_max_temp_file_size 0;")
+        static, direct, proxied, floor = [], [], [], []
         for _ in range(args.rounds):
             sequential(nginx_port, "/metrics", 5)
             static.append(sequential(nginx_port, "/metrics", args.requests))
             direct.append(sequential(engine_port, "/metrics", args.requests))
+            proxied.append(proxy_cpu(proxy, proxy_port, args.requests))
+            floor.append(parse_floor(args.build, f"{work}/engine.prom"))
             for build in builds:
                 build.measure(args.requests)
         static_ms, direct_ms = statistics.median(static), statistics.median(direct)
         print(f"runtime answer {len(body) / 1e6:.2f} MB; medians over {args.rounds} alternating rounds of {args.requests} requests")
+        proxy_ms, floor_ms = statistics.median(proxied), statistics.median(floor)
+        cpu_floor = proxy_ms + floor_ms
         print(f"limits: nginx serving the same bytes {static_ms:.2f} ms; the engine's own /metrics {direct_ms:.2f} ms")
+        print(f"floor of an uncached scrape's CPU: {cpu_floor:.2f} ms (nginx passing the engine's text through as a "
+              f"proxy {proxy_ms:.2f} ms, every line found and value read and the text copied {floor_ms:.2f} ms)")
         for build in builds:
             f = {key: statistics.median(values) for key, values in build.figures.items()}
             print(f"{build.name}: cached /metrics {f['cached_ms']:.2f} ms ({f['cached_ms'] / static_ms:.2f}x nginx); "
                   f"uncached {f['uncached_ms']:.2f} ms ({f['uncached_ms'] / direct_ms:.2f}x the engine direct)")
-            print(f"{build.name}: CPU per uncached scrape {f['cpu_ms']:.2f} ms, {f['cpu_changing_ms']:.2f} ms with new values "
-                  f"each time; 16 scrapers {f['cached_rps']:.0f} req/s cached, "
+            print(f"{build.name}: CPU per uncached scrape {f['cpu_ms']:.2f} ms ({f['cpu_ms'] / cpu_floor:.2f}x the floor), "
+                  f"{f['cpu_changing_ms']:.2f} ms with new values each time ({f['cpu_changing_ms'] / cpu_floor:.2f}x); "
+                  f"16 scrapers {f['cached_rps']:.0f} req/s cached, "
                   f"{f['uncached_rps']:.0f} req/s uncached")
             print(f"{build.name}: RSS after {args.requests} uncached scrapes {f['rss_after']:.1f} MiB "
                   f"({f['anon_after']:.1f} MiB anonymous); peak {f['peak_uncached']:.1f} MiB uncached, "
@@ -184,10 +233,12 @@ def main():
     finally:
         for build in builds:
             build.stop()
-        if nginx:
-            nginx.terminate()
-            nginx.wait()
+        for server in (nginx, proxy):
+            if server:
+                server.terminate()
+                server.wait()
         simulator.terminate()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
