@@ -15,6 +15,7 @@ most open file descriptors, and its CPU use. Run it against two builds (say, mai
 baseline worktree) to compare; the figures are in docs/operators.md and the issue notes.
 """
 import argparse
+import collections
 import http.client
 import os
 import resource
@@ -107,8 +108,10 @@ class Pressure:
                 response.read()
                 results.append(response.status)
                 connection.close()
-            except (OSError, http.client.HTTPException):
-                results.append(0)
+            except (OSError, http.client.HTTPException) as error:
+                # The kind says who gave up: a reset or close by the runtime (its connection
+                # cap making room), a refused connect, or this client's own timeout.
+                results.append(type(error).__name__)
 
 
 def probe(port, stop, latencies, failures):
@@ -186,7 +189,9 @@ def main():
               + (f" (first: {failures[0]})" if failures else ""))
         if ordered:
             print(f"  probe latency: median {statistics.median(ordered):.1f} ms, p99 {p99:.1f} ms, max {ordered[-1]:.1f} ms")
-        print(f"  scrapes: {sum(1 for s in scrapes if s == 200)} ok, {sum(1 for s in scrapes if s != 200)} failed")
+        failed = collections.Counter(str(s) for s in scrapes if s != 200)
+        print(f"  scrapes: {sum(1 for s in scrapes if s == 200)} ok, {sum(failed.values())} failed"
+              + (" (" + ", ".join(f"{count} {kind}" for kind, count in failed.most_common()) + ")" if failed else ""))
         print(f"  runtime: peak RSS {memory(runtime.pid)['VmHWM']:.0f} MiB, RSS 3 s after {final:.0f} MiB, "
               f"most open fds {most_fds}, CPU {cpu:.0f}%")
         print(f"  connections the runtime closed (reopened by the script): {pressure.reopened}; connects refused: {pressure.refused}")
