@@ -191,7 +191,7 @@ func launchLoggingErrors(_ executable: String, _ arguments: [String], environmen
     let errors = Pipe()
     process.standardError = errors
     process.standardOutput = FileHandle.nullDevice
-    errors.fileHandleForReading.readabilityHandler = { handle in log.append(String(decoding: handle.availableData, as: UTF8.self)) }
+    errors.fileHandleForReading.readabilityHandler = LogBuffer.collecting(into: log)
     try process.run()
     return process
 }

@@ -27,9 +27,7 @@ final class ServerProcess: Sendable {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         let log = LogBuffer()
-        errors.fileHandleForReading.readabilityHandler = { handle in
-            log.append(String(decoding: handle.availableData, as: UTF8.self))
-        }
+        errors.fileHandleForReading.readabilityHandler = LogBuffer.collecting(into: log)
         // A child inherits the spawning thread's signal mask, and the test pool's threads (NIO's)
         // block nearly every signal: a C server such as llama-server, which handles SIGTERM with
         // sigaction, would then never see it. Spawn with nothing blocked.
@@ -239,4 +237,18 @@ final class LogBuffer: Sendable {
     private let storage = Mutex("")
     func append(_ text: String) { storage.withLock { $0 += text } }
     var text: String { storage.withLock { $0 } }
+
+    /// A pipe's readability handler that appends what arrives to `log`. At the end of the
+    /// stream (the child exited) it removes itself, so its read source is cancelled while the
+    /// pipe is still open, not when the pipe is closed under it.
+    static func collecting(into log: LogBuffer) -> @Sendable (FileHandle) -> Void {
+        { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            log.append(String(decoding: data, as: UTF8.self))
+        }
+    }
 }
