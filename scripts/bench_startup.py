@@ -11,6 +11,12 @@ spawn of /bin/true to its exit. With --baseline, the two binaries alternate run 
 After the last run it leaves the server idle: after a second it reads VmRSS and VmHWM, then
 counts over --idle-seconds the CPU time and the context switches of all its threads (each
 switch is a wake-up), and the thread count. Prints medians, min and max.
+
+The limit of the idle figures: a real llama-server (the engine most like a sidecar in size: one
+C++ process) idling with a tiny model, measured the same way in the same run, with the
+runtime's ratio to it. --llama-server PATH names the binary; by default it is the one
+scripts/llama-server.sh keeps in its cache, and the comparison is left out when there is none
+(scripts/setup.sh builds it).
 """
 import argparse
 import os
@@ -18,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -106,6 +113,55 @@ def start_once(binary, idle_seconds=None):
         process.wait()
 
 
+def llama_idle(binary, idle_seconds):
+    """llama-server idle with a tiny model (scripts/tiny_gguf.py): the same idle figures."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    python = os.path.join(root, ".build/tools/venv/bin/python")
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
+        model = os.path.join(scratch, "tiny.gguf")
+        subprocess.run([python, os.path.join(root, "scripts/tiny_gguf.py"), "model", model], check=True)
+        port = free_port()
+        process = subprocess.Popen(
+            [binary, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-c", "256", "-t", "1", "--log-disable"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        if s.recv(64).startswith(b"HTTP/1.1 200"):
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.time() > deadline:
+                    sys.exit(f"{binary} did not answer /health with 200")
+                time.sleep(0.01)
+            time.sleep(1.0)
+            idle = memory(process.pid)
+            cpu0, switches0, _ = activity(process.pid)
+            time.sleep(idle_seconds)
+            cpu1, switches1, threads = activity(process.pid)
+            idle.update(cpu_ms_per_s=(cpu1 - cpu0) * 1000 / idle_seconds,
+                        wakeups_per_s=wakeups(switches0, switches1) / idle_seconds, threads=threads)
+            return idle
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def cached_llama_server():
+    """The binary scripts/llama-server.sh keeps, without building it (None when absent)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cache = os.environ.get("ENGINE_RUNTIME_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "engine-runtime")
+    for name in sorted(os.listdir(cache)) if os.path.isdir(cache) else []:
+        candidate = os.path.join(cache, name, "llama-server")
+        if name.startswith("llama-server-") and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
 def spawn_true():
     start = time.perf_counter()
     subprocess.run(["/bin/true"])
@@ -116,7 +172,7 @@ def summary(values):
     return f"median {statistics.median(values):.1f} ms (min {min(values):.1f}, max {max(values):.1f})"
 
 
-def report(name, times, idle, limit):
+def report(name, times, idle, limit, engine=None):
     print(f"{name}: start-up to first /healthz 200 over {len(times)} runs: {summary(times)}; "
           f"{statistics.median(times) / limit:.1f}x the spawn of /bin/true")
     print(f"{name}: idle RSS after 1 s: {idle['VmRSS']:.1f} MiB (peak {idle['VmHWM']:.1f} MiB); "
@@ -124,6 +180,9 @@ def report(name, times, idle, limit):
           f"PSS {idle['Pss']:.1f} MiB; private (USS) {idle['USS']:.1f} MiB")
     print(f"{name}: idle: {idle['threads']} threads, {idle['wakeups_per_s']:.1f} wake-ups/s, "
           f"{idle['cpu_ms_per_s']:.2f} ms CPU per s")
+    if engine:
+        print(f"{name}: against llama-server idle: RSS {idle['VmRSS'] / engine['VmRSS']:.2f}x, "
+              f"private (USS) {idle['USS'] / engine['USS']:.2f}x, threads {idle['threads'] / engine['threads']:.2f}x")
 
 
 def main():
@@ -132,7 +191,9 @@ def main():
     parser.add_argument("--baseline", help="another engine-runtime binary, measured in alternating runs")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--idle-seconds", type=float, default=10)
+    parser.add_argument("--llama-server", help="llama-server binary for the idle limit (default: scripts/llama-server.sh's cache)")
     args = parser.parse_args()
+    llama = args.llama_server or cached_llama_server()
     binaries = [args.binary] + ([args.baseline] if args.baseline else [])
     for binary in binaries:
         if not os.access(binary, os.X_OK):
@@ -151,8 +212,16 @@ def main():
                 idle[binary] = figures
     limit = statistics.median(limits)
     print(f"limit: spawn of /bin/true to its exit: {summary(limits)}")
+    engine = None
+    if llama:
+        engine = llama_idle(llama, args.idle_seconds)
+        print(f"limit: llama-server idle with a tiny model: RSS {engine['VmRSS']:.1f} MiB (anonymous "
+              f"{engine['RssAnon']:.1f}, file-backed {engine['RssFile']:.1f}); private (USS) {engine['USS']:.1f} MiB; "
+              f"{engine['threads']} threads, {engine['wakeups_per_s']:.1f} wake-ups/s, {engine['cpu_ms_per_s']:.2f} ms CPU per s")
+    else:
+        print("limit: no llama-server (scripts/setup.sh builds one): the idle figures are not compared")
     for binary in binaries:
-        report(binary, times[binary], idle[binary], limit)
+        report(binary, times[binary], idle[binary], limit, engine)
 
 
 if __name__ == "__main__":
