@@ -15,7 +15,9 @@ served by nginx as a static file: the limit of the cached path. Rounds alternate
   of the simulator's text as it is (an idle engine: the same values each time), and with new
   values before each scrape (the simulator's knobs changed, as an engine under load changes
   them; the runtime then reads the scrape as the last with new values, see docs/metrics.md);
-- throughput with 16 concurrent scrapers for 5 s, cached and uncached;
+- throughput with 16 concurrent scrapers for 5 s, cached and uncached, and of nginx serving
+  the same bytes to the same 16 clients (the limit: with a static file, what this client and
+  machine can take);
 - RSS after the sequential uncached scrapes (VmRSS and anonymous), and peak RSS (VmHWM).
 The uncached CPU is compared with its floor, measured in the same rounds: the CPU nginx spends
 passing the engine's text through as a reverse proxy (the HTTP read and write), plus
@@ -203,10 +205,11 @@ def main():
         proxy = start_proxy(f"{work}/proxy", proxy_port, engine_port,
                             "proxy_buffer_size 256k; proxy_buffers 16 256k; proxy_busy_buffers_size 512k; "
                             "proxy_max_temp_file_size 0;")
-        static, direct, proxied, floor = [], [], [], []
+        static, static_rps, direct, proxied, floor = [], [], [], [], []
         for _ in range(args.rounds):
             sequential(nginx_port, "/metrics", 5)
             static.append(sequential(nginx_port, "/metrics", args.requests))
+            static_rps.append(concurrent(nginx_port))
             direct.append(sequential(engine_port, "/metrics", args.requests))
             proxied.append(proxy_cpu(proxy, proxy_port, args.requests))
             floor.append(parse_floor(args.build, f"{work}/engine.prom"))
@@ -216,7 +219,9 @@ def main():
         print(f"runtime answer {len(body) / 1e6:.2f} MB; medians over {args.rounds} alternating rounds of {args.requests} requests")
         proxy_ms, floor_ms = statistics.median(proxied), statistics.median(floor)
         cpu_floor = proxy_ms + floor_ms
-        print(f"limits: nginx serving the same bytes {static_ms:.2f} ms; the engine's own /metrics {direct_ms:.2f} ms")
+        static_throughput = statistics.median(static_rps)
+        print(f"limits: nginx serving the same bytes {static_ms:.2f} ms, {static_throughput:.0f} req/s to 16 scrapers; "
+              f"the engine's own /metrics {direct_ms:.2f} ms")
         print(f"floor of an uncached scrape's CPU: {cpu_floor:.2f} ms (nginx passing the engine's text through as a "
               f"proxy {proxy_ms:.2f} ms, every line found and value read and the text copied {floor_ms:.2f} ms)")
         for build in builds:
@@ -225,7 +230,7 @@ def main():
                   f"uncached {f['uncached_ms']:.2f} ms ({f['uncached_ms'] / direct_ms:.2f}x the engine direct)")
             print(f"{build.name}: CPU per uncached scrape {f['cpu_ms']:.2f} ms ({f['cpu_ms'] / cpu_floor:.2f}x the floor), "
                   f"{f['cpu_changing_ms']:.2f} ms with new values each time ({f['cpu_changing_ms'] / cpu_floor:.2f}x); "
-                  f"16 scrapers {f['cached_rps']:.0f} req/s cached, "
+                  f"16 scrapers {f['cached_rps']:.0f} req/s cached ({f['cached_rps'] / static_throughput:.2f}x nginx), "
                   f"{f['uncached_rps']:.0f} req/s uncached")
             print(f"{build.name}: RSS after {args.requests} uncached scrapes {f['rss_after']:.1f} MiB "
                   f"({f['anon_after']:.1f} MiB anonymous); peak {f['peak_uncached']:.1f} MiB uncached, "
