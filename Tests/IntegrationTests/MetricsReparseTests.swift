@@ -268,5 +268,11 @@ import Testing
             let freshBody = try await fresh.get("/metrics").text
             #expect(MetricsGoldenTests.stable(body) == MetricsGoldenTests.stable(freshBody))
         }
+        // A failed scrape leaves what the last good one kept: the text that comes back after
+        // it is still read as the last one with new values.
+        try FileManager.default.removeItem(atPath: nginx.root + "/metrics")
+        #expect(reparses(try await runtime.get("/metrics").text) == "2")
+        try nginx.put("/metrics", second)
+        #expect(reparses(try await runtime.get("/metrics").text) == "3")
     }
 }

@@ -156,7 +156,8 @@ public final class MetricsService: Sendable {
     }
 
     /// The scrapes' texts and arrays, kept for the next render (each engine's last ones only:
-    /// an engine no longer scraped leaves none behind).
+    /// an engine no longer scraped leaves none behind). A failed scrape keeps what the last good
+    /// one left, which it put back: an engine that comes back is read as it was left.
     private func keepSpare(_ scrapes: inout [Scrape], of engines: [ManagedEngine]) {
         guard spareLife > .zero else { return }
         var texts: [String: [UInt8]] = [:]
@@ -171,6 +172,10 @@ public final class MetricsService: Sendable {
             plans[engine.name] = scrapes[index].plan
         }
         spare.withLock { spare in
+            for engine in engines where expositions[engine.name] == nil {
+                expositions[engine.name] = spare.expositions[engine.name]
+                plans[engine.name] = spare.plans[engine.name]
+            }
             spare.texts = texts
             spare.expositions = expositions
             spare.plans = plans
@@ -308,7 +313,14 @@ public final class MetricsService: Sendable {
         let driver = engine.driver
         // Read beside the metrics, not after them: a hung engine costs one timeout, not two.
         async let adapterCount = countingAdapters ? loadedAdapterCount(engine) : nil
-        let text: Result<[UInt8], RuntimeError>
+        let standardizer = standardizer(for: engine)
+        // What the last scrape of this engine left to be written over (taken here, handed to
+        // the pool thread that parses, put back when the scrape fails before it is used).
+        let kept = Handoff(
+            spare.withLock { spare in
+                (spare.expositions.removeValue(forKey: engine.name) ?? PrometheusExposition.Storage(), spare.plans.removeValue(forKey: engine.name))
+            })
+        let parsed: Result<Parsed, RuntimeError>
         if let path = driver.metricsPath {
             // The engine's API key goes with the scrape: llama-server guards /metrics with it
             // (vLLM and SGLang leave /metrics open, and ignore the header there).
@@ -321,71 +333,63 @@ public final class MetricsService: Sendable {
             let request = scrapeRequest
             let client = httpClient
             let deadline = NIODeadline.now() + timeout
-            text = await pool.run {
+            // Fetched and parsed on the same pool thread, so the text is still in its cache
+            // and the scrape crosses threads once instead of twice.
+            parsed = await pool.run {
                 client.perform(request, deadline: deadline).mapError(RuntimeError.init).flatMap { response in
                     response.status == 200
-                        ? .success(response.body)
+                        ? .success(Self.parse(response.body, kept: kept, standardizer: standardizer))
                         : .failure(RuntimeError(.upstream, "the engine's \(path) answered HTTP \(response.status)"))
                 }
             }
         } else if engine.instance.supports(.metrics) {
             do {
-                text = .success(try await engine.instance.invoke(.metrics, request: Array("{}".utf8), timeout: timeout))
+                let bytes = try await engine.instance.invoke(.metrics, request: Array("{}".utf8), timeout: timeout)
+                // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
+                parsed = await pool.run { .success(Self.parse(bytes, kept: kept, standardizer: standardizer)) }
             } catch {
-                text = .failure(error)
+                parsed = .failure(error)
             }
         } else {
             _ = await adapterCount
             return Scrape(duration: .zero, exposition: nil, standard: [], error: nil, supported: false)
         }
-        let standardizer = standardizer(for: engine)
+        if let unused = kept.take() {
+            spare.withLock { spare in
+                spare.expositions[engine.name] = unused.0
+                spare.plans[engine.name] = unused.1
+            }
+        }
         let result: Scrape
         // Series the host makes itself when the driver's rules do not supply them.
         let adapters = await adapterCount
         let sleepState = engine.knownSleepState
-        switch text {
+        switch parsed {
+        case .success(let (exposition, ruled, plan, reparsed)):
+            var standard = ruled
+            let labels = standardizer.constantLabels
+            let has = { (name: String) in standard.contains { $0.name == name } }
+            if let adapters, !has("llm_engine_lora_adapters_loaded") {
+                standard.append(
+                    MetricStandardizer.Family(
+                        name: "llm_engine_lora_adapters_loaded", type: "gauge",
+                        samples: [("llm_engine_lora_adapters_loaded", labels, Double(adapters))]))
+            }
+            if let sleepState, !has("llm_engine_sleep_state") {
+                standard.append(
+                    MetricStandardizer.Family(
+                        name: "llm_engine_sleep_state", type: "gauge",
+                        samples: [
+                            ("llm_engine_sleep_state", (labels + [("state", "awake")]).sorted { $0.0 < $1.0 }, sleepState ? 0 : 1),
+                            ("llm_engine_sleep_state", (labels + [("state", "sleeping")]).sorted { $0.0 < $1.0 }, sleepState ? 1 : 0),
+                        ]))
+            }
+            result = Scrape(duration: ContinuousClock.now - started, exposition: exposition, standard: standard, plan: plan, reparsed: reparsed, error: nil)
+            if exposition.malformedLines > 0 {
+                logger.debug("engine metrics had malformed lines", metadata: ["engine": "\(engine.name)", "lines": "\(exposition.malformedLines)"])
+            }
         case .failure(let error):
             result = Scrape(duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
-        case .success(let bytes):
-            // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
-            let kept = Handoff(
-                spare.withLock { spare in
-                    (spare.expositions.removeValue(forKey: engine.name) ?? PrometheusExposition.Storage(), spare.plans.removeValue(forKey: engine.name))
-                })
-            let parsed: Result<(PrometheusExposition, [MetricStandardizer.Family], StandardizerPlan?, Bool), RuntimeError> =
-                await pool.run {
-                    var (storage, plan) = kept.take() ?? (PrometheusExposition.Storage(), nil)
-                    let exposition = PrometheusExposition(bytes: bytes, reusing: &storage)
-                    let standard = standardizer.standardize(exposition, plan: &plan)
-                    return .success((exposition, standard, plan, exposition.reparsed))
-                }
-            switch parsed {
-            case .success(let (exposition, ruled, plan, reparsed)):
-                var standard = ruled
-                let labels = standardizer.constantLabels
-                let has = { (name: String) in standard.contains { $0.name == name } }
-                if let adapters, !has("llm_engine_lora_adapters_loaded") {
-                    standard.append(
-                        MetricStandardizer.Family(
-                            name: "llm_engine_lora_adapters_loaded", type: "gauge",
-                            samples: [("llm_engine_lora_adapters_loaded", labels, Double(adapters))]))
-                }
-                if let sleepState, !has("llm_engine_sleep_state") {
-                    standard.append(
-                        MetricStandardizer.Family(
-                            name: "llm_engine_sleep_state", type: "gauge",
-                            samples: [
-                                ("llm_engine_sleep_state", (labels + [("state", "awake")]).sorted { $0.0 < $1.0 }, sleepState ? 0 : 1),
-                                ("llm_engine_sleep_state", (labels + [("state", "sleeping")]).sorted { $0.0 < $1.0 }, sleepState ? 1 : 0),
-                            ]))
-                }
-                result = Scrape(duration: ContinuousClock.now - started, exposition: exposition, standard: standard, plan: plan, reparsed: reparsed, error: nil)
-                if exposition.malformedLines > 0 {
-                    logger.debug("engine metrics had malformed lines", metadata: ["engine": "\(engine.name)", "lines": "\(exposition.malformedLines)"])
-                }
-            case .failure(let error):
-                result = Scrape(duration: ContinuousClock.now - started, exposition: nil, standard: [], error: error.message)
-            }
         }
         if let error = result.error {
             logger.warning("engine metrics scrape failed", metadata: ["engine": "\(engine.name)", "error": "\(error)"])
@@ -396,6 +400,19 @@ public final class MetricsService: Sendable {
 }
 
 extension MetricsService {
+    /// A scrape's text read: the exposition, its standard families, the plan for the next
+    /// scrape of the same shape, and whether the text was read as the last one's with new values.
+    typealias Parsed = (PrometheusExposition, [MetricStandardizer.Family], StandardizerPlan?, Bool)
+
+    /// Parses and standardizes `bytes` over what `kept` holds from the last scrape (on a pool
+    /// thread: a multi-megabyte text is CPU work).
+    static func parse(_ bytes: [UInt8], kept: Handoff<(PrometheusExposition.Storage, StandardizerPlan?)>, standardizer: MetricStandardizer) -> Parsed {
+        var (storage, plan) = kept.take() ?? (PrometheusExposition.Storage(), nil)
+        let exposition = PrometheusExposition(bytes: bytes, reusing: &storage)
+        let standard = standardizer.standardize(exposition, plan: &plan)
+        return (exposition, standard, plan, exposition.reparsed)
+    }
+
     /// LoRA cards (`parent` set) in the engine's model list, or nil when it cannot be read.
     func loadedAdapterCount(_ engine: ManagedEngine) async -> Int? {
         guard engine.instance.supports(.listModels),
