@@ -83,6 +83,18 @@ def wakeups(before, after):
     return sum(count - before.get(task, 0) for task, count in after.items())
 
 
+def idle_figures(pid, idle_seconds):
+    """A second after start: memory; then over idle_seconds CPU, wake-ups and threads."""
+    time.sleep(1.0)
+    idle = memory(pid)
+    cpu0, switches0, _ = activity(pid)
+    time.sleep(idle_seconds)
+    cpu1, switches1, threads = activity(pid)
+    idle.update(cpu_ms_per_s=(cpu1 - cpu0) * 1000 / idle_seconds,
+                wakeups_per_s=wakeups(switches0, switches1) / idle_seconds, threads=threads)
+    return idle
+
+
 def start_once(binary, idle_seconds=None):
     """One start to the first /healthz 200, in ms; with idle_seconds, also the idle figures."""
     port = free_port()
@@ -98,16 +110,7 @@ def start_once(binary, idle_seconds=None):
                 sys.exit("no /healthz 200 within 10 s")
             time.sleep(0.001)
         elapsed = (time.perf_counter() - start) * 1000
-        idle = None
-        if idle_seconds:
-            time.sleep(1.0)
-            idle = memory(process.pid)
-            cpu0, switches0, _ = activity(process.pid)
-            time.sleep(idle_seconds)
-            cpu1, switches1, threads = activity(process.pid)
-            idle.update(cpu_ms_per_s=(cpu1 - cpu0) * 1000 / idle_seconds,
-                        wakeups_per_s=wakeups(switches0, switches1) / idle_seconds, threads=threads)
-        return elapsed, idle
+        return elapsed, idle_figures(process.pid, idle_seconds) if idle_seconds else None
     finally:
         process.terminate()
         process.wait()
@@ -137,14 +140,7 @@ def llama_idle(binary, idle_seconds):
                 if process.poll() is not None or time.time() > deadline:
                     sys.exit(f"{binary} did not answer /health with 200")
                 time.sleep(0.01)
-            time.sleep(1.0)
-            idle = memory(process.pid)
-            cpu0, switches0, _ = activity(process.pid)
-            time.sleep(idle_seconds)
-            cpu1, switches1, threads = activity(process.pid)
-            idle.update(cpu_ms_per_s=(cpu1 - cpu0) * 1000 / idle_seconds,
-                        wakeups_per_s=wakeups(switches0, switches1) / idle_seconds, threads=threads)
-            return idle
+            return idle_figures(process.pid, idle_seconds)
         finally:
             process.terminate()
             process.wait()
