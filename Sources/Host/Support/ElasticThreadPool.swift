@@ -65,8 +65,11 @@ final class ElasticThreadPool: @unchecked Sendable {
         // A new thread when the waiting work outnumbers the threads waiting for it.
         let start = queue.count - head > idle && threads < maximum
         if start { threads += 1 }
-        if idle > 0 { pthread_cond_signal(wake) }
+        let signal = idle > 0
         pthread_mutex_unlock(mutex)
+        // After the unlock: a worker woken while the lock is still held only wakes to wait for
+        // it (a contended futex wait and wake per submission).
+        if signal { pthread_cond_signal(wake) }
         if start { spawn() }
     }
 
