@@ -191,8 +191,8 @@ func launchLoggingErrors(_ executable: String, _ arguments: [String], environmen
     let errors = Pipe()
     process.standardError = errors
     process.standardOutput = FileHandle.nullDevice
-    errors.fileHandleForReading.readabilityHandler = LogBuffer.collecting(into: log)
     try process.run()
+    log.drain(errors)
     return process
 }
 

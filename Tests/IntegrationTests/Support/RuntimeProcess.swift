@@ -27,7 +27,6 @@ final class ServerProcess: Sendable {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         let log = LogBuffer()
-        errors.fileHandleForReading.readabilityHandler = LogBuffer.collecting(into: log)
         // A child inherits the spawning thread's signal mask, and the test pool's threads (NIO's)
         // block nearly every signal: a C server such as llama-server, which handles SIGTERM with
         // sigaction, would then never see it. Spawn with nothing blocked.
@@ -37,6 +36,7 @@ final class ServerProcess: Sendable {
         pthread_sigmask(SIG_SETMASK, &empty, &saved)
         defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
         try process.run()
+        log.drain(errors)
         let deadline = Date().addingTimeInterval(30)
         var port: Int?
         while port == nil, Date() < deadline, process.isRunning {
@@ -238,17 +238,24 @@ final class LogBuffer: Sendable {
     func append(_ text: String) { storage.withLock { $0 += text } }
     var text: String { storage.withLock { $0 } }
 
-    /// A pipe's readability handler that appends what arrives to `log`. At the end of the
-    /// stream (the child exited) it removes itself, so its read source is cancelled while the
-    /// pipe is still open, not when the pipe is closed under it.
-    static func collecting(into log: LogBuffer) -> @Sendable (FileHandle) -> Void {
-        { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
+    /// Appends what arrives on `pipe` until its end, read by a thread of its own with blocking
+    /// reads. Not with a `readabilityHandler`: on Linux, its libdispatch read source torn down
+    /// while other tests set up theirs can leave a freed epoll note behind, and the test
+    /// process crashed in `_dispatch_event_loop_drain` (swiftlang/swift-corelibs-libdispatch
+    /// #949; SourceKit-LSP's launcher moved to blocking reads for the same crash).
+    func drain(_ pipe: Pipe) {
+        let handle = pipe.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    append(String(decoding: buffer[..<count], as: UTF8.self))
+                } else if count == 0 || errno != EINTR {
+                    break
+                }
             }
-            log.append(String(decoding: data, as: UTF8.self))
+            try? handle.close()
         }
     }
 }
