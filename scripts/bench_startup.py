@@ -14,9 +14,9 @@ switch is a wake-up), and the thread count. Prints medians, min and max.
 
 The limit of the idle figures: a real llama-server (the engine most like a sidecar in size: one
 C++ process) idling with a tiny model, measured the same way in the same run, with the
-runtime's ratio to it. --llama-server PATH names the binary; by default it is the one
-scripts/llama-server.sh keeps in its cache, and the comparison is left out when there is none
-(scripts/setup.sh builds it).
+runtime's ratio to it. --llama-server PATH names the binary; by default it is the one the tests
+use (ENGINE_RUNTIME_LLAMA_SERVER, else .build/tools/bin/llama-server from scripts/setup.sh), and
+the comparison is left out when there is none.
 """
 import argparse
 import os
@@ -146,16 +146,12 @@ def llama_idle(binary, idle_seconds):
             process.wait()
 
 
-def cached_llama_server():
-    """The binary scripts/llama-server.sh keeps, without building it (None when absent)."""
+def installed_llama_server():
+    """The llama-server the tests use (ENGINE_RUNTIME_LLAMA_SERVER, else the link scripts/setup.sh
+    makes in .build/tools/bin), or None when there is none."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cache = os.environ.get("ENGINE_RUNTIME_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "engine-runtime")
-    for name in sorted(os.listdir(cache)) if os.path.isdir(cache) else []:
-        candidate = os.path.join(cache, name, "llama-server")
-        if name.startswith("llama-server-") and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    path = os.environ.get("ENGINE_RUNTIME_LLAMA_SERVER") or os.path.join(root, ".build/tools/bin/llama-server")
+    return path if os.access(path, os.X_OK) else None
 
 
 def spawn_true():
@@ -187,9 +183,9 @@ def main():
     parser.add_argument("--baseline", help="another engine-runtime binary, measured in alternating runs")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--idle-seconds", type=float, default=10)
-    parser.add_argument("--llama-server", help="llama-server binary for the idle limit (default: scripts/llama-server.sh's cache)")
+    parser.add_argument("--llama-server", help="llama-server binary for the idle limit (default: the tests' one, from scripts/setup.sh)")
     args = parser.parse_args()
-    llama = args.llama_server or cached_llama_server()
+    llama = args.llama_server or installed_llama_server()
     binaries = [args.binary] + ([args.baseline] if args.baseline else [])
     for binary in binaries:
         if not os.access(binary, os.X_OK):
