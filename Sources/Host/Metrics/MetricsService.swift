@@ -157,7 +157,7 @@ public final class MetricsService: Sendable {
 
     /// The scrapes' texts and arrays, kept for the next render (each engine's last ones only:
     /// an engine no longer scraped leaves none behind). A failed scrape keeps what the last good
-    /// one left, which it put back: an engine that comes back is read as it was left.
+    /// one left: an engine that comes back is read as it was left.
     private func keepSpare(_ scrapes: inout [Scrape], of engines: [ManagedEngine]) {
         guard spareLife > .zero else { return }
         var texts: [String: [UInt8]] = [:]
@@ -314,12 +314,6 @@ public final class MetricsService: Sendable {
         // Read beside the metrics, not after them: a hung engine costs one timeout, not two.
         async let adapterCount = countingAdapters ? loadedAdapterCount(engine) : nil
         let standardizer = standardizer(for: engine)
-        // What the last scrape of this engine left to be written over (taken here, handed to
-        // the pool thread that parses, put back when the scrape fails before it is used).
-        let kept = Handoff(
-            spare.withLock { spare in
-                (spare.expositions.removeValue(forKey: engine.name) ?? PrometheusExposition.Storage(), spare.plans.removeValue(forKey: engine.name))
-            })
         let parsed: Result<Parsed, RuntimeError>
         if let path = driver.metricsPath {
             // The engine's API key goes with the scrape: llama-server guards /metrics with it
@@ -338,7 +332,7 @@ public final class MetricsService: Sendable {
             parsed = await pool.run {
                 client.perform(request, deadline: deadline).mapError(RuntimeError.init).flatMap { response in
                     response.status == 200
-                        ? .success(Self.parse(response.body, kept: kept, standardizer: standardizer))
+                        ? .success(self.parse(response.body, of: engine.name, standardizer: standardizer))
                         : .failure(RuntimeError(.upstream, "the engine's \(path) answered HTTP \(response.status)"))
                 }
             }
@@ -346,19 +340,13 @@ public final class MetricsService: Sendable {
             do {
                 let bytes = try await engine.instance.invoke(.metrics, request: Array("{}".utf8), timeout: timeout)
                 // Parsing a multi-megabyte text is CPU work: keep it off the event loop.
-                parsed = await pool.run { .success(Self.parse(bytes, kept: kept, standardizer: standardizer)) }
+                parsed = await pool.run { .success(self.parse(bytes, of: engine.name, standardizer: standardizer)) }
             } catch {
                 parsed = .failure(error)
             }
         } else {
             _ = await adapterCount
             return Scrape(duration: .zero, exposition: nil, standard: [], error: nil, supported: false)
-        }
-        if let unused = kept.take() {
-            spare.withLock { spare in
-                spare.expositions[engine.name] = unused.0
-                spare.plans[engine.name] = unused.1
-            }
         }
         let result: Scrape
         // Series the host makes itself when the driver's rules do not supply them.
@@ -404,10 +392,13 @@ extension MetricsService {
     /// scrape of the same shape, and whether the text was read as the last one's with new values.
     typealias Parsed = (PrometheusExposition, [MetricStandardizer.Family], StandardizerPlan?, Bool)
 
-    /// Parses and standardizes `bytes` over what `kept` holds from the last scrape (on a pool
-    /// thread: a multi-megabyte text is CPU work).
-    static func parse(_ bytes: [UInt8], kept: Handoff<(PrometheusExposition.Storage, StandardizerPlan?)>, standardizer: MetricStandardizer) -> Parsed {
-        var (storage, plan) = kept.take() ?? (PrometheusExposition.Storage(), nil)
+    /// Parses and standardizes `bytes` over the arrays and plan the engine's last scrape left
+    /// (on a pool thread: a multi-megabyte text is CPU work). Taken only once there is a text,
+    /// so a failed scrape leaves them for the next.
+    func parse(_ bytes: [UInt8], of engine: String, standardizer: MetricStandardizer) -> Parsed {
+        var (storage, plan) = spare.withLock { spare in
+            (spare.expositions.removeValue(forKey: engine) ?? PrometheusExposition.Storage(), spare.plans.removeValue(forKey: engine))
+        }
         let exposition = PrometheusExposition(bytes: bytes, reusing: &storage)
         let standard = standardizer.standardize(exposition, plan: &plan)
         return (exposition, standard, plan, exposition.reparsed)
